@@ -1,0 +1,1 @@
+"""Teaser's HTTP and WebSocket interface (Starlette). Thin: every decision is in realtime/."""

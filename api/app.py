@@ -1,0 +1,58 @@
+"""create_app(): routes, error mapping and the lifespan that starts this worker's runtime."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from api.cors import WidgetCORSMiddleware
+from api.errors import HANDLERS
+from api.limits import BodyLimitMiddleware
+from api.health import healthz, metrics
+from api.openapi import openapi
+from api.schemas import MAX_BODY_BYTES
+from api.teasers import TeaserMessage, TeaserMessages, teaser_socket
+from realtime.config import Settings
+from realtime.runtime import Runtime
+
+WIDGET_PATHS = frozenset({"/api/teaser-messages"})
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/api/teaser-messages", TeaserMessages),
+        Route("/api/teaser-messages/{message_id}", TeaserMessage),
+        WebSocketRoute("/api/teaser-ws", teaser_socket),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics),
+        Route("/openapi.json", openapi),
+    ]
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
+    settings = settings or Settings.from_environ()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.runtime = runtime or Runtime(settings)
+        await app.state.runtime.start()
+        try:
+            yield
+        finally:
+            await app.state.runtime.stop()
+
+    return Starlette(
+        routes=routes(),
+        middleware=[
+            Middleware(WidgetCORSMiddleware, paths=WIDGET_PATHS),
+            Middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES),
+        ],
+        exception_handlers=HANDLERS,
+        lifespan=lifespan,
+    )

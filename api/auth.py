@@ -1,0 +1,50 @@
+"""Who may do what: API keys for senders, site + Origin for the public widget endpoints."""
+
+from __future__ import annotations
+
+from starlette.requests import HTTPConnection
+
+from realtime.errors import Forbidden, Unauthorized
+from realtime.runtime import Runtime
+from realtime.sites import Site
+from realtime.teaser import SITE_ID
+
+OWN_SCHEME = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
+
+
+def runtime_of(connection: HTTPConnection) -> Runtime:
+    runtime: Runtime = connection.app.state.runtime
+    return runtime
+
+
+async def sending_site(connection: HTTPConnection) -> Site:
+    """The site whose X-API-Key / X-Site-ID headers came with this request."""
+    site_id = connection.headers.get("x-site-id")
+    if site_id is not None and not SITE_ID.fullmatch(site_id):
+        raise Unauthorized("unknown site or API key", code="invalid_credentials")
+    return await runtime_of(connection).sites.authenticate(
+        site_id, connection.headers.get("x-api-key")
+    )
+
+
+async def widget_site(connection: HTTPConnection, site_id: str) -> Site:
+    """The site a widget (poll or socket) speaks for; its page Origin must be allowed."""
+    site = await runtime_of(connection).sites.get(site_id)
+    if site is None:
+        raise Unauthorized(f"unknown site '{site_id}'", code="unknown_site")
+    origin = connection.headers.get("origin")
+    if origin is not None and not _origin_allowed(site, origin, connection):
+        raise Forbidden(f"origin '{origin}' is not allowed for site '{site_id}'",
+                        code="origin_not_allowed")
+    return site
+
+
+def _origin_allowed(site: Site, origin: str, connection: HTTPConnection) -> bool:
+    origin = origin.lower()
+    return site.allows_origin(origin) or origin == _own_origin(connection)
+
+
+def _own_origin(connection: HTTPConnection) -> str:
+    # Pages this server serves itself (the demo) are always allowed.
+    scheme = OWN_SCHEME.get(connection.url.scheme, "http")
+    return f"{scheme}://{connection.headers.get('host', '')}".lower()

@@ -1,0 +1,153 @@
+"""The `teaser` command: serve, db upgrade, site and key administration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+
+from realtime.config import Settings
+from realtime.database import create_engine
+from realtime.errors import TeaserError
+from realtime.migrations.migrate import upgrade
+from realtime.sites import SiteRegistry
+
+Command = Callable[[argparse.Namespace], Awaitable[int]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return serve(args)
+        return asyncio.run(args.run(args))
+    except TeaserError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        ws_max_size=64 * 1024,
+        proxy_headers=True,
+    )
+    return 0
+
+
+async def db_upgrade(args: argparse.Namespace) -> int:
+    engine = create_engine(Settings.from_environ().database_url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+    print("database is at the latest schema")
+    return 0
+
+
+def _with_sites(job: Callable[[SiteRegistry, argparse.Namespace], Awaitable[int]]) -> Command:
+    async def run(args: argparse.Namespace) -> int:
+        engine = create_engine(Settings.from_environ().database_url)
+        try:
+            await upgrade(engine)
+            return await job(SiteRegistry(engine), args)
+        finally:
+            await engine.dispose()
+
+    return run
+
+
+async def site_add(sites: SiteRegistry, args: argparse.Namespace) -> int:
+    site, key = await sites.create(args.site_id, name=args.name or args.site_id,
+                                   origins=tuple(args.origin))
+    print(f"site {site.id} created; allowed origins: {', '.join(site.allowed_origins) or '(none)'}")
+    print(f"API key (shown once, store it now): {key}")
+    return 0
+
+
+async def site_list(sites: SiteRegistry, args: argparse.Namespace) -> int:
+    for site in await sites.list_sites():
+        print(f"{site.id}\t{site.name}\t{' '.join(site.allowed_origins) or '-'}")
+    return 0
+
+
+async def site_origins(sites: SiteRegistry, args: argparse.Namespace) -> int:
+    await sites.set_origins(args.site_id, tuple(args.origin))
+    print(f"site {args.site_id} allows: {' '.join(args.origin) or '(only its own pages)'}")
+    return 0
+
+
+async def key_add(sites: SiteRegistry, args: argparse.Namespace) -> int:
+    print(f"API key (shown once, store it now): {await sites.add_key(args.site_id)}")
+    return 0
+
+
+async def key_list(sites: SiteRegistry, args: argparse.Namespace) -> int:
+    for key in await sites.list_keys(args.site_id):
+        state = "active" if key.revoked_at is None else f"revoked {_when(key.revoked_at)}"
+        print(f"{key.id}\t{key.hint}…\tcreated {_when(key.created_at)}\t{state}")
+    return 0
+
+
+async def key_revoke(sites: SiteRegistry, args: argparse.Namespace) -> int:
+    if not await sites.revoke_key(args.site_id, args.key_id):
+        print(f"error: no active key {args.key_id} for site {args.site_id}", file=sys.stderr)
+        return 1
+    print(f"key {args.key_id} of site {args.site_id} revoked")
+    return 0
+
+
+def _when(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="teaser", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_cmd = commands.add_parser("serve", help="run the HTTP/WebSocket server")
+    serve_cmd.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve_cmd.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve_cmd.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="apply pending migrations").set_defaults(run=db_upgrade)
+
+    site = commands.add_parser("site", help="sites (tenants)").add_subparsers(dest="action", required=True)
+    add = site.add_parser("add", help="create a site and print its first API key")
+    add.add_argument("site_id")
+    add.add_argument("--name", default="")
+    add.add_argument("--origin", action="append", default=[],
+                     help="page origin allowed to poll and open sockets (repeatable, or '*')")
+    add.set_defaults(run=_with_sites(site_add))
+    site.add_parser("list", help="list sites").set_defaults(run=_with_sites(site_list))
+    origins = site.add_parser("origins", help="replace a site's allowed origins")
+    origins.add_argument("site_id")
+    origins.add_argument("origin", nargs="*")
+    origins.set_defaults(run=_with_sites(site_origins))
+
+    key = commands.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
+    key_add_cmd = key.add_parser("add", help="add a key to a site (rotation: add, deploy, revoke)")
+    key_add_cmd.add_argument("site_id")
+    key_add_cmd.set_defaults(run=_with_sites(key_add))
+    key_list_cmd = key.add_parser("list", help="list a site's keys (hints only)")
+    key_list_cmd.add_argument("site_id")
+    key_list_cmd.set_defaults(run=_with_sites(key_list))
+    revoke = key.add_parser("revoke", help="revoke a key by its id (see key list)")
+    revoke.add_argument("site_id")
+    revoke.add_argument("key_id", type=int)
+    revoke.set_defaults(run=_with_sites(key_revoke))
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

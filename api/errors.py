@@ -1,0 +1,75 @@
+"""Every failure leaves as JSON {"error": {"code", "message"}}, mapped here and only here."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ExceptionHandler
+
+from api.responses import error_response
+from api.schemas import MAX_BODY_BYTES, MalformedJSON
+from realtime.errors import (
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    StoreUnavailable,
+    TeaserError,
+    Unauthorized,
+)
+
+logger = logging.getLogger("teaser.api")
+
+STATUS_BY_ERROR: dict[type[TeaserError], int] = {
+    MalformedJSON: 400,
+    InvalidInput: 422,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    StoreUnavailable: 503,
+}
+
+CODE_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def status_for(exc: TeaserError) -> int:
+    return next((s for kind, s in STATUS_BY_ERROR.items() if isinstance(exc, kind)), 400)
+
+
+async def teaser_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TeaserError)
+    return error_response(status_for(exc), exc.code, exc.message)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = CODE_BY_STATUS.get(exc.status_code, "http_error")
+    message = (
+        f"request body is larger than {MAX_BODY_BYTES} bytes"
+        if exc.status_code == 413
+        else str(exc.detail)
+    )
+    return error_response(exc.status_code, code, message, **(exc.headers or {}))
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "unexpected server error")
+
+
+HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {
+    TeaserError: teaser_error,
+    HTTPException: http_error,
+    Exception: unexpected_error,
+}

@@ -1,0 +1,35 @@
+"""GET /healthz and GET /metrics."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from api.auth import runtime_of
+from api.responses import FastJSONResponse
+
+
+async def healthz(request: Request) -> Response:
+    runtime = runtime_of(request)
+    try:
+        async with runtime.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        database = "ok"
+    except Exception:
+        database = "unreachable"
+    if runtime.settings.redis_url is None:
+        broker = "in-process"
+    else:
+        broker = "ok" if await runtime.broker.healthy() else "unreachable"
+    # Without the database nothing works; without Redis, polling still delivers everything.
+    status = "unavailable" if database != "ok" else "degraded" if broker == "unreachable" else "ok"
+    body = {"status": status, "database": database, "broker": broker,
+            "openSockets": runtime.hub.open_sockets}
+    return FastJSONResponse(body, status_code=503 if status == "unavailable" else 200)
+
+
+async def metrics(request: Request) -> Response:
+    return PlainTextResponse(
+        runtime_of(request).metrics.render(), media_type="text/plain; version=0.0.4"
+    )

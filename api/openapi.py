@@ -1,0 +1,153 @@
+"""GET /openapi.json: the HTTP API as OpenAPI 3.1, written by hand so it says what we mean."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.responses import FastJSONResponse
+from api.schemas import MAX_BULK_MESSAGES
+from realtime.teaser import MAX_EXPIRES_IN_MS, MIN_EXPIRES_IN_MS
+
+TIME = {"type": "string", "format": "date-time"}
+SESSION_ID = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"}
+SITE_ID = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,63}$"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(status): _json(_ref("Error"), "Error") for status in statuses}
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            }
+        },
+    },
+    "SendRequest": {
+        "type": "object",
+        "required": ["sessionId", "message"],
+        "properties": {
+            "sessionId": SESSION_ID,
+            "message": {"type": "string", "minLength": 1,
+                        "description": "Plain text; at most TEASER_MAX_MESSAGE_LENGTH (500) characters."},
+            "priority": {"type": "string", "enum": ["manual", "auto"], "default": "manual"},
+            "expiresIn": {"type": "integer", "minimum": MIN_EXPIRES_IN_MS,
+                          "maximum": MAX_EXPIRES_IN_MS, "default": 300000},
+        },
+    },
+    "Teaser": {
+        "type": "object",
+        "required": ["id", "sessionId", "siteId", "message", "priority", "createdAt",
+                     "expiresAt", "status"],
+        "properties": {
+            "id": {"type": "string"},
+            "sessionId": {"type": "string"},
+            "siteId": {"type": "string"},
+            "message": {"type": "string"},
+            "priority": {"type": "string", "enum": ["manual", "auto"]},
+            "createdAt": TIME,
+            "expiresAt": TIME,
+            "status": {"type": "string", "enum": ["pending", "delivered", "expired"]},
+            "deliveredVia": {"type": ["string", "null"], "enum": ["websocket", "poll", None]},
+            "deliveredAt": {"anyOf": [TIME, {"type": "null"}]},
+        },
+    },
+    "PollRequest": {
+        "type": "object",
+        "required": ["sessionId", "siteId"],
+        "properties": {"sessionId": SESSION_ID, "siteId": SITE_ID},
+    },
+    "PolledTeaser": {
+        "type": "object",
+        "required": ["id", "message", "priority", "createdAt", "expiresAt"],
+        "properties": {
+            "id": {"type": "string"},
+            "message": {"type": "string"},
+            "priority": {"type": "string", "enum": ["manual", "auto"]},
+            "createdAt": TIME,
+            "expiresAt": TIME,
+        },
+    },
+}
+
+KEY_HEADERS = [
+    {"name": "X-API-Key", "in": "header", "required": True, "schema": {"type": "string"}},
+    {"name": "X-Site-ID", "in": "header", "required": True, "schema": SITE_ID},
+]
+
+PATHS: dict[str, Any] = {
+    "/api/teaser-messages": {
+        "put": {
+            "summary": "Send a teaser to one session (or, with a JSON array, up to "
+                       f"{MAX_BULK_MESSAGES} at once, all-or-nothing)",
+            "parameters": KEY_HEADERS,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "oneOf": [_ref("SendRequest"),
+                          {"type": "array", "items": _ref("SendRequest"), "minItems": 1,
+                           "maxItems": MAX_BULK_MESSAGES}]}}}},
+            "responses": {
+                "201": _json({"oneOf": [_ref("Teaser"), {
+                    "type": "object", "required": ["messages"],
+                    "properties": {"messages": {"type": "array", "items": _ref("Teaser")}}}]},
+                    "Stored; pushed at once to an open socket, else kept for the next poll"),
+                **_errors(400, 401, 413, 422),
+            },
+        },
+        "post": {
+            "summary": "Poll: take this session's pending teasers (each is returned once)",
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": _ref("PollRequest")}}},
+            "responses": {
+                "200": _json({
+                    "type": "object", "required": ["messages", "pollInterval"],
+                    "properties": {"messages": {"type": "array", "items": _ref("PolledTeaser")},
+                                   "pollInterval": {"type": "integer"}}}, "Pending teasers"),
+                **_errors(400, 401, 403, 413, 422),
+            },
+        },
+    },
+    "/api/teaser-messages/{message_id}": {
+        "get": {
+            "summary": "A teaser's live status",
+            "parameters": [*KEY_HEADERS, {"name": "message_id", "in": "path", "required": True,
+                                          "schema": {"type": "string"}}],
+            "responses": {"200": _json(_ref("Teaser"), "The teaser"), **_errors(401, 404)},
+        }
+    },
+    "/healthz": {"get": {"summary": "Database and broker health", "responses": {
+        "200": _json({"type": "object"}, "ok or degraded"),
+        "503": _json({"type": "object"}, "database unreachable")}}},
+    "/metrics": {"get": {"summary": "Prometheus metrics of this worker", "responses": {
+        "200": {"description": "Prometheus text format",
+                "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "Teaser", "version": "0.1.0",
+             "description": "Real-time push of short messages into chat-widget bubbles. "
+                            "The session WebSocket is GET /api/teaser-ws?sessionId=&siteId=."},
+    "paths": PATHS,
+    "components": {"schemas": SCHEMAS},
+}
+
+
+async def openapi(request: Request) -> Response:
+    return FastJSONResponse(DOCUMENT)

@@ -1,0 +1,1 @@
+"""Teaser's domain: messages, sites, fan-out and live sessions. Knows nothing about HTTP."""

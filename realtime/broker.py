@@ -1,0 +1,159 @@
+"""Fan-out between workers. The database holds messages; the broker only says "look now".
+
+Shaped like encode/broadcaster: a backend is a tiny interface with one class per
+implementation, picked by URL scheme; `Broker` multiplexes local listeners onto it,
+subscribing a channel on its first listener and unsubscribing on its last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from realtime.errors import BrokerUnavailable
+
+logger = logging.getLogger("teaser.broker")
+
+# A backend that lost messages (a reconnect) emits an event on this channel; every local
+# listener then re-reads the database, which is always correct.
+RESYNC = "*resync*"
+
+
+@dataclass(frozen=True)
+class Event:
+    channel: str
+    message: str
+
+
+class BrokerBackend(ABC):
+    @abstractmethod
+    async def connect(self) -> None: ...
+
+    @abstractmethod
+    async def disconnect(self) -> None: ...
+
+    @abstractmethod
+    async def subscribe(self, channel: str) -> None: ...
+
+    @abstractmethod
+    async def unsubscribe(self, channel: str) -> None: ...
+
+    @abstractmethod
+    async def publish(self, channel: str, message: str) -> None: ...
+
+    @abstractmethod
+    async def next_published(self) -> Event: ...
+
+    async def healthy(self) -> bool:
+        """Whether published events currently reach other workers."""
+        return True
+
+
+def backend_from_url(url: str) -> BrokerBackend:
+    scheme = urlparse(url).scheme
+    if scheme == "memory":
+        from realtime.brokers.memory import MemoryBackend
+
+        return MemoryBackend()
+    if scheme in ("redis", "rediss", "unix"):
+        from realtime.brokers.redis import RedisBackend
+
+        return RedisBackend(url)
+    raise ValueError(f"Unsupported broker URL scheme '{scheme}'. Expected 'memory' or 'redis'.")
+
+
+class Subscriber:
+    """One local listener. Holds at most `capacity` undelivered events."""
+
+    def __init__(self, channel: str, capacity: int = 64) -> None:
+        self.channel = channel
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=capacity)
+        self.dropped = 0
+
+    def offer(self, event: Event) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def get(self) -> Event:
+        return await self._queue.get()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Event]:
+        while True:
+            yield await self._queue.get()
+
+
+class Broker:
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self._backend = backend_from_url(url)
+        self._subscribers: dict[str, set[Subscriber]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        await self._backend.connect()
+        self._reader = asyncio.create_task(self._read_forever(), name="broker-reader")
+
+    async def disconnect(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        await self._backend.disconnect()
+
+    async def publish(self, channel: str, message: str = "") -> bool:
+        """Publish; when the backend is down, still wake this worker's own listeners."""
+        try:
+            await self._backend.publish(channel, message)
+            return True
+        except BrokerUnavailable as exc:
+            logger.warning("%s; delivering to local listeners only.", exc)
+            self._dispatch(Event(channel=channel, message=message))
+            return False
+
+    async def healthy(self) -> bool:
+        return await self._backend.healthy()
+
+    @asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[Subscriber]:
+        subscriber = Subscriber(channel)
+        listeners = self._subscribers.setdefault(channel, set())
+        first = not listeners
+        listeners.add(subscriber)
+        try:
+            if first:
+                await self._backend.subscribe(channel)
+            yield subscriber
+        finally:
+            listeners.discard(subscriber)
+            if not listeners and self._subscribers.get(channel) is listeners:
+                del self._subscribers[channel]
+                with suppress(Exception):
+                    await self._backend.unsubscribe(channel)
+
+    @property
+    def channel_count(self) -> int:
+        return len(self._subscribers)
+
+    async def _read_forever(self) -> None:
+        while True:
+            event = await self._backend.next_published()
+            self._dispatch(event)
+
+    def _dispatch(self, event: Event) -> None:
+        if event.channel == RESYNC:
+            targets = [s for listeners in self._subscribers.values() for s in listeners]
+        else:
+            targets = list(self._subscribers.get(event.channel, ()))
+        for subscriber in targets:
+            subscriber.offer(event)

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+Clock = Callable[[], int]
+
+
+def now_ms() -> int:
+    """Wall-clock epoch milliseconds; injected wherever tests need to move time."""
+    return time.time_ns() // 1_000_000
+
+
+def iso_time(epoch_ms: int) -> str:
+    """RFC 3339 UTC with milliseconds, the form every JS Date parses."""
+    seconds, millis = divmod(epoch_ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from realtime.errors import ConfigError
+
+SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+def create_engine(url: str) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        raise ConfigError(
+            f"Config 'DATABASE_URL' has driver '{parsed.drivername}'. "
+            f"Expected one of {', '.join(SUPPORTED_DRIVERS)}."
+        )
+    if parsed.drivername.startswith("sqlite"):
+        return _sqlite_engine(url, parsed.database)
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def _sqlite_engine(url: str, database: str | None) -> AsyncEngine:
+    if not database or database == ":memory:":
+        raise ConfigError(
+            "Config 'DATABASE_URL' names an in-memory SQLite database, which every "
+            "connection sees empty. Use a file, e.g. sqlite+aiosqlite:///./teaser.db"
+        )
+    Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": 30})
+    event.listen(engine.sync_engine, "connect", _tune_sqlite)
+    return engine
+
+
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets polls read while a send writes, and lets several workers share the file.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+
+class TeaserError(Exception):
+    """Root of every error the domain raises on purpose."""
+
+    code = "teaser_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class ConfigError(TeaserError):
+    code = "config_error"
+
+
+class InvalidInput(TeaserError):
+    """A request field that does not follow the contract; names the field."""
+
+    code = "invalid_field"
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(f"{field}: {detail}")
+        self.field = field
+        self.detail = detail
+
+
+class Unauthorized(TeaserError):
+    code = "unauthorized"
+
+
+class Forbidden(TeaserError):
+    code = "forbidden"
+
+
+class NotFound(TeaserError):
+    code = "not_found"
+
+
+class StoreUnavailable(TeaserError):
+    code = "store_unavailable"
+
+
+class BrokerUnavailable(TeaserError):
+    code = "broker_unavailable"

@@ -1,0 +1,182 @@
+"""This worker's live sockets: session -> connections, woken by broker events.
+
+A connection claims its session's pending messages whenever the broker says "look now"
+(and once on connect), sends them, and consumes each one only when the client acks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Protocol
+
+import orjson
+
+from realtime.broker import Broker, Subscriber
+from realtime.clock import iso_time
+from realtime.metrics import Metrics
+from realtime.presence import PresenceRecorder
+from realtime.store import TeaserStore
+from realtime.teaser import Teaser
+
+logger = logging.getLogger("teaser.hub")
+
+GOING_AWAY = 1001
+HEARTBEAT_TIMEOUT = 4408
+
+
+def session_channel(site_id: str, session_id: str) -> str:
+    return f"teaser:s:{site_id}:{session_id}"
+
+
+class Transport(Protocol):
+    async def send_text(self, data: str) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
+
+
+def teaser_frame(teaser: Teaser) -> str:
+    return orjson.dumps(
+        {
+            "type": "teaser",
+            "id": teaser.id,
+            "message": teaser.message,
+            "priority": teaser.priority.value,
+            "createdAt": iso_time(teaser.created_at),
+            "expiresAt": iso_time(teaser.expires_at),
+        }
+    ).decode()
+
+
+PING_FRAME = '{"type":"ping"}'
+
+
+class LiveConnection:
+    def __init__(self, hub: Hub, site_id: str, session_id: str, transport: Transport) -> None:
+        self.hub = hub
+        self.site_id = site_id
+        self.session_id = session_id
+        self.transport = transport
+        self.holder = secrets.token_hex(12)
+        self.last_heard = time.monotonic()
+        self.unacked: set[str] = set()
+
+    async def heard(self, frame: dict[str, object]) -> None:
+        """Handle one frame from the client: an ack consumes a message, anything proves life."""
+        self.last_heard = time.monotonic()
+        message_id = frame.get("id")
+        if frame.get("type") == "ack" and isinstance(message_id, str):
+            if message_id in self.unacked:
+                self.unacked.discard(message_id)
+                await self.hub.acknowledge(self, message_id)
+        elif frame.get("type") == "pong":
+            self.hub.presence.seen(self.site_id, self.session_id, "websocket")
+
+    async def pump(self, subscriber: Subscriber) -> None:
+        hub = self.hub
+        while True:
+            await self.deliver_pending()
+            try:
+                await asyncio.wait_for(subscriber.get(), timeout=hub.heartbeat_interval)
+            except asyncio.TimeoutError:
+                if time.monotonic() - self.last_heard > hub.heartbeat_timeout:
+                    await self.transport.close(HEARTBEAT_TIMEOUT, "heartbeat timeout")
+                    return
+                await self.transport.send_text(PING_FRAME)
+
+    async def deliver_pending(self) -> None:
+        teasers = await self.hub.store.claim_pending(self.site_id, self.session_id, self.holder)
+        for teaser in teasers:
+            self.unacked.add(teaser.id)
+            self.hub.record_latency(teaser)
+            await self.transport.send_text(teaser_frame(teaser))
+
+
+class Hub:
+    def __init__(
+        self,
+        store: TeaserStore,
+        broker: Broker,
+        presence: PresenceRecorder,
+        metrics: Metrics,
+        *,
+        heartbeat_interval: float = 20.0,
+        heartbeat_timeout: float = 50.0,
+    ) -> None:
+        self.store = store
+        self.broker = broker
+        self.presence = presence
+        self.metrics = metrics
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self._connections: set[LiveConnection] = set()
+        metrics.gauge("teaser_open_sockets", "Open session WebSockets on this worker.",
+                      lambda: len(self._connections))
+
+    @property
+    def open_sockets(self) -> int:
+        return len(self._connections)
+
+    @asynccontextmanager
+    async def attach(
+        self, site_id: str, session_id: str, transport: Transport
+    ) -> AsyncIterator[LiveConnection]:
+        connection = LiveConnection(self, site_id, session_id, transport)
+        self._connections.add(connection)
+        self.presence.seen(site_id, session_id, "websocket")
+        try:
+            async with self.broker.subscribe(session_channel(site_id, session_id)) as subscriber:
+                pump = asyncio.create_task(self._run_pump(connection, subscriber))
+                try:
+                    yield connection
+                finally:
+                    pump.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await pump
+        finally:
+            self._connections.discard(connection)
+            await self._release(connection)
+
+    async def notify(self, site_id: str, session_id: str) -> None:
+        """Wake every socket of this session, on whichever worker holds it."""
+        if not await self.broker.publish(session_channel(site_id, session_id)):
+            self.metrics.broker_failures.inc()
+
+    async def acknowledge(self, connection: LiveConnection, message_id: str) -> None:
+        if await self.store.ack(connection.site_id, connection.session_id, message_id,
+                                connection.holder):
+            self.metrics.delivered_ws.inc()
+
+    def record_latency(self, teaser: Teaser) -> None:
+        self.metrics.latency.observe(max(0, self.store.clock() - teaser.created_at) / 1000)
+
+    async def close_all(self, code: int = GOING_AWAY) -> None:
+        """Tell every client to reconnect elsewhere (graceful shutdown)."""
+        for connection in list(self._connections):
+            with suppress(Exception):
+                await connection.transport.close(code, "server shutting down")
+
+    async def _run_pump(self, connection: LiveConnection, subscriber: Subscriber) -> None:
+        try:
+            await connection.pump(subscriber)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A send on a closing socket, or the database gone: either way the client must
+            # reconnect (or poll) to be sure it misses nothing.
+            logger.warning("delivery to %s stopped: %r", connection.session_id, exc)
+            with suppress(Exception):
+                await connection.transport.close(1011, "delivery failed")
+
+    async def _release(self, connection: LiveConnection) -> None:
+        if not connection.unacked:
+            return
+        try:
+            await self.store.release(connection.holder)
+        except Exception:
+            # The lease still expires by itself; the message is only delayed.
+            logger.exception("could not release messages of a closed socket")

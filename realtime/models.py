@@ -1,0 +1,93 @@
+"""The tables. Times are integer epoch milliseconds so SQLite and PostgreSQL compare alike."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    false,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+
+sites = Table(
+    "sites",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("allowed_origins", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+site_keys = Table(
+    "site_keys",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("site_id", String(64), ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_hint", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Index("ix_site_keys_site", "site_id"),
+)
+
+teaser_messages = Table(
+    "teaser_messages",
+    metadata,
+    # seq orders a session's messages in send order; id is the public handle.
+    Column("seq", AutoId, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("site_id", String(64), nullable=False),
+    Column("session_id", String(128), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("priority", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    # A socket holds a lease on a message between sending it and hearing its ack.
+    Column("claimed_by", String(40), nullable=True),
+    Column("claimed_until", BigInteger, nullable=True),
+    Column("consumed_at", BigInteger, nullable=True),
+    Column("delivered_via", String(16), nullable=True),
+    Index("ix_teaser_messages_session", "site_id", "session_id", "consumed_at"),
+    Index("ix_teaser_messages_expires", "expires_at"),
+)
+
+teaser_polls = Table(
+    "teaser_polls",
+    metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("session_id", String(128), primary_key=True),
+    Column("first_seen", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=False),
+    Column("poll_count", BigInteger, nullable=False, server_default="0"),
+    Column("last_transport", String(16), nullable=False, server_default="poll"),
+    Index("ix_teaser_polls_last_seen", "site_id", "last_seen"),
+)
+
+webhook_events_internal = Table(
+    "webhook_events_internal",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("site_id", String(64), nullable=False),
+    Column("session_id", String(128), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("score", Integer, nullable=False, server_default="0"),
+    Column("ai_triggered", Boolean, nullable=False, server_default=false()),
+    Column("explanation", JSON, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_events_site_created", "site_id", "created_at"),
+    Index("ix_events_session", "site_id", "session_id", "created_at"),
+)

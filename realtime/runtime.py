@@ -1,0 +1,92 @@
+"""Wires the domain together for one worker and runs its housekeeping."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+
+from realtime.broker import Broker
+from realtime.clock import Clock, now_ms
+from realtime.config import Settings
+from realtime.database import create_engine
+from realtime.delivery import Delivery
+from realtime.hub import Hub
+from realtime.metrics import Metrics
+from realtime.migrations.migrate import upgrade
+from realtime.presence import PresenceRecorder
+from realtime.sites import SiteRegistry
+from realtime.store import TeaserStore
+
+logger = logging.getLogger("teaser")
+
+DEMO_SITE = "woodstock_outlet"
+DEMO_KEY = "woodstock_rt_key_2024"
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, clock: Clock = now_ms) -> None:
+        self.settings = settings
+        self.engine = create_engine(settings.database_url)
+        self.metrics = Metrics()
+        self.store = TeaserStore(self.engine, clock=clock, lease_ms=settings.claim_lease_ms)
+        self.sites = SiteRegistry(self.engine, clock=clock, cache_ttl=settings.site_cache_ttl)
+        self.broker = Broker(settings.redis_url or "memory://")
+        self.presence = PresenceRecorder(self.engine, clock=clock)
+        self.hub = Hub(
+            self.store,
+            self.broker,
+            self.presence,
+            self.metrics,
+            heartbeat_interval=settings.heartbeat_interval,
+            heartbeat_timeout=settings.heartbeat_timeout,
+        )
+        self.delivery = Delivery(self.store, self.hub, self.presence, self.metrics)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        if self.settings.auto_migrate:
+            await upgrade(self.engine)
+        if not self.settings.production:
+            await self._ensure_demo_site()
+        await self.broker.connect()
+        self._every(self.settings.purge_interval, self.purge, "purge")
+        self._every(self.settings.poll_flush_interval, self.presence.flush, "presence-flush")
+
+    async def stop(self) -> None:
+        # Sockets first, with "going away", so widgets reconnect to another worker at once.
+        await self.hub.close_all()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        with suppress(Exception):
+            await self.presence.flush()
+        await self.broker.disconnect()
+        await self.engine.dispose()
+
+    async def purge(self) -> None:
+        report = await self.store.purge_expired(self.settings.message_retention_s * 1000)
+        self.metrics.expired.inc(report.expired)
+
+    async def _ensure_demo_site(self) -> None:
+        if await self.sites.ensure(DEMO_SITE, DEMO_KEY):
+            logger.warning(
+                "Demo site '%s' with the public demo API key '%s' is active. "
+                "Set TEASER_ENV=production to run without it.", DEMO_SITE, DEMO_KEY,
+            )
+        else:
+            logger.warning("Demo API key for site '%s' is active (dev mode).", DEMO_SITE)
+
+    def _every(self, seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                try:
+                    await job()
+                except Exception:
+                    logger.exception("housekeeping job '%s' failed; retrying later", name)
+
+        self._tasks.append(asyncio.create_task(loop(), name=name))

@@ -1,0 +1,111 @@
+"""What a teaser is, and the rules every new one must follow."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from enum import Enum
+
+from realtime.errors import InvalidInput
+
+SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+SITE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+MIN_EXPIRES_IN_MS = 1_000
+MAX_EXPIRES_IN_MS = 86_400_000
+DEFAULT_EXPIRES_IN_MS = 300_000
+# C0 controls other than tab and newline, and DEL: PostgreSQL refuses NUL, the rest
+# has no business in a chat bubble.
+FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class Priority(str, Enum):
+    MANUAL = "manual"
+    AUTO = "auto"
+
+
+class Status(str, Enum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Draft:
+    session_id: str
+    message: str
+    priority: Priority = Priority.MANUAL
+    expires_in_ms: int = DEFAULT_EXPIRES_IN_MS
+
+
+@dataclass(frozen=True)
+class Teaser:
+    id: str
+    site_id: str
+    session_id: str
+    message: str
+    priority: Priority
+    created_at: int
+    expires_at: int
+    seq: int
+    consumed_at: int | None = None
+    delivered_via: str | None = None
+
+    def status(self, now: int) -> Status:
+        if self.consumed_at is not None:
+            return Status.DELIVERED
+        return Status.PENDING if now < self.expires_at else Status.EXPIRED
+
+
+def new_teaser_id() -> str:
+    return "tm_" + secrets.token_urlsafe(16)
+
+
+def check_session_id(value: object, field: str = "sessionId") -> str:
+    if not isinstance(value, str) or not SESSION_ID.fullmatch(value):
+        raise InvalidInput(
+            field, "must be 1-128 characters of letters, digits, '_', '.', ':' or '-'"
+        )
+    return value
+
+
+def check_site_id(value: object, field: str = "siteId") -> str:
+    if not isinstance(value, str) or not SITE_ID.fullmatch(value):
+        raise InvalidInput(field, "must be 1-64 characters of a-z, 0-9, '_' or '-'")
+    return value
+
+
+def check_message(value: object, max_length: int) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput("message", "must be a string")
+    text = value.strip()
+    if not text:
+        raise InvalidInput("message", "must not be empty")
+    if len(text) > max_length:
+        raise InvalidInput("message", f"must be at most {max_length} characters, got {len(text)}")
+    if FORBIDDEN_CHARACTERS.search(text):
+        raise InvalidInput("message", "must not contain control characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("message", "must be valid Unicode (no lone surrogates)") from None
+    return text
+
+
+def check_priority(value: object) -> Priority:
+    try:
+        return Priority(value)
+    except ValueError:
+        raise InvalidInput("priority", "must be 'manual' or 'auto'") from None
+
+
+def check_expires_in(value: object) -> int:
+    integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not integral:
+        raise InvalidInput("expiresIn", "must be an integer number of milliseconds")
+    assert isinstance(value, (int, float))
+    if not MIN_EXPIRES_IN_MS <= value <= MAX_EXPIRES_IN_MS:
+        raise InvalidInput(
+            "expiresIn", f"must be between {MIN_EXPIRES_IN_MS} and {MAX_EXPIRES_IN_MS} ms"
+        )
+    return int(value)

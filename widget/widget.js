@@ -1,0 +1,408 @@
+/*! Teaser widget: shows one short message in the chat bubble of this visitor's tab.
+ * Embed: <script src="https://teaser.example.com/widget.js" data-site-id="SITE" async></script>
+ * Optional: data-endpoint, data-poll-interval (ms), data-debug. No dependencies, no build step. */
+(function () {
+  'use strict';
+  if (window.TeaserWidget && window.TeaserWidget.transport !== 'closed') return; // tag pasted twice
+
+  var PREFIX = '[AI PRL Assist]';
+  var PARAMS = ['utm_source', 'utm_medium', 'utm_campaign', 'utm_term', 'utm_content'];
+  var SEEN_MAX = 200;
+  var WS_TIMEOUT = 60000; // no frame at all for this long: the socket is dead
+  var WS_OPEN_TIMEOUT = 10000;
+  var WS_STABLE = 10000; // open this long before a drop: start the backoff again from step 0
+  var BACKOFF_MIN = 1000;
+  var BACKOFF_MAX = 60000;
+  var HIDDEN_SLOWDOWN = 4;
+
+  // ---- configuration: read once, from the script tag ----
+  var script = document.currentScript ||
+    document.querySelector('script[src*="widget.js"][data-site-id]');
+  var data = (script && script.dataset) || {};
+  var siteId = data.siteId || '';
+  var endpoint = (data.endpoint || (script && script.src ? new URL('.', script.src).href : location.origin))
+    .replace(/\/+$/, '');
+  var configuredInterval = parseInt(data.pollInterval, 10) > 0 ? parseInt(data.pollInterval, 10) : 0;
+  var debug = data.debug !== undefined && data.debug !== 'false';
+
+  // ---- small utilities ----
+  function info(text) { if (debug) console.log(PREFIX + ' ' + text); }
+  function warn(text) { console.warn(PREFIX + ' ' + text); }
+  var warned = {};
+  // Repeating the same failure every poll would drown the console; say it once until it recovers.
+  function warnOnce(key, text) { if (!warned[key]) { warned[key] = true; warn(text); } }
+
+  // sessionStorage throws in some privacy modes and sandboxed iframes: the widget then forgets on reload.
+  function load(key) { try { return sessionStorage.getItem(key); } catch (e) { return null; } }
+  function save(key, value) { try { sessionStorage.setItem(key, value); } catch (e) { /* see load */ } }
+
+  function randomId() {
+    var bytes = crypto.getRandomValues(new Uint8Array(9));
+    var out = '';
+    for (var i = 0; i < bytes.length; i++) out += (bytes[i] % 36).toString(36);
+    return 'sess_' + Date.now() + '_' + out;
+  }
+
+  // Full jitter (as centrifuge-js): spreads reconnects of many tabs after a server restart.
+  function backoff(step) {
+    var span = Math.min(BACKOFF_MAX, BACKOFF_MIN * Math.pow(2, Math.min(step, 31)));
+    return Math.min(BACKOFF_MAX, BACKOFF_MIN + Math.floor(Math.random() * span));
+  }
+
+  function describeError(response, body) {
+    var e = body && body.error;
+    return response.status + (e ? ' ' + (e.code || '') + ': ' + (e.message || '') : '');
+  }
+
+  function postJSON(path, body) {
+    return fetch(endpoint + path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+      credentials: 'omit'
+    });
+  }
+
+  var sessionKey = 'teaser:session:' + siteId;
+  var sessionId = load(sessionKey) || randomId();
+  save(sessionKey, sessionId);
+
+  // ---- transports: the same shape, { name, supported(), open(callbacks), send(frame), close() } ----
+  // callbacks: onOpen(), onFrame(frame), onClose(), onPoll(result).
+
+  function webSocketTransport() {
+    var socket = null;
+    var timer = null;
+    var callbacks = null;
+    var url = endpoint.replace(/^http/, 'ws') + '/api/teaser-ws?sessionId=' +
+      encodeURIComponent(sessionId) + '&siteId=' + encodeURIComponent(siteId);
+
+    function detach() {
+      clearTimeout(timer);
+      if (socket) {
+        socket.onopen = socket.onmessage = socket.onclose = null;
+        socket.close();
+      }
+      socket = null;
+    }
+    function fail() { if (socket) { detach(); callbacks.onClose(); } }
+    // Half-open TCP connections never fire onclose; silence past the deadline counts as a drop.
+    function expireIn(ms) { clearTimeout(timer); timer = setTimeout(fail, ms); }
+
+    return {
+      name: 'websocket',
+      supported: function () { return typeof WebSocket === 'function'; },
+      open: function (cb) {
+        callbacks = cb;
+        try { socket = new WebSocket(url); } catch (e) { warn('WebSocket failed: ' + e.message); return setTimeout(cb.onClose); }
+        expireIn(WS_OPEN_TIMEOUT);
+        socket.onopen = function () { expireIn(WS_TIMEOUT); cb.onOpen(); };
+        socket.onclose = fail;
+        socket.onmessage = function (event) {
+          expireIn(WS_TIMEOUT);
+          var frame;
+          try { frame = JSON.parse(event.data); } catch (e) { return warn('Ignored a frame that is not JSON'); }
+          cb.onFrame(frame);
+        };
+      },
+      send: function (frame) {
+        if (socket && socket.readyState === 1) socket.send(JSON.stringify(frame));
+      },
+      close: detach
+    };
+  }
+
+  function pollingTransport() {
+    var timer = null;
+    var active = false;
+    var inFlight = false;
+    var serverInterval = 8000;
+    var callbacks = null;
+
+    function interval() {
+      var base = configuredInterval || serverInterval;
+      return document.visibilityState === 'hidden' ? base * HIDDEN_SLOWDOWN : base;
+    }
+    function schedule(ms) { clearTimeout(timer); if (active) timer = setTimeout(poll, ms); }
+
+    function poll() {
+      if (inFlight) return;
+      inFlight = true;
+      info('🔄 Polling for teaser messages...');
+      var cb = callbacks;
+      postJSON('/api/teaser-messages', { sessionId: sessionId, siteId: siteId })
+        .then(function (response) {
+          return response.json().catch(function () { return null; }).then(function (body) {
+            if (!response.ok) throw new Error(describeError(response, body));
+            return body || {};
+          });
+        })
+        .then(function (body) {
+          delete warned.poll;
+          if (body.pollInterval > 0) serverInterval = body.pollInterval;
+          var messages = body.messages || [];
+          if (!messages.length) info('📭 No new teaser messages');
+          // Deliver even if close() came meanwhile: the server has handed these over already.
+          messages.forEach(function (m) { cb.onFrame(Object.assign({ type: 'teaser' }, m)); });
+          cb.onPoll({ ok: true, count: messages.length, at: new Date() });
+        })
+        .catch(function (error) {
+          warnOnce('poll', 'Polling failed: ' + error.message);
+          cb.onPoll({ ok: false, count: 0, at: new Date() });
+        })
+        .then(function () { inFlight = false; schedule(interval()); });
+    }
+    // A tab coming back into view polls at once rather than waiting out its slowed-down timer.
+    function onVisibility() { if (document.visibilityState === 'visible') schedule(0); }
+
+    return {
+      name: 'polling',
+      supported: function () { return typeof fetch === 'function'; },
+      open: function (cb) {
+        callbacks = cb;
+        active = true;
+        document.addEventListener('visibilitychange', onVisibility);
+        cb.onOpen();
+        poll();
+      },
+      send: function () { /* the poll response is the acknowledgement */ },
+      close: function () {
+        active = false;
+        clearTimeout(timer);
+        document.removeEventListener('visibilitychange', onVisibility);
+      }
+    };
+  }
+
+  // ---- the teaser bubble, isolated in a shadow root ----
+  var CSS =
+    '.b{position:relative;box-sizing:border-box;width:max-content;max-width:min(320px,calc(100vw - 32px));' +
+    'margin:0;padding:12px 36px 12px 16px;background:#fff;color:#1f2328;border-radius:16px 16px 4px 16px;' +
+    'box-shadow:0 6px 24px rgba(0,0,0,.18),0 0 0 1px rgba(0,0,0,.06);' +
+    'font:15px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;transform-origin:100% 100%}' +
+    '.m{all:unset;display:block;cursor:pointer;white-space:pre-wrap;overflow-wrap:anywhere}' +
+    '.x{all:unset;position:absolute;top:6px;right:6px;width:24px;height:24px;border-radius:50%;' +
+    'text-align:center;font:18px/24px sans-serif;color:#57606a;cursor:pointer}' +
+    '.x:hover{background:#eef0f2}.m:focus-visible,.x:focus-visible{outline:2px solid #0969da;outline-offset:2px}';
+  // The host page's rules reach the host element itself (e.g. `* { display:none !important }`);
+  // only inline !important declarations beat those, so every property here carries it.
+  var HOST_STYLE = 'all:initial !important;display:block !important;position:fixed !important;' +
+    'right:16px !important;bottom:16px !important;z-index:2147483647 !important;' +
+    'max-width:calc(100vw - 32px) !important;visibility:visible !important;opacity:1 !important';
+
+  function bubble(onClick) {
+    var host = null;
+    var box = null;
+    var text = null;
+    var current = null;
+
+    function build() {
+      host = document.createElement('teaser-widget');
+      host.style.cssText = HOST_STYLE;
+      var root = host.attachShadow({ mode: 'open' });
+      var style = document.createElement('style');
+      style.textContent = CSS;
+      box = document.createElement('div');
+      box.className = 'b';
+      box.setAttribute('aria-live', 'polite');
+      text = document.createElement('button');
+      text.className = 'm';
+      text.type = 'button';
+      text.onclick = function () { onClick(current); };
+      var close = document.createElement('button');
+      close.className = 'x';
+      close.type = 'button';
+      close.setAttribute('aria-label', 'Close message');
+      close.textContent = '×';
+      close.onclick = hide;
+      box.append(text, close);
+      root.append(style, box);
+      (document.body || document.documentElement).appendChild(host);
+    }
+    function hide() { if (host) host.remove(); host = null; }
+
+    return {
+      show: function (message) {
+        var shown = !!host;
+        if (!shown) build();
+        current = message;
+        text.textContent = message.message; // text, never HTML
+        var still = window.matchMedia && matchMedia('(prefers-reduced-motion: reduce)').matches;
+        if (!still && box.animate) {
+          box.animate([{ transform: 'scale(' + (shown ? 0.94 : 0.85) + ')', opacity: shown ? 1 : 0 },
+            { transform: 'scale(1)', opacity: 1 }], { duration: 220, easing: 'ease-out' });
+        }
+      },
+      hide: hide
+    };
+  }
+
+  // ---- the client: one state, transports switched by it ----
+  var State = { CONNECTING: 'connecting', WEBSOCKET: 'websocket', POLLING: 'polling', CLOSED: 'closed' };
+  var state = State.CONNECTING;
+  var handlers = { message: [], transport: [], poll: [] };
+  var socket = null;
+  var poller = null;
+  var reconnectTimer = null;
+  var step = 0;
+  var openedAt = 0;
+  var timers = [];
+  var startedAt = Date.now();
+
+  function emit(name, a, b) {
+    handlers[name].forEach(function (fn) {
+      try { fn(a, b); } catch (e) { warn('A ' + name + ' handler threw: ' + e); }
+    });
+  }
+  function setState(next) {
+    if (next === state) return;
+    var previous = state;
+    state = next;
+    emit('transport', next, previous);
+  }
+
+  var seenKey = 'teaser:seen:' + siteId;
+  var seen = [];
+  try { seen = JSON.parse(load(seenKey)) || []; } catch (e) { /* corrupt: start afresh */ }
+
+  function firstSight(id) {
+    if (id == null) return true;
+    if (seen.indexOf(id) !== -1) return false;
+    seen.push(id);
+    if (seen.length > SEEN_MAX) seen = seen.slice(-SEEN_MAX);
+    save(seenKey, JSON.stringify(seen));
+    return true;
+  }
+
+  function handleFrame(frame, transport) {
+    if (state === State.CLOSED) return;
+    if (frame.type === 'ping') return transport.send({ type: 'pong' });
+    if (frame.type !== 'teaser') return;
+    transport.send({ type: 'ack', id: frame.id }); // also for duplicates: the server stops resending
+    if (!firstSight(frame.id)) return;
+    var message = { id: frame.id, message: String(frame.message), priority: frame.priority,
+      createdAt: frame.createdAt, expiresAt: frame.expiresAt };
+    info('🎯 NEW TEASER MESSAGE RECEIVED: ' + message.message);
+    emit('message', message);
+    display(message);
+  }
+
+  function display(message) {
+    view.show(message);
+    info('✅ Teaser shown with message: ' + message.message);
+    track('teaser_shown', { teaserId: message.id });
+  }
+
+  function startPolling() {
+    if (poller || state === State.CLOSED) return;
+    info('↩️ Falling back to polling');
+    var transport = poller = pollingTransport();
+    transport.open({
+      onOpen: function () { setState(State.POLLING); },
+      onFrame: function (frame) { handleFrame(frame, transport); },
+      onPoll: function (result) { emit('poll', result); }
+    });
+  }
+  function stopPolling() { if (poller) poller.close(); poller = null; }
+
+  function connect() {
+    var transport = webSocketTransport();
+    if (!transport.supported()) return startPolling();
+    socket = transport;
+    transport.open({
+      onOpen: function () {
+        openedAt = Date.now();
+        stopPolling();
+        setState(State.WEBSOCKET);
+        info('🔌 WebSocket connected');
+      },
+      onFrame: function (frame) { handleFrame(frame, transport); },
+      onClose: function () {
+        if (socket !== transport) return;
+        socket = null;
+        if (openedAt && Date.now() - openedAt > WS_STABLE) step = 0;
+        openedAt = 0;
+        startPolling();
+        reconnectTimer = setTimeout(connect, backoff(step++));
+      }
+    });
+  }
+
+  // ---- visitor events (POST /api/events); failures are logged, never thrown ----
+  var query = new URLSearchParams(location.search);
+
+  function event(type, extra) {
+    var utm = {};
+    PARAMS.forEach(function (name) { if (query.get(name)) utm[name] = query.get(name); });
+    var timeZone;
+    try { timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { /* old browser */ }
+    return Object.assign({
+      sessionId: sessionId, siteId: siteId, type: type, url: location.href, path: location.pathname,
+      referrer: document.referrer, title: document.title, utm: utm,
+      customerId: query.get('customer_id'), customerEmail: query.get('customer_email'),
+      secondsOnPage: Math.round((Date.now() - startedAt) / 1000),
+      ts: new Date().toISOString(), timeZone: timeZone
+    }, extra);
+  }
+
+  function track(type, extra) {
+    if (state === State.CLOSED || typeof fetch !== 'function') return;
+    postJSON('/api/events', event(type, extra))
+      .then(function (response) {
+        if (!response.ok) warnOnce('events', 'Event reporting failed: HTTP ' + response.status);
+      })
+      .catch(function (error) { warnOnce('events', 'Event reporting failed: ' + error.message); });
+  }
+
+  function onPageHide() {
+    // A page being unloaded cancels fetch; a beacon survives. A string body is sent as text/plain,
+    // which needs no CORS preflight; the server reads it as JSON.
+    var body = JSON.stringify(event('page_leave'));
+    if (!(navigator.sendBeacon && navigator.sendBeacon(endpoint + '/api/events', body))) track('page_leave');
+  }
+
+  function openChat(message) {
+    if (!message) return;
+    var detail = { id: message.id, message: message.message };
+    [window, document].forEach(function (target) {
+      target.dispatchEvent(new CustomEvent('teaser:click', { detail: detail }));
+    });
+    track('teaser_click', { teaserId: message.id });
+  }
+
+  function destroy() {
+    if (state === State.CLOSED) return;
+    clearTimeout(reconnectTimer);
+    timers.forEach(clearTimeout);
+    if (socket) socket.close();
+    socket = null;
+    stopPolling();
+    view.hide();
+    window.removeEventListener('pagehide', onPageHide);
+    setState(State.CLOSED);
+    handlers = { message: [], transport: [], poll: [] };
+  }
+
+  var view = bubble(openChat);
+
+  window.TeaserWidget = Object.freeze(Object.defineProperties({
+    show: function (text) { if (state !== State.CLOSED) display({ id: null, message: String(text) }); },
+    on: function (name, fn) {
+      if (!handlers[name]) throw new Error('TeaserWidget.on: unknown event "' + name + '"');
+      handlers[name].push(fn);
+    },
+    destroy: destroy
+  }, {
+    sessionId: { get: function () { return sessionId; }, enumerable: true },
+    transport: { get: function () { return state; }, enumerable: true }
+  }));
+
+  if (!siteId) warn('data-site-id is missing on the widget script tag');
+  window.addEventListener('pagehide', onPageHide);
+  track('page_view');
+  [30, 60].forEach(function (seconds) {
+    timers.push(setTimeout(function () { track('time_on_page'); }, seconds * 1000));
+  });
+  connect();
+  window.dispatchEvent(new CustomEvent('teaser:ready'));
+})();
