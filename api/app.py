@@ -15,6 +15,7 @@ from api.errors import HANDLERS
 from api.limits import BodyLimitMiddleware
 from api.health import healthz, metrics
 from api.openapi import openapi
+from api.pages import routes as page_routes
 from api.schemas import MAX_BODY_BYTES
 from api.teasers import TeaserMessage, TeaserMessages, teaser_socket
 from realtime.config import Settings
@@ -31,6 +32,7 @@ def routes() -> list[BaseRoute]:
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Route("/openapi.json", openapi),
+        *page_routes,
     ]
 
 

@@ -1,0 +1,100 @@
+"""Fixtures: each backend-dependent test runs on every implementation, against the real thing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from realtime.database import create_engine
+from realtime.migrations.migrate import upgrade
+from tests.support import (
+    InProcessServer,
+    drop_postgres_database,
+    fresh_postgres_database,
+    make_settings,
+    require_redis,
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'teaser.db'}"
+        return
+    url = await fresh_postgres_database()
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(url)
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'teaser.db'}"
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    url = await fresh_postgres_database()
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(url)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def broker_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "memory":
+        return "memory://"
+    return await require_redis()
+
+
+@pytest.fixture
+async def redis_url() -> str:
+    return await require_redis()
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+ServerFactory = Callable[..., Awaitable[InProcessServer]]
+
+
+@pytest.fixture
+async def start_server(sqlite_url: str) -> AsyncIterator[ServerFactory]:
+    """Start in-process servers with settings overrides; all are stopped after the test."""
+    started: list[InProcessServer] = []
+
+    async def start(**overrides: object) -> InProcessServer:
+        overrides.setdefault("database_url", sqlite_url)
+        live = InProcessServer(make_settings(**overrides))  # type: ignore[arg-type]
+        await live.start()
+        started.append(live)
+        return live
+
+    yield start
+    for live in reversed(started):
+        await live.stop()
+
+
+@pytest.fixture
+async def server(start_server: ServerFactory) -> InProcessServer:
+    """The app on SQLite and the in-process broker: the default a newcomer runs."""
+    return await start_server()
+
+
+@pytest.fixture
+async def client(server: InProcessServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+        yield http

@@ -1,0 +1,192 @@
+"""Real things for tests: databases, Redis, and uvicorn servers on free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from api.app import create_app
+from realtime.config import Settings
+from realtime.runtime import Runtime
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_SITE = "woodstock_outlet"
+DEMO_KEY = "woodstock_rt_key_2024"
+DEMO_HEADERS = {"X-API-Key": DEMO_KEY, "X-Site-ID": DEMO_SITE}
+POSTGRES_URL = os.environ.get(
+    "TEASER_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("TEASER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def unavailable(service: str, reason: str) -> None:
+    """Skip locally when a service is down; under CI the suite must not skip it."""
+    message = f"{service} is not reachable ({reason})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + " and CI=true requires it", pytrace=False)
+    pytest.skip(message + "; start it to run these tests")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def new_session_id() -> str:
+    return f"sess_{int(time.time() * 1000)}_{uuid.uuid4().hex[:9]}"
+
+
+async def fresh_postgres_database() -> str:
+    """Create an empty database for one test and return its URL."""
+    import asyncpg
+
+    base = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"teaser_t_{uuid.uuid4().hex[:12]}"
+    try:
+        connection = await asyncpg.connect(base, timeout=3)
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        unavailable("PostgreSQL", repr(exc))
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+
+
+async def drop_postgres_database(url: str) -> None:
+    import asyncpg
+
+    base = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+    name = url.rsplit("/", 1)[1]
+    connection = await asyncpg.connect(base, timeout=3)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+async def require_redis() -> str:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        await client.ping()
+    except Exception as exc:
+        unavailable("Redis", repr(exc))
+    finally:
+        await client.aclose()
+    return REDIS_URL
+
+
+def make_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {"environment": "development", "poll_flush_interval": 0.2}
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class InProcessServer:
+    """A real uvicorn serving the real app on a free port, inside the test's event loop,
+    so a test can also reach the runtime (e.g. to move its clock)."""
+
+    settings: Settings
+    runtime: Runtime | None = None
+    port: int = field(default_factory=free_port)
+    _server: uvicorn.Server | None = None
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        app = create_app(self.settings, runtime=self.runtime)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                ws_max_size=64 * 1024, lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("server stopped before it started")
+            await asyncio.sleep(0.02)
+        self.runtime = app.state.runtime
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await asyncio.wait_for(self._task, timeout=15)
+
+
+class ServerProcess:
+    """`uvicorn --factory api.app:create_app` in its own process: for restarts and for
+    several workers sharing one database and one Redis."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.env = {**os.environ, "TEASER_ENV": "development", **env}
+        self.log_path = log_dir / f"server-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def start(self, timeout: float = 30.0) -> None:
+        command = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app",
+                   "--host", "127.0.0.1", "--port", str(self.port), "--ws-max-size", "65536",
+                   "--timeout-graceful-shutdown", "3"]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"server exited:\n{self.log()}")
+                try:
+                    if (await client.get(f"{self.base_url}/healthz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"server did not become healthy:\n{self.log()}")
+
+    async def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.process.wait), timeout=15)
+        except asyncio.TimeoutError:
+            self.process.kill()
+            await asyncio.to_thread(self.process.wait)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def json_of(response: httpx.Response) -> Any:
+    assert response.headers["content-type"].startswith("application/json"), response.text
+    return response.json()

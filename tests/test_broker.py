@@ -1,0 +1,96 @@
+"""Broker on the in-process and Redis backends: targeted wake-ups, and surviving Redis hiccups."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+
+from realtime.broker import RESYNC, Broker, Event
+
+
+def channel() -> str:
+    return f"teaser:test:{uuid.uuid4().hex}"
+
+
+async def next_event(subscriber: object, timeout: float = 2.0) -> Event:
+    return await asyncio.wait_for(subscriber.get(), timeout)  # type: ignore[attr-defined]
+
+
+async def test_a_publish_reaches_every_listener_of_its_channel_only(broker_url: str) -> None:
+    broker = Broker(broker_url)
+    await broker.connect()
+    target, other = channel(), channel()
+    try:
+        async with broker.subscribe(target) as first, broker.subscribe(target) as second, \
+                broker.subscribe(other) as bystander:
+            await broker.publish(target, "look now")
+
+            assert (await next_event(first)).message == "look now"
+            assert (await next_event(second)).message == "look now"
+            with pytest.raises(asyncio.TimeoutError):
+                await next_event(bystander, timeout=0.3)
+    finally:
+        await broker.disconnect()
+
+
+async def test_a_channel_is_dropped_when_its_last_listener_leaves(broker_url: str) -> None:
+    broker = Broker(broker_url)
+    await broker.connect()
+    name = channel()
+    try:
+        async with broker.subscribe(name):
+            async with broker.subscribe(name):
+                assert broker.channel_count == 1
+            assert broker.channel_count == 1
+        assert broker.channel_count == 0
+    finally:
+        await broker.disconnect()
+
+
+async def test_redis_carries_a_publish_from_one_worker_to_another(redis_url: str) -> None:
+    worker_a, worker_b = Broker(redis_url), Broker(redis_url)
+    await worker_a.connect()
+    await worker_b.connect()
+    name = channel()
+    try:
+        async with worker_b.subscribe(name) as listener:
+            await worker_a.publish(name, "from a")
+            assert (await next_event(listener)).message == "from a"
+    finally:
+        await worker_a.disconnect()
+        await worker_b.disconnect()
+
+
+async def test_a_killed_redis_subscription_reconnects_and_asks_for_a_resync(
+    redis_url: str,
+) -> None:
+    broker = Broker(redis_url)
+    await broker.connect()
+    name = channel()
+    admin = aioredis.from_url(redis_url)
+    try:
+        async with broker.subscribe(name) as listener:
+            await admin.client_kill_filter(_type="pubsub")
+
+            assert (await next_event(listener, timeout=10)).channel == RESYNC
+            await broker.publish(name, "after reconnect")
+            assert (await next_event(listener)).message == "after reconnect"
+    finally:
+        await admin.aclose()
+        await broker.disconnect()
+
+
+async def test_publishing_while_redis_is_unreachable_still_wakes_local_listeners() -> None:
+    broker = Broker("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    await broker.connect()
+    name = channel()
+    try:
+        async with broker.subscribe(name) as listener:
+            assert await broker.publish(name, "local") is False
+            assert (await next_event(listener)).message == "local"
+            assert await broker.healthy() is False
+    finally:
+        await broker.disconnect()

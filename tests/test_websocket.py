@@ -1,0 +1,189 @@
+"""WebSocket /api/teaser-ws: push at once, pending on connect, consumed only on ack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.conftest import ServerFactory
+from tests.support import DEMO_HEADERS, InProcessServer, json_of, new_session_id
+
+SITE = "woodstock_outlet"
+
+
+def socket_url(server: InProcessServer, session: str, site: str = SITE) -> str:
+    return f"{server.ws_url}/api/teaser-ws?sessionId={session}&siteId={site}"
+
+
+async def send(client: httpx.AsyncClient, session: str, message: str) -> dict[str, Any]:
+    response = await client.put("/api/teaser-messages", headers=DEMO_HEADERS,
+                                json={"sessionId": session, "message": message})
+    assert response.status_code == 201, response.text
+    return json_of(response)
+
+
+async def next_teaser(socket: ClientConnection, timeout: float = 2.0) -> dict[str, Any]:
+    while True:
+        frame = json.loads(await asyncio.wait_for(socket.recv(), timeout))
+        if frame["type"] == "teaser":
+            return frame
+
+
+async def ack(socket: ClientConnection, frame: dict[str, Any]) -> None:
+    await socket.send(json.dumps({"type": "ack", "id": frame["id"]}))
+
+
+async def test_a_send_reaches_the_open_socket_at_once(
+    server: InProcessServer, client: httpx.AsyncClient
+) -> None:
+    session = new_session_id()
+    async with connect(socket_url(server, session)) as socket:
+        started = time.perf_counter()
+        sent = await send(client, session, "🎉 20% off chairs today!")
+        frame = await next_teaser(socket, timeout=1.0)
+        elapsed = time.perf_counter() - started
+
+    assert elapsed < 1.0
+    assert frame == {"type": "teaser", "id": sent["id"], "message": "🎉 20% off chairs today!",
+                     "priority": "manual", "createdAt": sent["createdAt"],
+                     "expiresAt": sent["expiresAt"]}
+
+
+async def test_a_socket_opened_later_gets_everything_still_pending_in_order(
+    server: InProcessServer, client: httpx.AsyncClient
+) -> None:
+    session = new_session_id()
+    sent = [await send(client, session, f"m{i}") for i in range(5)]
+
+    async with connect(socket_url(server, session)) as socket:
+        received = [await next_teaser(socket) for _ in sent]
+
+    assert [f["id"] for f in received] == [s["id"] for s in sent]
+
+
+async def test_messages_sent_to_an_open_socket_arrive_in_send_order(
+    server: InProcessServer, client: httpx.AsyncClient
+) -> None:
+    session = new_session_id()
+    async with connect(socket_url(server, session)) as socket:
+        sent = [await send(client, session, f"m{i}") for i in range(20)]
+        received = [await next_teaser(socket) for _ in sent]
+
+    assert [f["id"] for f in received] == [s["id"] for s in sent]
+
+
+async def test_an_acked_message_is_consumed(
+    server: InProcessServer, client: httpx.AsyncClient
+) -> None:
+    session = new_session_id()
+    async with connect(socket_url(server, session)) as socket:
+        sent = await send(client, session, "hi")
+        await ack(socket, await next_teaser(socket))
+        await wait_for_status(client, sent["id"], "delivered")
+
+    status = json_of(await client.get(f"/api/teaser-messages/{sent['id']}", headers=DEMO_HEADERS))
+    polled = await client.post("/api/teaser-messages", json={"sessionId": session, "siteId": SITE})
+    assert status["deliveredVia"] == "websocket"
+    assert json_of(polled)["messages"] == []
+
+
+async def test_a_message_never_acked_is_given_to_the_next_poll(
+    server: InProcessServer, client: httpx.AsyncClient
+) -> None:
+    session = new_session_id()
+    async with connect(socket_url(server, session)) as socket:
+        sent = await send(client, session, "lost in transit")
+        await next_teaser(socket)  # received, but the tab closes before acking
+
+    await asyncio.sleep(0.2)
+    polled = json_of(await client.post("/api/teaser-messages",
+                                       json={"sessionId": session, "siteId": SITE}))
+    assert [m["id"] for m in polled["messages"]] == [sent["id"]]
+
+
+async def test_a_message_never_acked_is_sent_again_to_the_next_socket(
+    server: InProcessServer, client: httpx.AsyncClient
+) -> None:
+    session = new_session_id()
+    async with connect(socket_url(server, session)) as socket:
+        sent = await send(client, session, "again")
+        await next_teaser(socket)
+
+    await asyncio.sleep(0.2)
+    async with connect(socket_url(server, session)) as socket:
+        frame = await next_teaser(socket)
+        await ack(socket, frame)
+    assert frame["id"] == sent["id"]
+
+
+async def test_other_sessions_sockets_hear_nothing(
+    server: InProcessServer, client: httpx.AsyncClient
+) -> None:
+    mine, theirs = new_session_id(), new_session_id()
+    async with connect(socket_url(server, theirs)) as bystander:
+        await send(client, mine, "private")
+        with pytest.raises(asyncio.TimeoutError):
+            await next_teaser(bystander, timeout=0.5)
+
+
+async def test_the_server_pings_and_closes_a_silent_socket(start_server: ServerFactory) -> None:
+    server = await start_server(heartbeat_interval=0.2, heartbeat_timeout=0.7)
+    async with connect(socket_url(server, new_session_id())) as silent:
+        first = json.loads(await asyncio.wait_for(silent.recv(), 1))
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(silent.recv(), 2)
+
+    assert first == {"type": "ping"}
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408
+
+
+async def test_a_socket_that_answers_pings_stays_open(start_server: ServerFactory) -> None:
+    server = await start_server(heartbeat_interval=0.2, heartbeat_timeout=0.7)
+    async with connect(socket_url(server, new_session_id())) as socket:
+        deadline = time.monotonic() + 1.5
+        pings = 0
+        while time.monotonic() < deadline:
+            frame = json.loads(await asyncio.wait_for(socket.recv(), 1))
+            if frame["type"] == "ping":
+                pings += 1
+                await socket.send('{"type":"pong"}')
+        await socket.send('{"type":"pong"}')
+
+    assert pings >= 4
+
+
+@pytest.mark.parametrize("query,headers,status,code", [
+    ("sessionId=sess_1&siteId=no_such_site", {}, 401, "unknown_site"),
+    ("sessionId=bad%20id&siteId=woodstock_outlet", {}, 422, "invalid_field"),
+    ("siteId=woodstock_outlet", {}, 422, "invalid_field"),
+    ("sessionId=sess_1&siteId=woodstock_outlet", {"Origin": "https://evil.example"}, 403,
+     "origin_not_allowed"),
+])
+async def test_a_refused_socket_gets_the_http_status_and_json_error(
+    server: InProcessServer, query: str, headers: dict[str, str], status: int, code: str
+) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"{server.ws_url}/api/teaser-ws?{query}", additional_headers=headers):
+            pass
+
+    response = refused.value.response
+    assert response.status_code == status
+    assert json.loads(response.body)["error"]["code"] == code
+
+
+async def wait_for_status(client: httpx.AsyncClient, message_id: str, status: str) -> None:
+    for _ in range(50):
+        current = json_of(await client.get(f"/api/teaser-messages/{message_id}",
+                                           headers=DEMO_HEADERS))
+        if current["status"] == status:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{message_id} never became {status}; last {current}")
