@@ -12,8 +12,8 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from api.cors import WidgetCORSMiddleware
 from api.errors import HANDLERS
-from api.limits import BodyLimitMiddleware
 from api.health import healthz, metrics
+from api.limits import BodyLimitMiddleware
 from api.openapi import openapi
 from api.pages import routes as page_routes
 from api.schemas import MAX_BODY_BYTES

@@ -34,8 +34,9 @@ async def widget_site(connection: HTTPConnection, site_id: str) -> Site:
         raise Unauthorized(f"unknown site '{site_id}'", code="unknown_site")
     origin = connection.headers.get("origin")
     if origin is not None and not _origin_allowed(site, origin, connection):
-        raise Forbidden(f"origin '{origin}' is not allowed for site '{site_id}'",
-                        code="origin_not_allowed")
+        raise Forbidden(
+            f"origin '{origin}' is not allowed for site '{site_id}'", code="origin_not_allowed"
+        )
     return site
 
 

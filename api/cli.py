@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
 
 from realtime.config import Settings
 from realtime.database import create_engine
@@ -15,7 +16,7 @@ from realtime.errors import TeaserError
 from realtime.migrations.migrate import upgrade
 from realtime.sites import SiteRegistry
 
-Command = Callable[[argparse.Namespace], Awaitable[int]]
+Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return serve(args)
-        return asyncio.run(args.run(args))
+        command: Command = args.run
+        return asyncio.run(command(args))
     except TeaserError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
@@ -67,8 +69,9 @@ def _with_sites(job: Callable[[SiteRegistry, argparse.Namespace], Awaitable[int]
 
 
 async def site_add(sites: SiteRegistry, args: argparse.Namespace) -> int:
-    site, key = await sites.create(args.site_id, name=args.name or args.site_id,
-                                   origins=tuple(args.origin))
+    site, key = await sites.create(
+        args.site_id, name=args.name or args.site_id, origins=tuple(args.origin)
+    )
     print(f"site {site.id} created; allowed origins: {', '.join(site.allowed_origins) or '(none)'}")
     print(f"API key (shown once, store it now): {key}")
     return 0
@@ -107,7 +110,7 @@ async def key_revoke(sites: SiteRegistry, args: argparse.Namespace) -> int:
 
 
 def _when(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -117,17 +120,27 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd = commands.add_parser("serve", help="run the HTTP/WebSocket server")
     serve_cmd.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve_cmd.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    serve_cmd.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
+    serve_cmd.add_argument(
+        "--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1"))
+    )
 
-    db = commands.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    db = commands.add_parser("db", help="database schema").add_subparsers(
+        dest="action", required=True
+    )
     db.add_parser("upgrade", help="apply pending migrations").set_defaults(run=db_upgrade)
 
-    site = commands.add_parser("site", help="sites (tenants)").add_subparsers(dest="action", required=True)
+    site = commands.add_parser("site", help="sites (tenants)").add_subparsers(
+        dest="action", required=True
+    )
     add = site.add_parser("add", help="create a site and print its first API key")
     add.add_argument("site_id")
     add.add_argument("--name", default="")
-    add.add_argument("--origin", action="append", default=[],
-                     help="page origin allowed to poll and open sockets (repeatable, or '*')")
+    add.add_argument(
+        "--origin",
+        action="append",
+        default=[],
+        help="page origin allowed to poll and open sockets (repeatable, or '*')",
+    )
     add.set_defaults(run=_with_sites(site_add))
     site.add_parser("list", help="list sites").set_defaults(run=_with_sites(site_list))
     origins = site.add_parser("origins", help="replace a site's allowed origins")

@@ -24,8 +24,12 @@ async def healthz(request: Request) -> Response:
         broker = "ok" if await runtime.broker.healthy() else "unreachable"
     # Without the database nothing works; without Redis, polling still delivers everything.
     status = "unavailable" if database != "ok" else "degraded" if broker == "unreachable" else "ok"
-    body = {"status": status, "database": database, "broker": broker,
-            "openSockets": runtime.hub.open_sockets}
+    body = {
+        "status": status,
+        "database": database,
+        "broker": broker,
+        "openSockets": runtime.hub.open_sockets,
+    }
     return FastJSONResponse(body, status_code=503 if status == "unavailable" else 200)
 
 

@@ -45,17 +45,32 @@ SCHEMAS: dict[str, Any] = {
         "required": ["sessionId", "message"],
         "properties": {
             "sessionId": SESSION_ID,
-            "message": {"type": "string", "minLength": 1,
-                        "description": "Plain text; at most TEASER_MAX_MESSAGE_LENGTH (500) characters."},
+            "message": {
+                "type": "string",
+                "minLength": 1,
+                "description": "Plain text; at most TEASER_MAX_MESSAGE_LENGTH (500) characters.",
+            },
             "priority": {"type": "string", "enum": ["manual", "auto"], "default": "manual"},
-            "expiresIn": {"type": "integer", "minimum": MIN_EXPIRES_IN_MS,
-                          "maximum": MAX_EXPIRES_IN_MS, "default": 300000},
+            "expiresIn": {
+                "type": "integer",
+                "minimum": MIN_EXPIRES_IN_MS,
+                "maximum": MAX_EXPIRES_IN_MS,
+                "default": 300000,
+            },
         },
     },
     "Teaser": {
         "type": "object",
-        "required": ["id", "sessionId", "siteId", "message", "priority", "createdAt",
-                     "expiresAt", "status"],
+        "required": [
+            "id",
+            "sessionId",
+            "siteId",
+            "message",
+            "priority",
+            "createdAt",
+            "expiresAt",
+            "status",
+        ],
         "properties": {
             "id": {"type": "string"},
             "sessionId": {"type": "string"},
@@ -96,29 +111,63 @@ PATHS: dict[str, Any] = {
     "/api/teaser-messages": {
         "put": {
             "summary": "Send a teaser to one session (or, with a JSON array, up to "
-                       f"{MAX_BULK_MESSAGES} at once, all-or-nothing)",
+            f"{MAX_BULK_MESSAGES} at once, all-or-nothing)",
             "parameters": KEY_HEADERS,
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "oneOf": [_ref("SendRequest"),
-                          {"type": "array", "items": _ref("SendRequest"), "minItems": 1,
-                           "maxItems": MAX_BULK_MESSAGES}]}}}},
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "oneOf": [
+                                _ref("SendRequest"),
+                                {
+                                    "type": "array",
+                                    "items": _ref("SendRequest"),
+                                    "minItems": 1,
+                                    "maxItems": MAX_BULK_MESSAGES,
+                                },
+                            ]
+                        }
+                    }
+                },
+            },
             "responses": {
-                "201": _json({"oneOf": [_ref("Teaser"), {
-                    "type": "object", "required": ["messages"],
-                    "properties": {"messages": {"type": "array", "items": _ref("Teaser")}}}]},
-                    "Stored; pushed at once to an open socket, else kept for the next poll"),
+                "201": _json(
+                    {
+                        "oneOf": [
+                            _ref("Teaser"),
+                            {
+                                "type": "object",
+                                "required": ["messages"],
+                                "properties": {
+                                    "messages": {"type": "array", "items": _ref("Teaser")}
+                                },
+                            },
+                        ]
+                    },
+                    "Stored; pushed at once to an open socket, else kept for the next poll",
+                ),
                 **_errors(400, 401, 413, 422),
             },
         },
         "post": {
             "summary": "Poll: take this session's pending teasers (each is returned once)",
-            "requestBody": {"required": True,
-                            "content": {"application/json": {"schema": _ref("PollRequest")}}},
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("PollRequest")}},
+            },
             "responses": {
-                "200": _json({
-                    "type": "object", "required": ["messages", "pollInterval"],
-                    "properties": {"messages": {"type": "array", "items": _ref("PolledTeaser")},
-                                   "pollInterval": {"type": "integer"}}}, "Pending teasers"),
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["messages", "pollInterval"],
+                        "properties": {
+                            "messages": {"type": "array", "items": _ref("PolledTeaser")},
+                            "pollInterval": {"type": "integer"},
+                        },
+                    },
+                    "Pending teasers",
+                ),
                 **_errors(400, 401, 403, 413, 422),
             },
         },
@@ -126,24 +175,48 @@ PATHS: dict[str, Any] = {
     "/api/teaser-messages/{message_id}": {
         "get": {
             "summary": "A teaser's live status",
-            "parameters": [*KEY_HEADERS, {"name": "message_id", "in": "path", "required": True,
-                                          "schema": {"type": "string"}}],
+            "parameters": [
+                *KEY_HEADERS,
+                {
+                    "name": "message_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+            ],
             "responses": {"200": _json(_ref("Teaser"), "The teaser"), **_errors(401, 404)},
         }
     },
-    "/healthz": {"get": {"summary": "Database and broker health", "responses": {
-        "200": _json({"type": "object"}, "ok or degraded"),
-        "503": _json({"type": "object"}, "database unreachable")}}},
-    "/metrics": {"get": {"summary": "Prometheus metrics of this worker", "responses": {
-        "200": {"description": "Prometheus text format",
-                "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+    "/healthz": {
+        "get": {
+            "summary": "Database and broker health",
+            "responses": {
+                "200": _json({"type": "object"}, "ok or degraded"),
+                "503": _json({"type": "object"}, "database unreachable"),
+            },
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics of this worker",
+            "responses": {
+                "200": {
+                    "description": "Prometheus text format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
 }
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
-    "info": {"title": "Teaser", "version": "0.1.0",
-             "description": "Real-time push of short messages into chat-widget bubbles. "
-                            "The session WebSocket is GET /api/teaser-ws?sessionId=&siteId=."},
+    "info": {
+        "title": "Teaser",
+        "version": "0.1.0",
+        "description": "Real-time push of short messages into chat-widget bubbles. "
+        "The session WebSocket is GET /api/teaser-ws?sessionId=&siteId=.",
+    },
     "paths": PATHS,
     "components": {"schemas": SCHEMAS},
 }

@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
-from realtime.errors import InvalidInput, TeaserError
 from realtime.clock import iso_time
+from realtime.errors import InvalidInput, TeaserError
 from realtime.teaser import (
     DEFAULT_EXPIRES_IN_MS,
     Draft,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
@@ -10,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from api.errors import status_for
 from api.auth import runtime_of, sending_site, widget_site
+from api.errors import status_for
 from api.responses import FastJSONResponse, error_response
 from api.schemas import (
     drafts_from_send,
@@ -81,7 +82,7 @@ async def teaser_socket(websocket: WebSocket) -> None:
                 await connection.heard(frame)
 
 
-def _frame(message: dict[str, Any]) -> dict[str, Any] | None:
+def _frame(message: MutableMapping[str, Any]) -> dict[str, Any] | None:
     raw = message.get("text") or message.get("bytes")
     if not raw:
         return None

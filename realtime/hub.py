@@ -82,7 +82,7 @@ class LiveConnection:
             await self.deliver_pending()
             try:
                 await asyncio.wait_for(subscriber.get(), timeout=hub.heartbeat_interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if time.monotonic() - self.last_heard > hub.heartbeat_timeout:
                     await self.transport.close(HEARTBEAT_TIMEOUT, "heartbeat timeout")
                     return
@@ -114,8 +114,11 @@ class Hub:
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self._connections: set[LiveConnection] = set()
-        metrics.gauge("teaser_open_sockets", "Open session WebSockets on this worker.",
-                      lambda: len(self._connections))
+        metrics.gauge(
+            "teaser_open_sockets",
+            "Open session WebSockets on this worker.",
+            lambda: len(self._connections),
+        )
 
     @property
     def open_sockets(self) -> int:
@@ -147,8 +150,9 @@ class Hub:
             self.metrics.broker_failures.inc()
 
     async def acknowledge(self, connection: LiveConnection, message_id: str) -> None:
-        if await self.store.ack(connection.site_id, connection.session_id, message_id,
-                                connection.holder):
+        if await self.store.ack(
+            connection.site_id, connection.session_id, message_id, connection.holder
+        ):
             self.metrics.delivered_ws.inc()
 
     def record_latency(self, teaser: Teaser) -> None:

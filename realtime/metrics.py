@@ -15,8 +15,11 @@ class Counter:
         self.value += amount
 
     def render(self) -> list[str]:
-        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter",
-                f"{self.name} {self.value:g}"]
+        return [
+            f"# HELP {self.name} {self.help}",
+            f"# TYPE {self.name} counter",
+            f"{self.name} {self.value:g}",
+        ]
 
 
 class Gauge:
@@ -24,8 +27,11 @@ class Gauge:
         self.name, self.help, self.read = name, help_text, read
 
     def render(self) -> list[str]:
-        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge",
-                f"{self.name} {self.read():g}"]
+        return [
+            f"# HELP {self.name} {self.help}",
+            f"# TYPE {self.name} gauge",
+            f"{self.name} {self.read():g}",
+        ]
 
 
 class Histogram:
@@ -42,7 +48,7 @@ class Histogram:
     def render(self) -> list[str]:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
         running = 0
-        for bound, count in zip(self.buckets, self.counts):
+        for bound, count in zip(self.buckets, self.counts, strict=False):
             running += count
             lines.append(f'{self.name}_bucket{{le="{bound:g}"}} {running}')
         total = running + self.counts[-1]
@@ -81,7 +87,13 @@ class Metrics:
 
     def render(self) -> str:
         parts: list[Counter | Gauge | Histogram] = [
-            self.sent, self.delivered_ws, self.delivered_poll, self.expired, self.polls,
-            self.broker_failures, self.latency, *self._gauges,
+            self.sent,
+            self.delivered_ws,
+            self.delivered_poll,
+            self.expired,
+            self.polls,
+            self.broker_failures,
+            self.latency,
+            *self._gauges,
         ]
         return "\n".join(line for part in parts for line in part.render()) + "\n"

@@ -75,7 +75,9 @@ class Runtime:
         if await self.sites.ensure(DEMO_SITE, DEMO_KEY):
             logger.warning(
                 "Demo site '%s' with the public demo API key '%s' is active. "
-                "Set TEASER_ENV=production to run without it.", DEMO_SITE, DEMO_KEY,
+                "Set TEASER_ENV=production to run without it.",
+                DEMO_SITE,
+                DEMO_KEY,
             )
         else:
             logger.warning("Demo API key for site '%s' is active (dev mode).", DEMO_SITE)

@@ -83,7 +83,10 @@ class SiteRegistry:
             async with self.engine.begin() as connection:
                 await connection.execute(
                     insert(sites).values(
-                        id=site_id, name=name, allowed_origins=list(allowed), created_at=self.clock()
+                        id=site_id,
+                        name=name,
+                        allowed_origins=list(allowed),
+                        created_at=self.clock(),
                     )
                 )
         except IntegrityError:
@@ -98,7 +101,10 @@ class SiteRegistry:
                 raise NotFound(f"no site '{site_id}'")
             await connection.execute(
                 insert(site_keys).values(
-                    site_id=site_id, key_hash=hash_key(key), key_hint=key[:6], created_at=self.clock()
+                    site_id=site_id,
+                    key_hash=hash_key(key),
+                    key_hint=key[:6],
+                    created_at=self.clock(),
                 )
             )
         self._cache.pop(site_id, None)
@@ -151,7 +157,9 @@ class SiteRegistry:
 
     async def authenticate(self, site_id: str | None, api_key: str | None) -> Site:
         if not site_id or not api_key:
-            raise Unauthorized("X-API-Key and X-Site-ID headers are required", code="missing_credentials")
+            raise Unauthorized(
+                "X-API-Key and X-Site-ID headers are required", code="missing_credentials"
+            )
         site = await self.get(site_id)
         presented = hash_key(api_key)
         # Compare against every key (and a dummy for unknown sites) so timing says nothing.
@@ -164,14 +172,18 @@ class SiteRegistry:
         return site
 
     async def ensure(self, site_id: str, api_key: str, origins: tuple[str, ...] = ()) -> bool:
-        """Create the site and key if missing (the dev-mode demo). True if anything was added."""
-        if await self._load(site_id) is None:
-            await self.create(site_id, name=site_id, origins=origins, api_key=api_key)
+        """Create the site and key if missing (the dev-mode demo). True if anything was added.
+        Several workers may start at once: whoever loses the race finds it done."""
+        try:
+            if await self._load(site_id) is None:
+                await self.create(site_id, name=site_id, origins=origins, api_key=api_key)
+                return True
+            if hash_key(api_key) in (await self._load_required(site_id)).key_hashes:
+                return False
+            await self.add_key(site_id, api_key)
             return True
-        if hash_key(api_key) in (await self._load_required(site_id)).key_hashes:
+        except (InvalidInput, IntegrityError):
             return False
-        await self.add_key(site_id, api_key)
-        return True
 
     async def _load_required(self, site_id: str) -> Site:
         site = await self._load(site_id)
@@ -185,10 +197,14 @@ class SiteRegistry:
             if row is None:
                 return None
             hashes = (
-                await connection.execute(
-                    select(site_keys.c.key_hash).where(
-                        site_keys.c.site_id == site_id, site_keys.c.revoked_at.is_(None)
+                (
+                    await connection.execute(
+                        select(site_keys.c.key_hash).where(
+                            site_keys.c.site_id == site_id, site_keys.c.revoked_at.is_(None)
+                        )
                     )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         return Site(row.id, row.name, tuple(row.allowed_origins), tuple(hashes))

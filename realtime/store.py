@@ -6,11 +6,13 @@ the same message, even on two workers, can never both get it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from realtime.clock import Clock, now_ms
 from realtime.models import teaser_messages as messages
@@ -63,7 +65,7 @@ class TeaserStore:
         )
         async with self.engine.begin() as connection:
             result = await connection.execute(statement, rows)
-            for row, (_id, seq) in zip(rows, result.all()):
+            for row, (_id, seq) in zip(rows, result.all(), strict=True):
                 row["seq"] = seq
         return [_teaser_from_mapping(row) for row in rows]
 
@@ -123,12 +125,10 @@ class TeaserStore:
         )
         async with self.engine.connect() as connection:
             row = (await connection.execute(statement)).first()
-        return None if row is None else _teaser_from_row(row)
+        return None if row is None else _teaser_from_mapping(row._mapping)
 
     async def pending_count(self, site_id: str, session_id: str) -> int:
-        statement = select(func.count()).where(
-            self._deliverable(site_id, session_id, self.clock())
-        )
+        statement = select(func.count()).where(self._deliverable(site_id, session_id, self.clock()))
         async with self.engine.connect() as connection:
             return int((await connection.execute(statement)).scalar_one())
 
@@ -148,10 +148,10 @@ class TeaserStore:
         self._expired_counted_until = now
         return PurgeReport(expired=expired, deleted=result.rowcount)
 
-    async def _hand_over(self, statement: object) -> list[Teaser]:
+    async def _hand_over(self, statement: ReturningUpdate[Any]) -> list[Teaser]:
         async with self.engine.begin() as connection:
-            rows = (await connection.execute(statement)).all()  # type: ignore[call-overload]
-        return sorted((_teaser_from_row(row) for row in rows), key=lambda t: t.seq)
+            rows = (await connection.execute(statement)).all()
+        return sorted((_teaser_from_mapping(row._mapping) for row in rows), key=lambda t: t.seq)
 
     @staticmethod
     def _deliverable(site_id: str, session_id: str, now: int) -> ColumnElement[bool]:
@@ -164,21 +164,16 @@ class TeaserStore:
         )
 
 
-def _teaser_from_row(row: Row[tuple[object, ...]]) -> Teaser:
-    return _teaser_from_mapping(row._mapping)
-
-
-def _teaser_from_mapping(data: object) -> Teaser:
-    get = data.__getitem__  # type: ignore[attr-defined]
+def _teaser_from_mapping(data: Mapping[Any, Any]) -> Teaser:
     return Teaser(
-        id=get("id"),
-        site_id=get("site_id"),
-        session_id=get("session_id"),
-        message=get("message"),
-        priority=Priority(get("priority")),
-        created_at=get("created_at"),
-        expires_at=get("expires_at"),
-        seq=get("seq"),
-        consumed_at=data.get("consumed_at"),  # type: ignore[attr-defined]
-        delivered_via=data.get("delivered_via"),  # type: ignore[attr-defined]
+        id=data["id"],
+        site_id=data["site_id"],
+        session_id=data["session_id"],
+        message=data["message"],
+        priority=Priority(data["priority"]),
+        created_at=data["created_at"],
+        expires_at=data["expires_at"],
+        seq=data["seq"],
+        consumed_at=data.get("consumed_at"),
+        delivered_via=data.get("delivered_via"),
     )

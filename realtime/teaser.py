@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from realtime.errors import InvalidInput
 
@@ -19,12 +19,12 @@ DEFAULT_EXPIRES_IN_MS = 300_000
 FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-class Priority(str, Enum):
+class Priority(StrEnum):
     MANUAL = "manual"
     AUTO = "auto"
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     EXPIRED = "expired"
@@ -93,10 +93,9 @@ def check_message(value: object, max_length: int) -> str:
 
 
 def check_priority(value: object) -> Priority:
-    try:
-        return Priority(value)
-    except ValueError:
-        raise InvalidInput("priority", "must be 'manual' or 'auto'") from None
+    if value not in (Priority.MANUAL.value, Priority.AUTO.value):
+        raise InvalidInput("priority", "must be 'manual' or 'auto'")
+    return Priority(str(value))
 
 
 def check_expires_in(value: object) -> int:

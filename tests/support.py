@@ -57,7 +57,7 @@ async def fresh_postgres_database() -> str:
     name = f"teaser_t_{uuid.uuid4().hex[:12]}"
     try:
         connection = await asyncpg.connect(base, timeout=3)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         unavailable("PostgreSQL", repr(exc))
     try:
         await connection.execute(f'CREATE DATABASE "{name}"')
@@ -118,8 +118,14 @@ class InProcessServer:
 
     async def start(self) -> None:
         app = create_app(self.settings, runtime=self.runtime)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                ws_max_size=64 * 1024, lifespan="on")
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            ws_max_size=64 * 1024,
+            lifespan="on",
+        )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:
@@ -154,12 +160,25 @@ class ServerProcess:
         return f"ws://127.0.0.1:{self.port}"
 
     async def start(self, timeout: float = 30.0) -> None:
-        command = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app",
-                   "--host", "127.0.0.1", "--port", str(self.port), "--ws-max-size", "65536",
-                   "--timeout-graceful-shutdown", "3"]
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "api.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--ws-max-size",
+            "65536",
+            "--timeout-graceful-shutdown",
+            "3",
+        ]
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log,
-                                            stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient() as client:
             while time.monotonic() < deadline:
@@ -179,7 +198,7 @@ class ServerProcess:
         self.process.terminate()
         try:
             await asyncio.wait_for(asyncio.to_thread(self.process.wait), timeout=15)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.process.kill()
             await asyncio.to_thread(self.process.wait)
 

@@ -24,8 +24,11 @@ async def test_a_publish_reaches_every_listener_of_its_channel_only(broker_url: 
     await broker.connect()
     target, other = channel(), channel()
     try:
-        async with broker.subscribe(target) as first, broker.subscribe(target) as second, \
-                broker.subscribe(other) as bystander:
+        async with (
+            broker.subscribe(target) as first,
+            broker.subscribe(target) as second,
+            broker.subscribe(other) as bystander,
+        ):
             await broker.publish(target, "look now")
 
             assert (await next_event(first)).message == "look now"

@@ -16,15 +16,19 @@ SITE = "woodstock_outlet"
 
 
 async def send(client: httpx.AsyncClient, session: str, message: str, **extra: object) -> dict:
-    response = await client.put("/api/teaser-messages", headers=DEMO_HEADERS,
-                                json={"sessionId": session, "message": message, **extra})
+    response = await client.put(
+        "/api/teaser-messages",
+        headers=DEMO_HEADERS,
+        json={"sessionId": session, "message": message, **extra},
+    )
     assert response.status_code == 201, response.text
     return json_of(response)
 
 
 async def poll(client: httpx.AsyncClient, session: str, **headers: str) -> httpx.Response:
-    return await client.post("/api/teaser-messages", json={"sessionId": session, "siteId": SITE},
-                             headers=headers)
+    return await client.post(
+        "/api/teaser-messages", json={"sessionId": session, "siteId": SITE}, headers=headers
+    )
 
 
 async def test_a_poll_returns_pending_messages_once_in_send_order(
@@ -73,8 +77,11 @@ async def test_every_poll_is_recorded_as_session_activity(
     await server.runtime.presence.flush()
 
     async with server.runtime.engine.connect() as connection:
-        row = (await connection.execute(
-            select(teaser_polls).where(teaser_polls.c.session_id == session))).one()
+        row = (
+            await connection.execute(
+                select(teaser_polls).where(teaser_polls.c.session_id == session)
+            )
+        ).one()
     assert (row.site_id, row.poll_count, row.last_transport) == (SITE, 3, "poll")
     assert await server.runtime.presence.active_sessions(SITE, within_ms=3_600_000) == 1
 
@@ -96,17 +103,21 @@ async def test_polls_are_recorded_in_batches_not_one_write_each(
 
 
 async def test_an_unknown_site_is_401(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/teaser-messages",
-                                 json={"sessionId": new_session_id(), "siteId": "nobody"})
+    response = await client.post(
+        "/api/teaser-messages", json={"sessionId": new_session_id(), "siteId": "nobody"}
+    )
     assert (response.status_code, json_of(response)["error"]["code"]) == (401, "unknown_site")
 
 
-@pytest.mark.parametrize("payload,field", [
-    ({"siteId": SITE}, "sessionId"),
-    ({"sessionId": "sess_1"}, "siteId"),
-    ({"sessionId": "sess_1", "siteId": "Bad Site!"}, "siteId"),
-    (["sess_1"], "body"),
-])
+@pytest.mark.parametrize(
+    "payload,field",
+    [
+        ({"siteId": SITE}, "sessionId"),
+        ({"sessionId": "sess_1"}, "siteId"),
+        ({"sessionId": "sess_1", "siteId": "Bad Site!"}, "siteId"),
+        (["sess_1"], "body"),
+    ],
+)
 async def test_a_malformed_poll_is_422(
     client: httpx.AsyncClient, payload: object, field: str
 ) -> None:
@@ -135,9 +146,14 @@ async def test_a_shop_origin_on_the_allow_list_gets_cors_headers(
     await server.runtime.sites.set_origins(SITE, ("https://shop.example",))
     server.runtime.sites._cache.clear()
 
-    preflight = await client.options("/api/teaser-messages", headers={
-        "Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type"})
+    preflight = await client.options(
+        "/api/teaser-messages",
+        headers={
+            "Origin": "https://shop.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
     response = await poll(client, new_session_id(), Origin="https://shop.example")
 
     assert preflight.status_code == 204

@@ -21,7 +21,11 @@ SEED_EXAMPLE = (
 async def stored_count(server: InProcessServer) -> int:
     assert server.runtime is not None
     async with server.runtime.engine.connect() as connection:
-        return int((await connection.execute(select(func.count()).select_from(teaser_messages))).scalar_one())
+        return int(
+            (
+                await connection.execute(select(func.count()).select_from(teaser_messages))
+            ).scalar_one()
+        )
 
 
 async def test_the_seed_curl_example_works_verbatim(client: httpx.AsyncClient) -> None:
@@ -39,13 +43,24 @@ async def test_the_seed_curl_example_works_verbatim(client: httpx.AsyncClient) -
     assert body["priority"] == "manual"
     assert body["status"] == "pending"
     assert body["id"].startswith("tm_")
-    assert set(body) == {"id", "sessionId", "siteId", "message", "priority", "createdAt",
-                         "expiresAt", "status"}
+    assert set(body) == {
+        "id",
+        "sessionId",
+        "siteId",
+        "message",
+        "priority",
+        "createdAt",
+        "expiresAt",
+        "status",
+    }
 
 
 async def test_defaults_are_manual_priority_and_five_minutes(client: httpx.AsyncClient) -> None:
-    response = await client.put("/api/teaser-messages", headers=DEMO_HEADERS,
-                                json={"sessionId": new_session_id(), "message": "hi"})
+    response = await client.put(
+        "/api/teaser-messages",
+        headers=DEMO_HEADERS,
+        json={"sessionId": new_session_id(), "message": "hi"},
+    )
 
     sent = json_of(response)
     lifetime = datetime.fromisoformat(sent["expiresAt"]) - datetime.fromisoformat(sent["createdAt"])
@@ -60,8 +75,11 @@ async def test_a_bulk_send_stores_every_message_or_none(
     good = [{"sessionId": session, "message": f"m{i}"} for i in range(100)]
 
     created = await client.put("/api/teaser-messages", headers=DEMO_HEADERS, json=good)
-    refused = await client.put("/api/teaser-messages", headers=DEMO_HEADERS,
-                               json=[*good[:5], {"sessionId": session, "message": ""}])
+    refused = await client.put(
+        "/api/teaser-messages",
+        headers=DEMO_HEADERS,
+        json=[*good[:5], {"sessionId": session, "message": ""}],
+    )
 
     assert created.status_code == 201
     assert [m["message"] for m in json_of(created)["messages"]] == [f"m{i}" for i in range(100)]
@@ -72,8 +90,11 @@ async def test_a_bulk_send_stores_every_message_or_none(
 
 async def test_a_message_is_stored_as_given_text(client: httpx.AsyncClient) -> None:
     text = "<img src=x onerror=alert(1)> & 'quotes' \"double\" 🪑"
-    response = await client.put("/api/teaser-messages", headers=DEMO_HEADERS,
-                                json={"sessionId": new_session_id(), "message": text})
+    response = await client.put(
+        "/api/teaser-messages",
+        headers=DEMO_HEADERS,
+        json={"sessionId": new_session_id(), "message": text},
+    )
     assert json_of(response)["message"] == text
 
 
@@ -83,14 +104,22 @@ AUTH_CASES: list[tuple[str, dict[str, str], str]] = [
     ("no key", {"X-Site-ID": "woodstock_outlet"}, "missing_credentials"),
     ("no site", {"X-API-Key": "woodstock_rt_key_2024"}, "missing_credentials"),
     ("wrong key", {"X-API-Key": "nope", "X-Site-ID": "woodstock_outlet"}, "invalid_credentials"),
-    ("unknown site", {"X-API-Key": "woodstock_rt_key_2024", "X-Site-ID": "no_such_site"},
-     "invalid_credentials"),
-    ("oversized site id", {"X-API-Key": "woodstock_rt_key_2024", "X-Site-ID": "a" * 10_000},
-     "invalid_credentials"),
+    (
+        "unknown site",
+        {"X-API-Key": "woodstock_rt_key_2024", "X-Site-ID": "no_such_site"},
+        "invalid_credentials",
+    ),
+    (
+        "oversized site id",
+        {"X-API-Key": "woodstock_rt_key_2024", "X-Site-ID": "a" * 10_000},
+        "invalid_credentials",
+    ),
 ]
 
 
-@pytest.mark.parametrize("headers,code", [c[1:] for c in AUTH_CASES], ids=[c[0] for c in AUTH_CASES])
+@pytest.mark.parametrize(
+    "headers,code", [c[1:] for c in AUTH_CASES], ids=[c[0] for c in AUTH_CASES]
+)
 async def test_a_send_without_valid_credentials_is_401_and_stores_nothing(
     client: httpx.AsyncClient, server: InProcessServer, headers: dict[str, str], code: str
 ) -> None:
@@ -131,7 +160,9 @@ FIELD_CASES: list[tuple[str, Any, str]] = [
 ]
 
 
-@pytest.mark.parametrize("payload,field", [c[1:] for c in FIELD_CASES], ids=[c[0] for c in FIELD_CASES])
+@pytest.mark.parametrize(
+    "payload,field", [c[1:] for c in FIELD_CASES], ids=[c[0] for c in FIELD_CASES]
+)
 async def test_an_invalid_field_is_422_naming_it_and_stores_nothing(
     client: httpx.AsyncClient, server: InProcessServer, payload: Any, field: str
 ) -> None:
@@ -145,29 +176,43 @@ async def test_an_invalid_field_is_422_naming_it_and_stores_nothing(
 
 
 async def test_the_message_limit_counts_characters_not_bytes(client: httpx.AsyncClient) -> None:
-    response = await client.put("/api/teaser-messages", headers=DEMO_HEADERS,
-                                json=body(message="🎉" * 500))
+    response = await client.put(
+        "/api/teaser-messages", headers=DEMO_HEADERS, json=body(message="🎉" * 500)
+    )
     assert response.status_code == 201
 
 
 RAW_CASES: list[tuple[str, bytes, int, str]] = [
     ("malformed JSON", b'{"sessionId": "s1", "message": ', 400, "malformed_json"),
     ("empty body", b"", 400, "malformed_json"),
-    ("NaN is not JSON", b'{"sessionId": "s1", "message": "x", "expiresIn": NaN}', 400,
-     "malformed_json"),
+    (
+        "NaN is not JSON",
+        b'{"sessionId": "s1", "message": "x", "expiresIn": NaN}',
+        400,
+        "malformed_json",
+    ),
     ("invalid UTF-8", b'{"sessionId": "s1", "message": "\xff\xfe"}', 400, "malformed_json"),
     ("lone surrogate", b'{"sessionId": "s1", "message": "\\ud800"}', 400, "malformed_json"),
-    ("body over 16 KiB", b'{"sessionId": "s1", "message": "' + b"x" * 17_000 + b'"}', 413,
-     "payload_too_large"),
+    (
+        "body over 16 KiB",
+        b'{"sessionId": "s1", "message": "' + b"x" * 17_000 + b'"}',
+        413,
+        "payload_too_large",
+    ),
 ]
 
 
-@pytest.mark.parametrize("raw,status,code", [c[1:] for c in RAW_CASES], ids=[c[0] for c in RAW_CASES])
+@pytest.mark.parametrize(
+    "raw,status,code", [c[1:] for c in RAW_CASES], ids=[c[0] for c in RAW_CASES]
+)
 async def test_an_unreadable_body_is_refused_with_json_and_stores_nothing(
     client: httpx.AsyncClient, server: InProcessServer, raw: bytes, status: int, code: str
 ) -> None:
-    response = await client.put("/api/teaser-messages", content=raw,
-                                headers={"Content-Type": "application/json", **DEMO_HEADERS})
+    response = await client.put(
+        "/api/teaser-messages",
+        content=raw,
+        headers={"Content-Type": "application/json", **DEMO_HEADERS},
+    )
 
     assert response.status_code == status
     assert json_of(response)["error"]["code"] == code
@@ -194,7 +239,9 @@ async def test_unknown_paths_and_methods_answer_json(client: httpx.AsyncClient) 
 
     assert (missing.status_code, json_of(missing)["error"]["code"]) == (404, "not_found")
     assert (wrong_method.status_code, json_of(wrong_method)["error"]["code"]) == (
-        405, "method_not_allowed")
+        405,
+        "method_not_allowed",
+    )
 
 
 async def test_a_teasers_status_is_readable_by_its_site_only(client: httpx.AsyncClient) -> None:

@@ -153,6 +153,8 @@ async def test_purge_counts_unseen_expiries_and_deletes_past_retention(
 
     assert (report.expired, report.deleted) == (1, 1)
     async with engine.connect() as connection:
-        remaining = (await connection.execute(select(func.count()).select_from(teaser_messages))).scalar_one()
+        remaining = (
+            await connection.execute(select(func.count()).select_from(teaser_messages))
+        ).scalar_one()
     assert remaining == 1
     assert (await store.purge_expired(retention_ms=500)).expired == 0

@@ -23,8 +23,11 @@ def socket_url(server: InProcessServer, session: str, site: str = SITE) -> str:
 
 
 async def send(client: httpx.AsyncClient, session: str, message: str) -> dict[str, Any]:
-    response = await client.put("/api/teaser-messages", headers=DEMO_HEADERS,
-                                json={"sessionId": session, "message": message})
+    response = await client.put(
+        "/api/teaser-messages",
+        headers=DEMO_HEADERS,
+        json={"sessionId": session, "message": message},
+    )
     assert response.status_code == 201, response.text
     return json_of(response)
 
@@ -51,9 +54,14 @@ async def test_a_send_reaches_the_open_socket_at_once(
         elapsed = time.perf_counter() - started
 
     assert elapsed < 1.0
-    assert frame == {"type": "teaser", "id": sent["id"], "message": "🎉 20% off chairs today!",
-                     "priority": "manual", "createdAt": sent["createdAt"],
-                     "expiresAt": sent["expiresAt"]}
+    assert frame == {
+        "type": "teaser",
+        "id": sent["id"],
+        "message": "🎉 20% off chairs today!",
+        "priority": "manual",
+        "createdAt": sent["createdAt"],
+        "expiresAt": sent["expiresAt"],
+    }
 
 
 async def test_a_socket_opened_later_gets_everything_still_pending_in_order(
@@ -103,8 +111,9 @@ async def test_a_message_never_acked_is_given_to_the_next_poll(
         await next_teaser(socket)  # received, but the tab closes before acking
 
     await asyncio.sleep(0.2)
-    polled = json_of(await client.post("/api/teaser-messages",
-                                       json={"sessionId": session, "siteId": SITE}))
+    polled = json_of(
+        await client.post("/api/teaser-messages", json={"sessionId": session, "siteId": SITE})
+    )
     assert [m["id"] for m in polled["messages"]] == [sent["id"]]
 
 
@@ -160,13 +169,20 @@ async def test_a_socket_that_answers_pings_stays_open(start_server: ServerFactor
     assert pings >= 4
 
 
-@pytest.mark.parametrize("query,headers,status,code", [
-    ("sessionId=sess_1&siteId=no_such_site", {}, 401, "unknown_site"),
-    ("sessionId=bad%20id&siteId=woodstock_outlet", {}, 422, "invalid_field"),
-    ("siteId=woodstock_outlet", {}, 422, "invalid_field"),
-    ("sessionId=sess_1&siteId=woodstock_outlet", {"Origin": "https://evil.example"}, 403,
-     "origin_not_allowed"),
-])
+@pytest.mark.parametrize(
+    "query,headers,status,code",
+    [
+        ("sessionId=sess_1&siteId=no_such_site", {}, 401, "unknown_site"),
+        ("sessionId=bad%20id&siteId=woodstock_outlet", {}, 422, "invalid_field"),
+        ("siteId=woodstock_outlet", {}, 422, "invalid_field"),
+        (
+            "sessionId=sess_1&siteId=woodstock_outlet",
+            {"Origin": "https://evil.example"},
+            403,
+            "origin_not_allowed",
+        ),
+    ],
+)
 async def test_a_refused_socket_gets_the_http_status_and_json_error(
     server: InProcessServer, query: str, headers: dict[str, str], status: int, code: str
 ) -> None:
@@ -181,8 +197,9 @@ async def test_a_refused_socket_gets_the_http_status_and_json_error(
 
 async def wait_for_status(client: httpx.AsyncClient, message_id: str, status: str) -> None:
     for _ in range(50):
-        current = json_of(await client.get(f"/api/teaser-messages/{message_id}",
-                                           headers=DEMO_HEADERS))
+        current = json_of(
+            await client.get(f"/api/teaser-messages/{message_id}", headers=DEMO_HEADERS)
+        )
         if current["status"] == status:
             return
         await asyncio.sleep(0.02)

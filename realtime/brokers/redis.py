@@ -104,7 +104,7 @@ class RedisBackend(BrokerBackend):
     async def _ping_if_idle(self, pubsub: PubSub) -> None:
         silent = time.monotonic() - self._last_heard
         if silent > self._dead_after:
-            raise asyncio.TimeoutError(f"no answer from Redis for {silent:.0f}s")
+            raise TimeoutError(f"no answer from Redis for {silent:.0f}s")
         if silent > self._idle_ping_after and not self._pinged:
             self._pinged = True
             await pubsub.ping()
@@ -121,7 +121,9 @@ class RedisBackend(BrokerBackend):
             await asyncio.sleep(low + random.uniform(0, min(high, low * 2**step)))
             try:
                 await self._open_pubsub()
-                logger.info("Redis pub/sub reconnected; %d channels resubscribed.", len(self._channels))
+                logger.info(
+                    "Redis pub/sub reconnected; %d channels resubscribed.", len(self._channels)
+                )
                 return
             except LINK_ERRORS as exc:
                 step += 1
@@ -133,7 +135,7 @@ class RedisBackend(BrokerBackend):
             try:
                 await pubsub.subscribe(CONTROL_CHANNEL, *self._channels)
             except BaseException:
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
                 raise
             self._pubsub = pubsub
             self._heard()
@@ -142,7 +144,7 @@ class RedisBackend(BrokerBackend):
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             try:
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
             except LINK_ERRORS:
                 pass
 

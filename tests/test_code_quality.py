@@ -1,0 +1,24 @@
+"""The code stays typed (mypy --strict) and lint-clean (ruff), as STYLE.md asks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.support import ROOT
+
+
+def run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_the_code_type_checks_strictly() -> None:
+    result = run("mypy")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_code_is_lint_clean() -> None:
+    result = run("ruff", "check", "realtime", "api", "tests")
+    assert result.returncode == 0, result.stdout + result.stderr

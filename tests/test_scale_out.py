@@ -1,0 +1,148 @@
+"""Several real uvicorn workers sharing PostgreSQL and Redis, and restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.support import DEMO_HEADERS, ServerProcess, json_of, new_session_id
+
+SITE = "woodstock_outlet"
+
+
+@pytest.fixture
+async def two_workers(
+    postgres_url: str, redis_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
+    env = {"DATABASE_URL": postgres_url, "REDIS_URL": redis_url}
+    workers = (ServerProcess(env, tmp_path), ServerProcess(env, tmp_path))
+    try:
+        await asyncio.gather(*(worker.start() for worker in workers))
+        yield workers
+    finally:
+        await asyncio.gather(*(worker.stop() for worker in workers))
+
+
+async def test_a_send_on_worker_a_reaches_a_socket_on_worker_b_within_a_second(
+    two_workers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    worker_a, worker_b = two_workers
+    session = new_session_id()
+    url = f"{worker_b.ws_url}/api/teaser-ws?sessionId={session}&siteId={SITE}"
+    async with connect(url) as socket, httpx.AsyncClient() as client:
+        await asyncio.sleep(0.1)  # the subscription is made right after the handshake
+        started = time.perf_counter()
+        response = await client.put(
+            f"{worker_a.base_url}/api/teaser-messages",
+            headers=DEMO_HEADERS,
+            json={"sessionId": session, "message": "cross-worker"},
+        )
+        frame = json.loads(await asyncio.wait_for(socket.recv(), 1.0))
+        elapsed = time.perf_counter() - started
+
+    assert response.status_code == 201
+    assert (frame["type"], frame["id"]) == ("teaser", json_of(response)["id"])
+    assert elapsed < 1.0
+
+
+async def test_polls_and_sockets_racing_on_two_workers_hand_out_each_message_once(
+    two_workers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    worker_a, worker_b = two_workers
+    session = new_session_id()
+    received: list[str] = []
+    url = f"{worker_b.ws_url}/api/teaser-ws?sessionId={session}&siteId={SITE}"
+
+    async def socket_reader(stop: asyncio.Event) -> None:
+        async with connect(url) as socket:
+            while not stop.is_set():
+                try:
+                    frame = json.loads(await asyncio.wait_for(socket.recv(), 0.2))
+                except TimeoutError:
+                    continue
+                if frame["type"] == "teaser":
+                    received.append(frame["id"])
+                    await socket.send(json.dumps({"type": "ack", "id": frame["id"]}))
+
+    async def poller(client: httpx.AsyncClient, base_url: str, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            polled = await client.post(
+                f"{base_url}/api/teaser-messages", json={"sessionId": session, "siteId": SITE}
+            )
+            received.extend(m["id"] for m in json_of(polled)["messages"])
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        stop = asyncio.Event()
+        racers = [
+            asyncio.create_task(socket_reader(stop)),
+            asyncio.create_task(poller(client, worker_a.base_url, stop)),
+            asyncio.create_task(poller(client, worker_b.base_url, stop)),
+        ]
+        sent = []
+        for i in range(60):
+            base = (worker_a if i % 2 else worker_b).base_url
+            response = await client.put(
+                f"{base}/api/teaser-messages",
+                headers=DEMO_HEADERS,
+                json={"sessionId": session, "message": f"m{i}"},
+            )
+            sent.append(json_of(response)["id"])
+        for _ in range(100):
+            if len(set(received)) >= len(sent):
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.gather(*racers)
+
+    assert sorted(received) == sorted(sent)  # all of them, none twice
+
+
+async def test_a_message_survives_a_server_restart(sqlite_url: str, tmp_path: Path) -> None:
+    server = ServerProcess({"DATABASE_URL": sqlite_url}, tmp_path)
+    session = new_session_id()
+    await server.start()
+    try:
+        async with httpx.AsyncClient() as client:
+            sent = json_of(
+                await client.put(
+                    f"{server.base_url}/api/teaser-messages",
+                    headers=DEMO_HEADERS,
+                    json={"sessionId": session, "message": "durable"},
+                )
+            )
+            await server.stop()
+            await server.start()
+            polled = json_of(
+                await client.post(
+                    f"{server.base_url}/api/teaser-messages",
+                    json={"sessionId": session, "siteId": SITE},
+                )
+            )
+    finally:
+        await server.stop()
+
+    assert [m["id"] for m in polled["messages"]] == [sent["id"]]
+
+
+async def test_production_mode_never_creates_the_demo_key(sqlite_url: str, tmp_path: Path) -> None:
+    server = ServerProcess({"DATABASE_URL": sqlite_url, "TEASER_ENV": "production"}, tmp_path)
+    await server.start()
+    try:
+        async with httpx.AsyncClient() as client:
+            response = await client.put(
+                f"{server.base_url}/api/teaser-messages",
+                headers=DEMO_HEADERS,
+                json={"sessionId": new_session_id(), "message": "x"},
+            )
+    finally:
+        await server.stop()
+
+    assert response.status_code == 401
+    assert "demo" not in server.log().lower()

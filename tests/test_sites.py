@@ -1,0 +1,90 @@
+"""Sites and API keys: hashed at rest, constant-time checked, revocable, origin lists."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from realtime.errors import InvalidInput, Unauthorized
+from realtime.models import site_keys
+from realtime.sites import SiteRegistry
+
+
+async def test_a_new_site_gets_a_key_that_is_stored_only_as_a_hash(engine: AsyncEngine) -> None:
+    sites = SiteRegistry(engine)
+    site, key = await sites.create("acme", origins=("https://Shop.Example/",))
+
+    async with engine.connect() as connection:
+        stored = (await connection.execute(select(site_keys))).one()
+
+    assert site.allowed_origins == ("https://shop.example",)
+    assert key.startswith("tk_") and len(key) > 40
+    assert key not in (stored.key_hash, stored.key_hint)
+    assert len(stored.key_hash) == 64
+    assert (await sites.authenticate("acme", key)).id == "acme"
+
+
+@pytest.mark.parametrize(
+    "site_id,key",
+    [
+        ("acme", "tk_wrong"),
+        ("nobody", "tk_wrong"),
+        ("acme", ""),
+        (None, "tk_x"),
+    ],
+)
+async def test_a_wrong_key_or_site_is_unauthorized(
+    engine: AsyncEngine, site_id: str | None, key: str
+) -> None:
+    sites = SiteRegistry(engine)
+    await sites.create("acme")
+    with pytest.raises(Unauthorized):
+        await sites.authenticate(site_id, key)
+
+
+async def test_a_key_of_one_site_does_not_open_another(engine: AsyncEngine) -> None:
+    sites = SiteRegistry(engine)
+    _, key_a = await sites.create("site-a")
+    await sites.create("site-b")
+    with pytest.raises(Unauthorized):
+        await sites.authenticate("site-b", key_a)
+
+
+async def test_two_keys_work_during_rotation_and_a_revoked_one_stops(engine: AsyncEngine) -> None:
+    sites = SiteRegistry(engine, cache_ttl=0)
+    _, old = await sites.create("acme")
+    new = await sites.add_key("acme")
+
+    assert (await sites.authenticate("acme", old)).id == "acme"
+    assert (await sites.authenticate("acme", new)).id == "acme"
+
+    old_id = (await sites.list_keys("acme"))[0].id
+    assert await sites.revoke_key("acme", old_id) is True
+    with pytest.raises(Unauthorized):
+        await sites.authenticate("acme", old)
+    assert (await sites.authenticate("acme", new)).id == "acme"
+
+
+async def test_origins_must_be_real_origins(engine: AsyncEngine) -> None:
+    sites = SiteRegistry(engine)
+    with pytest.raises(InvalidInput):
+        await sites.create("acme", origins=("shop.example",))
+    with pytest.raises(InvalidInput):
+        await sites.create("acme", origins=("https://shop.example/path",))
+
+
+async def test_a_site_id_is_created_once(engine: AsyncEngine) -> None:
+    sites = SiteRegistry(engine)
+    await sites.create("acme")
+    with pytest.raises(InvalidInput):
+        await sites.create("acme")
+
+
+async def test_ensuring_the_demo_site_twice_adds_nothing_the_second_time(
+    engine: AsyncEngine,
+) -> None:
+    sites = SiteRegistry(engine)
+    assert await sites.ensure("woodstock_outlet", "woodstock_rt_key_2024") is True
+    assert await sites.ensure("woodstock_outlet", "woodstock_rt_key_2024") is False
+    assert len(await sites.list_keys("woodstock_outlet")) == 1
