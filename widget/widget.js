@@ -37,9 +37,12 @@
   function save(key, value) { try { sessionStorage.setItem(key, value); } catch (e) { /* see load */ } }
 
   function randomId() {
-    var bytes = crypto.getRandomValues(new Uint8Array(9));
     var out = '';
-    for (var i = 0; i < bytes.length; i++) out += (bytes[i] % 36).toString(36);
+    while (out.length < 9) {
+      crypto.getRandomValues(new Uint8Array(16)).forEach(function (b) {
+        if (b < 252 && out.length < 9) out += (b % 36).toString(36); // 252 = 7 * 36: no bias
+      });
+    }
     return 'sess_' + Date.now() + '_' + out;
   }
 
@@ -116,6 +119,7 @@
     var timer = null;
     var active = false;
     var inFlight = false;
+    var again = false;
     var serverInterval = 8000;
     var callbacks = null;
 
@@ -126,7 +130,7 @@
     function schedule(ms) { clearTimeout(timer); if (active) timer = setTimeout(poll, ms); }
 
     function poll() {
-      if (inFlight) return;
+      if (inFlight) { again = true; return; }
       inFlight = true;
       info('🔄 Polling for teaser messages...');
       var cb = callbacks;
@@ -150,7 +154,11 @@
           warnOnce('poll', 'Polling failed: ' + error.message);
           cb.onPoll({ ok: false, count: 0, at: new Date() });
         })
-        .then(function () { inFlight = false; schedule(interval()); });
+        .then(function () {
+          inFlight = false;
+          schedule(again ? 0 : interval());
+          again = false;
+        });
     }
     // A tab coming back into view polls at once rather than waiting out its slowed-down timer.
     function onVisibility() { if (document.visibilityState === 'visible') schedule(0); }

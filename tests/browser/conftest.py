@@ -66,8 +66,19 @@ class LiveServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> None:
-        command = [sys.executable, "-m", "uvicorn", "--factory", APP, "--host", "127.0.0.1",
-                   "--port", str(self.port), "--timeout-graceful-shutdown", "2"]
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            APP,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--timeout-graceful-shutdown",
+            "2",
+        ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
@@ -102,8 +113,12 @@ class LiveServer:
         response = httpx.put(
             f"{self.base_url}/api/teaser-messages",
             headers={"X-API-Key": API_KEY, "X-Site-ID": site_id},
-            json={"sessionId": session_id, "message": message, "priority": "manual",
-                  "expiresIn": 300000},
+            json={
+                "sessionId": session_id,
+                "message": message,
+                "priority": "manual",
+                "expiresIn": 300000,
+            },
             timeout=5,
         )
         assert response.status_code == 201, response.text

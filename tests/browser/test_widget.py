@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable
 
+import httpx
 import pytest
-from playwright.sync_api import Page, Route, WebSocketRoute, expect
 
-from tests.browser.conftest import ARTIFACTS, SITE_ID, Console, LiveServer
+try:
+    from playwright.sync_api import Locator, Page, Request, Route, WebSocketRoute, expect
+except ImportError:
+    if os.environ.get("CI") == "true":
+        raise
+    pytest.skip("browser tests need the playwright package", allow_module_level=True)
+
+from .conftest import ARTIFACTS, SITE_ID, Console, LiveServer
 
 PREFIX = "[AI PRL Assist]"
 CAMPAIGN = (
@@ -20,6 +28,14 @@ CAMPAIGN = (
 SESSION_ID = re.compile(r"^sess_\d{13}_[a-z0-9]{9}$")
 TEASER_WS = re.compile(r"/api/teaser-ws")
 NO_WEBSOCKET = "delete window.WebSocket;"
+# Playwright cannot intercept beacons, and the page is gone once one is sent: keep a copy.
+RECORD_BEACONS = """
+    const send = navigator.sendBeacon.bind(navigator);
+    navigator.sendBeacon = (url, body) => {
+        const kept = JSON.parse(localStorage.getItem('beacons') || '[]');
+        localStorage.setItem('beacons', JSON.stringify([...kept, { url, body }]));
+        return send(url, body);
+    };"""
 
 
 def open_demo(page: Page, server: LiveServer, query: str = "") -> str:
@@ -28,8 +44,20 @@ def open_demo(page: Page, server: LiveServer, query: str = "") -> str:
     return page.locator("#session-id").inner_text()
 
 
-def bubble(page: Page):  # type: ignore[no-untyped-def]
+def bubble(page: Page) -> Locator:
     return page.locator("teaser-widget .m")  # playwright's CSS engine pierces the open shadow root
+
+
+def record_polls(page: Page) -> list[float]:
+    """When each poll request left the page."""
+    polls: list[float] = []
+
+    def request(request: Request) -> None:
+        if request.method == "POST" and request.url.endswith("/api/teaser-messages"):
+            polls.append(time.monotonic())
+
+    page.on("request", request)
+    return polls
 
 
 def received(page: Page) -> list[str]:
@@ -42,10 +70,11 @@ def test_teaser_reaches_the_bubble_over_websocket_within_a_second(
     events: list[dict[str, object]] = []
 
     def capture(route: Route) -> None:
-        events.append(route.request.post_data_json)
+        events.append(json.loads(route.request.post_data or "null"))
         route.fulfill(status=202, json={})
 
     page.route("**/api/events", capture)
+    page.add_init_script(RECORD_BEACONS)
     session_id = open_demo(page, server, CAMPAIGN)
     expect(page.locator("#transport")).to_have_text("websocket")
 
@@ -69,12 +98,21 @@ def test_teaser_reaches_the_bubble_over_websocket_within_a_second(
     assert page_view["sessionId"] == session_id and page_view["siteId"] == SITE_ID
     assert page_view["path"] == "/demo"
     assert page_view["utm"] == {
-        "utm_source": "facebook", "utm_medium": "cpc", "utm_campaign": "chairs_sale"
+        "utm_source": "facebook",
+        "utm_medium": "cpc",
+        "utm_campaign": "chairs_sale",
     }
     assert page_view["customerId"] == "12345"
     assert page_view["customerEmail"] == "test@woodstock.com"
     assert page_view["timeZone"]
     assert any(e["type"] == "teaser_shown" for e in events)
+
+    page.goto(f"{server.base_url}/healthz")  # pagehide: the visit's end goes out as a beacon
+    beacons = page.evaluate("JSON.parse(localStorage.getItem('beacons') || '[]')")
+    assert [b["url"] for b in beacons] == [f"{server.base_url}/api/events"]
+    leave = json.loads(beacons[0]["body"])
+    assert leave["type"] == "page_leave" and leave["sessionId"] == session_id
+    assert leave["utm"]["utm_campaign"] == "chairs_sale"
 
 
 def test_polls_when_the_browser_has_no_websocket(
@@ -108,9 +146,7 @@ def test_polls_while_the_server_refuses_the_socket_and_stops_once_it_opens(
             ws.connect_to_server()
 
     page.route_web_socket(TEASER_WS, socket)
-    polls: list[float] = []
-    page.on("request", lambda r: polls.append(time.monotonic())
-            if r.method == "POST" and r.url.endswith("/api/teaser-messages") else None)
+    polls = record_polls(page)
     session_id = open_demo(page, server, "pollInterval=500")
     expect(page.locator("#transport")).to_have_text("polling")
 
@@ -136,8 +172,14 @@ def test_answers_pings_acks_every_teaser_and_never_shows_one_twice(
     page: Page, console: Console, server: LiveServer
 ) -> None:
     frames: list[dict[str, object]] = []
-    teaser = {"type": "teaser", "id": "tsr_1", "message": "Once only", "priority": "manual",
-              "createdAt": "2026-01-01T00:00:00.000Z", "expiresAt": "2099-01-01T00:00:00.000Z"}
+    teaser = {
+        "type": "teaser",
+        "id": "tsr_1",
+        "message": "Once only",
+        "priority": "manual",
+        "createdAt": "2026-01-01T00:00:00.000Z",
+        "expiresAt": "2099-01-01T00:00:00.000Z",
+    }
 
     def fake_server(ws: WebSocketRoute) -> None:
         ws.on_message(lambda message: frames.append(json.loads(message)))
@@ -196,8 +238,13 @@ def test_message_markup_is_shown_as_text_and_never_runs(
     expect(bubble(page)).to_have_text(payload, timeout=1000)
     page.wait_for_timeout(500)
     assert console.dialogs == []
-    assert page.evaluate("document.querySelector('teaser-widget').shadowRoot"
-                         ".querySelectorAll('img, script').length") == 0
+    assert (
+        page.evaluate(
+            "document.querySelector('teaser-widget').shadowRoot"
+            ".querySelectorAll('img, script').length"
+        )
+        == 0
+    )
     assert page.locator("#messages img").count() == 0
     assert received(page) == [payload]
 
@@ -218,10 +265,12 @@ def test_bubble_survives_hostile_page_css_and_fits_the_screen(
     page: Page, console: Console, server: LiveServer, width: int, height: int
 ) -> None:
     page.set_viewport_size({"width": width, "height": height})
-    page.route(f"{server.base_url}/hostile", lambda route: route.fulfill(
-        status=200, content_type="text/html", body=HOSTILE_PAGE))
+    page.route(
+        f"{server.base_url}/hostile",
+        lambda route: route.fulfill(status=200, content_type="text/html", body=HOSTILE_PAGE),
+    )
     page.goto(f"{server.base_url}/hostile")
-    page.wait_for_function("window.TeaserWidget && TeaserWidget.transport !== 'connecting'")
+    page.wait_for_function("window.TeaserWidget")
     long_text = "Hi! " + "Our oak chairs are twenty percent off today only. " * 3
     page.evaluate("text => TeaserWidget.show(text)", long_text)
 
@@ -234,8 +283,10 @@ def test_bubble_survives_hostile_page_css_and_fits_the_screen(
     assert 150 <= box["width"] <= 320
     assert bubble(page).evaluate("e => getComputedStyle(e).fontSize") == "15px"
     # The bubble is on top: what is under its middle is the widget, not the page.
-    hit = page.evaluate("([x, y]) => document.elementFromPoint(x, y).tagName",
-                        [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
+    hit = page.evaluate(
+        "([x, y]) => document.elementFromPoint(x, y).tagName",
+        [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
+    )
     assert hit == "TEASER-WIDGET"
     assert console.errors == []
 
@@ -259,8 +310,12 @@ def test_close_button_hides_and_click_reports_the_teaser(
 def test_missing_events_endpoint_warns_once_and_breaks_nothing(
     page: Page, console: Console, server: LiveServer
 ) -> None:
-    page.route("**/api/events", lambda route: route.fulfill(
-        status=404, json={"error": {"code": "not_found", "message": "Not Found"}}))
+    page.route(
+        "**/api/events",
+        lambda route: route.fulfill(
+            status=404, json={"error": {"code": "not_found", "message": "Not Found"}}
+        ),
+    )
     open_demo(page, server)
     page.evaluate("TeaserWidget.show('one'); TeaserWidget.show('two')")
     page.wait_for_timeout(500)
@@ -273,13 +328,14 @@ def test_missing_events_endpoint_warns_once_and_breaks_nothing(
 def test_polling_slows_while_hidden_and_resumes_at_once_when_visible(
     page: Page, console: Console, server: LiveServer
 ) -> None:
-    page.add_init_script(NO_WEBSOCKET + """
+    page.add_init_script(
+        NO_WEBSOCKET
+        + """
         window.__hidden = false;
         Object.defineProperty(document, 'visibilityState',
-            { get: () => window.__hidden ? 'hidden' : 'visible' });""")
-    polls: list[float] = []
-    page.on("request", lambda r: polls.append(time.monotonic())
-            if r.method == "POST" and r.url.endswith("/api/teaser-messages") else None)
+            { get: () => window.__hidden ? 'hidden' : 'visible' });"""
+    )
+    polls = record_polls(page)
     open_demo(page, server, "pollInterval=300")
     page.wait_for_timeout(700)
 
@@ -310,3 +366,14 @@ def test_destroy_stops_everything_and_removes_the_bubble(
     page.wait_for_timeout(1000)
     assert received(page) == []
     expect(page.locator("teaser-widget")).to_have_count(0)
+
+
+def test_widget_script_is_served_as_cacheable_javascript(server: LiveServer) -> None:
+    response = httpx.get(f"{server.base_url}/widget.js")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/javascript; charset=utf-8"
+    assert response.headers["cache-control"] == "public, max-age=300"
+    assert response.headers["etag"]
+    assert "window.TeaserWidget" in response.text
+    demo = httpx.get(f"{server.base_url}/demo")
+    assert demo.status_code == 200 and demo.headers["content-type"].startswith("text/html")
