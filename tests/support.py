@@ -142,8 +142,9 @@ class InProcessServer:
 
 
 class ServerProcess:
-    """`uvicorn --factory api.app:create_app` in its own process: for restarts and for
-    several workers sharing one database and one Redis."""
+    """`uvicorn --factory api.app:create_app` in its own process: for restarts (same port,
+    same database) and for several workers sharing one database and one Redis. Blocking,
+    so browser tests can use it directly; async tests wrap it in asyncio.to_thread."""
 
     def __init__(self, env: dict[str, str], log_dir: Path, port: int | None = None) -> None:
         self.port = port or free_port()
@@ -159,48 +160,37 @@ class ServerProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
-    async def start(self, timeout: float = 30.0) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "api.app:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--ws-max-size",
-            "65536",
-            "--timeout-graceful-shutdown",
-            "3",
-        ]
+    def start(self, timeout: float = 30.0) -> None:
+        command = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app",
+                   "--host", "127.0.0.1", "--port", str(self.port), "--ws-max-size", "65536",
+                   "--timeout-graceful-shutdown", "3"]  # fmt: skip
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient() as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"server exited:\n{self.log()}")
-                try:
-                    if (await client.get(f"{self.base_url}/healthz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
         raise RuntimeError(f"server did not become healthy:\n{self.log()}")
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
+        """SIGTERM, as a deploy would, so uvicorn closes sockets properly; kill if it hangs."""
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()
         try:
-            await asyncio.wait_for(asyncio.to_thread(self.process.wait), timeout=15)
-        except TimeoutError:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-            await asyncio.to_thread(self.process.wait)
+            self.process.wait()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

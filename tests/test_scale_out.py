@@ -24,10 +24,10 @@ async def two_workers(
     env = {"DATABASE_URL": postgres_url, "REDIS_URL": redis_url}
     workers = (ServerProcess(env, tmp_path), ServerProcess(env, tmp_path))
     try:
-        await asyncio.gather(*(worker.start() for worker in workers))
+        await asyncio.gather(*(asyncio.to_thread(worker.start) for worker in workers))
         yield workers
     finally:
-        await asyncio.gather(*(worker.stop() for worker in workers))
+        await asyncio.gather(*(asyncio.to_thread(worker.stop) for worker in workers))
 
 
 async def test_a_send_on_worker_a_reaches_a_socket_on_worker_b_within_a_second(
@@ -107,7 +107,7 @@ async def test_polls_and_sockets_racing_on_two_workers_hand_out_each_message_onc
 async def test_a_message_survives_a_server_restart(sqlite_url: str, tmp_path: Path) -> None:
     server = ServerProcess({"DATABASE_URL": sqlite_url}, tmp_path)
     session = new_session_id()
-    await server.start()
+    await asyncio.to_thread(server.start)
     try:
         async with httpx.AsyncClient() as client:
             sent = json_of(
@@ -117,8 +117,8 @@ async def test_a_message_survives_a_server_restart(sqlite_url: str, tmp_path: Pa
                     json={"sessionId": session, "message": "durable"},
                 )
             )
-            await server.stop()
-            await server.start()
+            await asyncio.to_thread(server.stop)
+            await asyncio.to_thread(server.start)
             polled = json_of(
                 await client.post(
                     f"{server.base_url}/api/teaser-messages",
@@ -126,14 +126,14 @@ async def test_a_message_survives_a_server_restart(sqlite_url: str, tmp_path: Pa
                 )
             )
     finally:
-        await server.stop()
+        await asyncio.to_thread(server.stop)
 
     assert [m["id"] for m in polled["messages"]] == [sent["id"]]
 
 
 async def test_production_mode_never_creates_the_demo_key(sqlite_url: str, tmp_path: Path) -> None:
     server = ServerProcess({"DATABASE_URL": sqlite_url, "TEASER_ENV": "production"}, tmp_path)
-    await server.start()
+    await asyncio.to_thread(server.start)
     try:
         async with httpx.AsyncClient() as client:
             response = await client.put(
@@ -142,7 +142,7 @@ async def test_production_mode_never_creates_the_demo_key(sqlite_url: str, tmp_p
                 json={"sessionId": new_session_id(), "message": "x"},
             )
     finally:
-        await server.stop()
+        await asyncio.to_thread(server.stop)
 
     assert response.status_code == 401
     assert "demo" not in server.log().lower()

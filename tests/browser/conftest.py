@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,12 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import DEMO_KEY, DEMO_SITE, ServerProcess
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-APP = "api.app:create_app"
-API_KEY = "woodstock_rt_key_2024"
-SITE_ID = "woodstock_outlet"
+API_KEY = DEMO_KEY
+SITE_ID = DEMO_SITE
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 try:
@@ -43,71 +40,13 @@ def require_browser() -> None:
     pytest.skip(reason)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class LiveServer:
-    """`uvicorn --factory api.app:create_app` in a subprocess; restartable on the same port and DB."""
+class LiveServer(ServerProcess):
+    """The real app in its own process on SQLite; restartable on the same port and DB."""
 
     def __init__(self, workdir: Path, **env: str) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "server.log"
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'teaser.db'}",
-            "TEASER_ENV": "development",
-            **env,
-        }
+        super().__init__({"DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'teaser.db'}", **env},
+                         workdir)  # fmt: skip
         self.env.pop("REDIS_URL", None)
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 20.0) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            APP,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--timeout-graceful-shutdown",
-            "2",
-        ]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        pytest.fail(f"server not healthy after {timeout}s:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        # SIGTERM lets uvicorn close the sockets properly, as a deploy would; kill only if it hangs.
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
 
     def send_teaser(self, session_id: str, message: str, site_id: str = SITE_ID) -> str:
         response = httpx.put(
