@@ -77,16 +77,20 @@ class LiveConnection:
             self.hub.presence.seen(self.site_id, self.session_id, "websocket")
 
     async def pump(self, subscriber: Subscriber) -> None:
-        hub = self.hub
         while True:
             await self.deliver_pending()
             try:
-                await asyncio.wait_for(subscriber.get(), timeout=hub.heartbeat_interval)
+                await asyncio.wait_for(subscriber.get(), timeout=self._until_next_beat())
             except TimeoutError:
-                if time.monotonic() - self.last_heard > hub.heartbeat_timeout:
+                if time.monotonic() - self.last_heard >= self.hub.heartbeat_timeout:
                     await self.transport.close(HEARTBEAT_TIMEOUT, "heartbeat timeout")
                     return
                 await self.transport.send_text(PING_FRAME)
+
+    def _until_next_beat(self) -> float:
+        # Wake for the next ping, or exactly when the client's silence becomes fatal.
+        deadline = self.last_heard + self.hub.heartbeat_timeout - time.monotonic()
+        return max(0.01, min(self.hub.heartbeat_interval, deadline))
 
     async def deliver_pending(self) -> None:
         teasers = await self.hub.store.claim_pending(self.site_id, self.session_id, self.holder)

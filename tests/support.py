@@ -97,16 +97,8 @@ def make_settings(**overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-@dataclass
-class InProcessServer:
-    """A real uvicorn serving the real app on a free port, inside the test's event loop,
-    so a test can also reach the runtime (e.g. to move its clock)."""
-
-    settings: Settings
-    runtime: Runtime | None = None
-    port: int = field(default_factory=free_port)
-    _server: uvicorn.Server | None = None
-    _task: asyncio.Task[None] | None = None
+class OnLoopback:
+    port: int
 
     @property
     def base_url(self) -> str:
@@ -115,6 +107,18 @@ class InProcessServer:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
+
+
+@dataclass
+class InProcessServer(OnLoopback):
+    """A real uvicorn serving the real app on a free port, inside the test's event loop,
+    so a test can also reach the runtime (e.g. to move its clock)."""
+
+    settings: Settings
+    runtime: Runtime | None = None
+    port: int = field(default_factory=free_port)
+    _server: uvicorn.Server | None = None
+    _task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         app = create_app(self.settings, runtime=self.runtime)
@@ -141,7 +145,7 @@ class InProcessServer:
             await asyncio.wait_for(self._task, timeout=15)
 
 
-class ServerProcess:
+class ServerProcess(OnLoopback):
     """`uvicorn --factory api.app:create_app` in its own process: for restarts (same port,
     same database) and for several workers sharing one database and one Redis. Blocking,
     so browser tests can use it directly; async tests wrap it in asyncio.to_thread."""
@@ -151,14 +155,6 @@ class ServerProcess:
         self.env = {**os.environ, "TEASER_ENV": "development", **env}
         self.log_path = log_dir / f"server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
         command = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app",

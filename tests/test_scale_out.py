@@ -146,3 +146,21 @@ async def test_production_mode_never_creates_the_demo_key(sqlite_url: str, tmp_p
 
     assert response.status_code == 401
     assert "demo" not in server.log().lower()
+
+
+async def test_a_worker_shutting_down_tells_its_sockets_to_reconnect(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    server = ServerProcess({"DATABASE_URL": sqlite_url}, tmp_path)
+    await asyncio.to_thread(server.start)
+    url = f"{server.ws_url}/api/teaser-ws?sessionId={new_session_id()}&siteId={SITE}"
+    try:
+        async with connect(url) as socket:
+            await asyncio.to_thread(server.stop)
+            await socket.wait_closed()
+            close = socket.close_code
+    finally:
+        await asyncio.to_thread(server.stop)
+
+    # 1012 "service restart" (uvicorn) or 1001 "going away": both mean "reconnect now".
+    assert close in (1001, 1012)
