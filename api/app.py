@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from api.cors import WidgetCORSMiddleware
 from api.errors import HANDLERS
+from api.events import record_event
 from api.health import healthz, metrics
 from api.limits import BodyLimitMiddleware
 from api.openapi import openapi
@@ -21,7 +22,7 @@ from api.teasers import TeaserMessage, TeaserMessages, teaser_socket
 from realtime.config import Settings
 from realtime.runtime import Runtime
 
-WIDGET_PATHS = frozenset({"/api/teaser-messages"})
+WIDGET_PATHS = frozenset({"/api/teaser-messages", "/api/events"})
 
 
 def routes() -> list[BaseRoute]:
@@ -29,6 +30,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/teaser-messages", TeaserMessages),
         Route("/api/teaser-messages/{message_id}", TeaserMessage),
         WebSocketRoute("/api/teaser-ws", teaser_socket),
+        Route("/api/events", record_event, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Route("/openapi.json", openapi),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -15,6 +16,7 @@ from realtime.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    RateLimited,
     StoreUnavailable,
     TeaserError,
     Unauthorized,
@@ -29,6 +31,7 @@ STATUS_BY_ERROR: dict[type[TeaserError], int] = {
     Forbidden: 403,
     NotFound: 404,
     StoreUnavailable: 503,
+    RateLimited: 429,
 }
 
 CODE_BY_STATUS = {
@@ -49,7 +52,10 @@ def status_for(exc: TeaserError) -> int:
 
 async def teaser_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TeaserError)
-    return error_response(status_for(exc), exc.code, exc.message)
+    response = error_response(status_for(exc), exc.code, exc.message)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return response
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

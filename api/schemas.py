@@ -13,8 +13,10 @@ from realtime.teaser import (
     Draft,
     Priority,
     Teaser,
+    check_current_path,
     check_expires_in,
     check_message,
+    check_path_pattern,
     check_priority,
     check_session_id,
     check_site_id,
@@ -55,6 +57,7 @@ def _draft(item: Any, max_length: int, prefix: str) -> Draft:
             message=check_message(item.get("message"), max_length),
             priority=check_priority(item.get("priority", Priority.MANUAL.value)),
             expires_in_ms=check_expires_in(item.get("expiresIn", DEFAULT_EXPIRES_IN_MS)),
+            only_on_path=check_path_pattern(item.get("onlyOnPath")),
         )
     except InvalidInput as exc:
         if not prefix:
@@ -62,10 +65,14 @@ def _draft(item: Any, max_length: int, prefix: str) -> Draft:
         raise InvalidInput(prefix + exc.field, exc.detail) from None
 
 
-def poll_request(payload: Any) -> tuple[str, str]:
+def poll_request(payload: Any) -> tuple[str, str, str | None]:
     if not isinstance(payload, dict):
         raise InvalidInput("body", "must be a JSON object")
-    return check_site_id(payload.get("siteId")), check_session_id(payload.get("sessionId"))
+    return (
+        check_site_id(payload.get("siteId")),
+        check_session_id(payload.get("sessionId")),
+        check_current_path(payload.get("path")),
+    )
 
 
 def teaser_created(teaser: Teaser, now: int) -> dict[str, Any]:
@@ -78,7 +85,7 @@ def teaser_created(teaser: Teaser, now: int) -> dict[str, Any]:
         "createdAt": iso_time(teaser.created_at),
         "expiresAt": iso_time(teaser.expires_at),
         "status": teaser.status(now).value,
-    }
+    } | ({"onlyOnPath": teaser.only_on_path} if teaser.only_on_path else {})
 
 
 def teaser_status(teaser: Teaser, now: int) -> dict[str, Any]:

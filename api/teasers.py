@@ -23,7 +23,7 @@ from api.schemas import (
     teaser_status,
 )
 from realtime.errors import NotFound, TeaserError
-from realtime.teaser import check_session_id, check_site_id
+from realtime.teaser import check_current_path, check_session_id, check_site_id
 
 POLICY_VIOLATION = 1008
 
@@ -41,9 +41,9 @@ class TeaserMessages(HTTPEndpoint):
 
     async def post(self, request: Request) -> Response:
         runtime = runtime_of(request)
-        site_id, session_id = poll_request(parse_json(await request.body()))
+        site_id, session_id, path = poll_request(parse_json(await request.body()))
         site = await widget_site(request, site_id)
-        teasers = await runtime.delivery.poll(site.id, session_id)
+        teasers = await runtime.delivery.poll(site.id, session_id, path)
         return FastJSONResponse(
             {
                 "messages": [polled(teaser) for teaser in teasers],
@@ -67,12 +67,13 @@ async def teaser_socket(websocket: WebSocket) -> None:
     try:
         site_id = check_site_id(websocket.query_params.get("siteId"))
         session_id = check_session_id(websocket.query_params.get("sessionId"))
+        path = check_current_path(websocket.query_params.get("path"))
         site = await widget_site(websocket, site_id)
     except TeaserError as exc:
         await _refuse(websocket, exc)
         return
     await websocket.accept()
-    async with runtime.hub.attach(site.id, session_id, websocket) as connection:
+    async with runtime.hub.attach(site.id, session_id, websocket, path) as connection:
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":

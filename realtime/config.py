@@ -29,6 +29,8 @@ class Settings:
     poll_flush_interval: float = 2.0
     site_cache_ttl: float = 5.0
     auto_migrate: bool = True
+    rules_dir: str = "./rules"
+    events_per_minute: int = 120
 
     @property
     def production(self) -> bool:
@@ -52,6 +54,8 @@ class Settings:
             poll_flush_interval=read("TEASER_POLL_FLUSH_INTERVAL", float, 2.0),
             site_cache_ttl=read("TEASER_SITE_CACHE_TTL", float, 5.0),
             auto_migrate=read("TEASER_AUTO_MIGRATE", _boolean, True),
+            rules_dir=read("TEASER_RULES_DIR", str, "./rules"),
+            events_per_minute=read("TEASER_EVENTS_PER_MINUTE", int, 120),
         )
         settings.validate()
         return settings

@@ -3,9 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from realtime.errors import ConfigError
 
@@ -44,3 +45,12 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+# Both dialects spell INSERT … ON CONFLICT the same way, from their own modules.
+UPSERT_BUILDERS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def upsert(connection: AsyncConnection, table: Table) -> Any:
+    """An INSERT that supports .on_conflict_do_update / _do_nothing on this database."""
+    return UPSERT_BUILDERS[connection.dialect.name](table)

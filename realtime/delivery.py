@@ -30,10 +30,10 @@ class Delivery:
             await self.hub.notify(site_id, session_id)
         return teasers
 
-    async def poll(self, site_id: str, session_id: str) -> list[Teaser]:
+    async def poll(self, site_id: str, session_id: str, path: str | None = None) -> list[Teaser]:
         self.presence.seen(site_id, session_id, "poll", poll=True)
         self.metrics.polls.inc()
-        teasers = await self.store.consume_pending(site_id, session_id)
+        teasers = await self.store.consume_pending(site_id, session_id, path)
         for teaser in teasers:
             self.hub.record_latency(teaser)
         self.metrics.delivered_poll.inc(len(teasers))

@@ -46,3 +46,17 @@ class StoreUnavailable(TeaserError):
 
 class BrokerUnavailable(TeaserError):
     code = "broker_unavailable"
+
+
+class RulesError(TeaserError):
+    """A rules file that cannot be used; the message names the file and the entry."""
+
+    code = "invalid_rules"
+
+
+class RateLimited(TeaserError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -17,6 +17,7 @@ from typing import Protocol
 import orjson
 
 from realtime.broker import Broker, Subscriber
+from realtime.channels import session_channel
 from realtime.clock import iso_time
 from realtime.metrics import Metrics
 from realtime.presence import PresenceRecorder
@@ -27,10 +28,6 @@ logger = logging.getLogger("teaser.hub")
 
 GOING_AWAY = 1001
 HEARTBEAT_TIMEOUT = 4408
-
-
-def session_channel(site_id: str, session_id: str) -> str:
-    return f"teaser:s:{site_id}:{session_id}"
 
 
 class Transport(Protocol):
@@ -56,10 +53,13 @@ PING_FRAME = '{"type":"ping"}'
 
 
 class LiveConnection:
-    def __init__(self, hub: Hub, site_id: str, session_id: str, transport: Transport) -> None:
+    def __init__(
+        self, hub: Hub, site_id: str, session_id: str, transport: Transport, path: str | None
+    ) -> None:
         self.hub = hub
         self.site_id = site_id
         self.session_id = session_id
+        self.path = path
         self.transport = transport
         self.holder = secrets.token_hex(12)
         self.last_heard = time.monotonic()
@@ -93,7 +93,9 @@ class LiveConnection:
         return max(0.01, min(self.hub.heartbeat_interval, deadline))
 
     async def deliver_pending(self) -> None:
-        teasers = await self.hub.store.claim_pending(self.site_id, self.session_id, self.holder)
+        teasers = await self.hub.store.claim_pending(
+            self.site_id, self.session_id, self.holder, self.path
+        )
         for teaser in teasers:
             self.unacked.add(teaser.id)
             self.hub.record_latency(teaser)
@@ -130,9 +132,9 @@ class Hub:
 
     @asynccontextmanager
     async def attach(
-        self, site_id: str, session_id: str, transport: Transport
+        self, site_id: str, session_id: str, transport: Transport, path: str | None = None
     ) -> AsyncIterator[LiveConnection]:
-        connection = LiveConnection(self, site_id, session_id, transport)
+        connection = LiveConnection(self, site_id, session_id, transport, path)
         self._connections.add(connection)
         self.presence.seen(site_id, session_id, "websocket")
         try:

@@ -72,6 +72,10 @@ class Metrics:
         )
         self.expired = Counter("teaser_messages_expired_total", "Teasers that expired unseen.")
         self.polls = Counter("teaser_polls_total", "Polls answered.")
+        self.events = Counter("teaser_events_total", "Visitor events recorded.")
+        self.auto_triggers = Counter(
+            "teaser_auto_triggers_total", "Automatic teasers sent by the trigger engine."
+        )
         self.broker_failures = Counter(
             "teaser_broker_publish_failures_total", "Publishes the broker could not fan out."
         )
@@ -92,6 +96,8 @@ class Metrics:
             self.delivered_poll,
             self.expired,
             self.polls,
+            self.events,
+            self.auto_triggers,
             self.broker_failures,
             self.latency,
             *self._gauges,

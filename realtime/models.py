@@ -60,6 +60,8 @@ teaser_messages = Table(
     Column("claimed_until", BigInteger, nullable=True),
     Column("consumed_at", BigInteger, nullable=True),
     Column("delivered_via", String(16), nullable=True),
+    # Context-aware expiry: deliver only while the visitor's page matches ("/chairs*").
+    Column("only_on_path", String(200), nullable=True),
     Index("ix_teaser_messages_session", "site_id", "session_id", "consumed_at"),
     Index("ix_teaser_messages_expires", "expires_at"),
 )
@@ -90,4 +92,17 @@ webhook_events_internal = Table(
     Column("created_at", BigInteger, nullable=False),
     Index("ix_events_site_created", "site_id", "created_at"),
     Index("ix_events_session", "site_id", "session_id", "created_at"),
+)
+
+visitor_sessions = Table(
+    "visitor_sessions",
+    metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("session_id", String(128), primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("score", Integer, nullable=False, server_default="0"),
+    Column("customer_id", String(128), nullable=True),
+    Column("first_seen", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=False),
+    Index("ix_visitor_sessions_last_seen", "site_id", "last_seen"),
 )

@@ -3,21 +3,14 @@ kept in memory and written as one upsert per session per flush, not a write per 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from realtime.clock import Clock, now_ms
+from realtime.database import upsert
 from realtime.models import teaser_polls
-
-UPSERT_BUILDERS: dict[str, Callable[..., Any]] = {
-    "postgresql": postgresql.insert,
-    "sqlite": sqlite.insert,
-}
 
 
 @dataclass
@@ -62,8 +55,7 @@ class PresenceRecorder:
             for (site_id, session_id), mark in marks.items()
         ]
         async with self.engine.begin() as connection:
-            build = UPSERT_BUILDERS[connection.dialect.name]
-            statement = build(teaser_polls)
+            statement = upsert(connection, teaser_polls)
             statement = statement.on_conflict_do_update(
                 index_elements=[teaser_polls.c.site_id, teaser_polls.c.session_id],
                 set_={

@@ -6,18 +6,23 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from pathlib import Path
 
 from realtime.broker import Broker
 from realtime.clock import Clock, now_ms
 from realtime.config import Settings
 from realtime.database import create_engine
 from realtime.delivery import Delivery
+from realtime.engagement import EventIntake
 from realtime.hub import Hub
 from realtime.metrics import Metrics
 from realtime.migrations.migrate import upgrade
 from realtime.presence import PresenceRecorder
+from realtime.ratelimit import RateLimiter
+from realtime.rulebook import RuleBook
 from realtime.sites import SiteRegistry
 from realtime.store import TeaserStore
+from realtime.templates import TemplateGenerator
 
 logger = logging.getLogger("teaser")
 
@@ -43,6 +48,20 @@ class Runtime:
             heartbeat_timeout=settings.heartbeat_timeout,
         )
         self.delivery = Delivery(self.store, self.hub, self.presence, self.metrics)
+        self.rulebook = RuleBook(Path(settings.rules_dir) if settings.rules_dir else None)
+        self.events = EventIntake(
+            self.engine,
+            self.rulebook,
+            self.delivery,
+            self.broker,
+            TemplateGenerator(),
+            self.metrics,
+            clock=clock,
+        )
+        # Bursty at page load (view, shown, click), a trickle after that.
+        self.event_limiter = RateLimiter(
+            "events for this session", rate=settings.events_per_minute / 60, burst=30
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

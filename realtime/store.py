@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import ReturningUpdate
 
@@ -29,6 +29,7 @@ COLUMNS = (
     messages.c.seq,
     messages.c.consumed_at,
     messages.c.delivered_via,
+    messages.c.only_on_path,
 )
 
 
@@ -57,6 +58,7 @@ class TeaserStore:
                 "priority": draft.priority.value,
                 "created_at": now,
                 "expires_at": now + draft.expires_in_ms,
+                "only_on_path": draft.only_on_path,
             }
             for draft in drafts
         ]
@@ -69,23 +71,27 @@ class TeaserStore:
                 row["seq"] = seq
         return [_teaser_from_mapping(row) for row in rows]
 
-    async def claim_pending(self, site_id: str, session_id: str, holder: str) -> list[Teaser]:
+    async def claim_pending(
+        self, site_id: str, session_id: str, holder: str, path: str | None = None
+    ) -> list[Teaser]:
         """Lease a session's deliverable messages to one socket until it acks them."""
         now = self.clock()
         statement = (
             update(messages)
-            .where(self._deliverable(site_id, session_id, now))
+            .where(self._deliverable(site_id, session_id, now, path))
             .values(claimed_by=holder, claimed_until=now + self.lease_ms)
             .returning(*COLUMNS)
         )
         return await self._hand_over(statement)
 
-    async def consume_pending(self, site_id: str, session_id: str) -> list[Teaser]:
+    async def consume_pending(
+        self, site_id: str, session_id: str, path: str | None = None
+    ) -> list[Teaser]:
         """Hand a session's deliverable messages to a poll; they are consumed at once."""
         now = self.clock()
         statement = (
             update(messages)
-            .where(self._deliverable(site_id, session_id, now))
+            .where(self._deliverable(site_id, session_id, now, path))
             .values(consumed_at=now, delivered_via="poll", claimed_by=None, claimed_until=None)
             .returning(*COLUMNS)
         )
@@ -154,14 +160,30 @@ class TeaserStore:
         return sorted((_teaser_from_mapping(row._mapping) for row in rows), key=lambda t: t.seq)
 
     @staticmethod
-    def _deliverable(site_id: str, session_id: str, now: int) -> ColumnElement[bool]:
+    def _deliverable(
+        site_id: str, session_id: str, now: int, path: str | None = None
+    ) -> ColumnElement[bool]:
         return and_(
             messages.c.site_id == site_id,
             messages.c.session_id == session_id,
             messages.c.consumed_at.is_(None),
             messages.c.expires_at > now,
             or_(messages.c.claimed_until.is_(None), messages.c.claimed_until <= now),
+            _shown_on(path),
         )
+
+
+def _shown_on(path: str | None) -> ColumnElement[bool]:
+    """Messages bound to a page ("/cart", or a prefix "/chairs*") only go to a transport
+    that reports a matching page; unbound ones go anywhere."""
+    pattern = messages.c.only_on_path
+    if path is None:
+        return pattern.is_(None)
+    stem = func.length(pattern) - 1
+    prefix_match = and_(
+        pattern.like("%*"), func.substr(literal(path), 1, stem) == func.substr(pattern, 1, stem)
+    )
+    return or_(pattern.is_(None), pattern == path, prefix_match)
 
 
 def _teaser_from_mapping(data: Mapping[Any, Any]) -> Teaser:
@@ -176,4 +198,5 @@ def _teaser_from_mapping(data: Mapping[Any, Any]) -> Teaser:
         seq=data["seq"],
         consumed_at=data.get("consumed_at"),
         delivered_via=data.get("delivered_via"),
+        only_on_path=data.get("only_on_path"),
     )

@@ -36,6 +36,7 @@ class Draft:
     message: str
     priority: Priority = Priority.MANUAL
     expires_in_ms: int = DEFAULT_EXPIRES_IN_MS
+    only_on_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Teaser:
     seq: int
     consumed_at: int | None = None
     delivered_via: str | None = None
+    only_on_path: str | None = None
 
     def status(self, now: int) -> Status:
         if self.consumed_at is not None:
@@ -108,3 +110,23 @@ def check_expires_in(value: object) -> int:
             "expiresIn", f"must be between {MIN_EXPIRES_IN_MS} and {MAX_EXPIRES_IN_MS} ms"
         )
     return int(value)
+
+
+PATH_PATTERN = re.compile(r"/[^\s*?#]{0,198}\*?")
+
+
+def check_path_pattern(value: object, field: str = "onlyOnPath") -> str | None:
+    """A page path, exact ("/cart") or a prefix ending in "*" ("/chairs*")."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not PATH_PATTERN.fullmatch(value):
+        raise InvalidInput(field, "must be a path like /cart or a prefix like /chairs*")
+    return value
+
+
+def check_current_path(value: object, field: str = "path") -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith("/") or len(value) > 512:
+        raise InvalidInput(field, "must be the page path, starting with '/'")
+    return value

@@ -78,7 +78,8 @@
     var timer = null;
     var callbacks = null;
     var url = endpoint.replace(/^http/, 'ws') + '/api/teaser-ws?sessionId=' +
-      encodeURIComponent(sessionId) + '&siteId=' + encodeURIComponent(siteId);
+      encodeURIComponent(sessionId) + '&siteId=' + encodeURIComponent(siteId) +
+      '&path=' + encodeURIComponent(location.pathname);
 
     function detach() {
       clearTimeout(timer);
@@ -134,7 +135,7 @@
       inFlight = true;
       info('🔄 Polling for teaser messages...');
       var cb = callbacks;
-      postJSON('/api/teaser-messages', { sessionId: sessionId, siteId: siteId })
+      postJSON('/api/teaser-messages', { sessionId: sessionId, siteId: siteId, path: location.pathname })
         .then(function (response) {
           return response.json().catch(function () { return null; }).then(function (body) {
             if (!response.ok) throw new Error(describeError(response, body));

@@ -1,0 +1,1 @@
+"""Minimal peers Teaser is measured against; used only by the benchmark."""

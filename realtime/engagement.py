@@ -1,0 +1,261 @@
+"""Event intake: store each visitor event with the score after it, and send an automatic
+teaser when the visitor qualifies and their fatigue budget allows it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import case, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from realtime.broker import Broker
+from realtime.channels import site_activity_channel
+from realtime.clock import Clock, iso_time, now_ms
+from realtime.database import upsert
+from realtime.delivery import Delivery
+from realtime.events import VisitorEvent
+from realtime.metrics import Metrics
+from realtime.models import teaser_messages, visitor_sessions, webhook_events_internal
+from realtime.rulebook import RuleBook
+from realtime.scoring import Score, score
+from realtime.teaser import Draft, Priority, Teaser
+from realtime.templates import GeneratedTeaser, MessageGenerator, TeaserContext
+from realtime.triggers import Decision, Fatigue, decide, utc_day
+from realtime.visitors import VisitorState
+
+logger = logging.getLogger("teaser.engagement")
+
+# Only signs of a visitor actively on a page can trigger; a leave or a click cannot.
+TRIGGERING = frozenset({"page_view", "time_on_page"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    event_id: int
+    score: int
+    teaser: Teaser | None
+    explanation: dict[str, Any]
+
+    @property
+    def triggered(self) -> bool:
+        return self.teaser is not None
+
+
+@dataclass
+class _Evaluation:
+    state: VisitorState
+    score: Score
+    duplicate: bool
+    decision: Decision | None = None
+    generated: GeneratedTeaser | None = None
+
+
+class EventIntake:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        rulebook: RuleBook,
+        delivery: Delivery,
+        broker: Broker,
+        generator: MessageGenerator,
+        metrics: Metrics,
+        *,
+        clock: Clock = now_ms,
+    ) -> None:
+        self.engine = engine
+        self.rulebook = rulebook
+        self.delivery = delivery
+        self.broker = broker
+        self.generator = generator
+        self.metrics = metrics
+        self.clock = clock
+        self._locks: dict[tuple[str, str], _SessionLock] = {}
+
+    async def record(self, event: VisitorEvent) -> Outcome:
+        async with self._session_lock(event.site_id, event.session_id):
+            evaluation = await self._evaluate(event)
+            teaser = await self._send(event, evaluation.generated, evaluation.decision)
+            explanation = _explain(evaluation, teaser)
+            event_id = await self._store_event(event, evaluation.score.total, teaser, explanation)
+        outcome = Outcome(event_id, evaluation.score.total, teaser, explanation)
+        self.metrics.events.inc()
+        await self._announce(event, outcome)
+        return outcome
+
+    async def _evaluate(self, event: VisitorEvent) -> _Evaluation:
+        now = self.clock()
+        rules = self.rulebook.for_site(event.site_id)
+        async with self.engine.begin() as connection:
+            state = await self._state_for_update(connection, event, now)
+            duplicate = not state.first_time(event.fingerprint)
+            if not duplicate:
+                _apply(state, event)
+            evaluation = _Evaluation(state, score(state, rules), duplicate)
+            if not duplicate and event.type in TRIGGERING:
+                fatigue = await self._fatigue(connection, event, now)
+                evaluation.decision = decide(state, evaluation.score, rules.trigger, fatigue, now)
+                if evaluation.decision.send:
+                    context = TeaserContext(state, evaluation.score, rules)
+                    evaluation.generated = await self.generator.generate(context)
+                    if evaluation.generated is not None:
+                        state.count_auto_teaser(now, utc_day(now))
+            await connection.execute(
+                update(visitor_sessions)
+                .where(visitor_sessions.c.site_id == event.site_id,
+                       visitor_sessions.c.session_id == event.session_id)
+                .values(state=state.to_json(), score=evaluation.score.total,
+                        customer_id=state.customer_id, last_seen=now)
+            )  # fmt: skip
+        return evaluation
+
+    async def _state_for_update(
+        self, connection: AsyncConnection, event: VisitorEvent, now: int
+    ) -> VisitorState:
+        # Insert first: on SQLite that takes the write lock before anything is read.
+        await connection.execute(
+            upsert(connection, visitor_sessions)
+            .values(site_id=event.site_id, session_id=event.session_id, state={}, score=0,
+                    first_seen=now, last_seen=now)
+            .on_conflict_do_nothing()
+        )  # fmt: skip
+        row = (
+            await connection.execute(
+                select(visitor_sessions.c.state)
+                .where(visitor_sessions.c.site_id == event.site_id,
+                       visitor_sessions.c.session_id == event.session_id)
+                .with_for_update()
+            )
+        ).scalar_one()  # fmt: skip
+        return VisitorState.from_json(row)
+
+    async def _fatigue(self, connection: AsyncConnection, event: VisitorEvent, now: int) -> Fatigue:
+        messages = teaser_messages.c
+        manual_pending = case(
+            (
+                (messages.priority == Priority.MANUAL.value)
+                & messages.consumed_at.is_(None)
+                & (messages.expires_at > now),
+                1,
+            ),
+            else_=0,
+        )
+        last, pending = (
+            await connection.execute(
+                select(func.max(messages.created_at), func.coalesce(func.sum(manual_pending), 0))
+                .where(messages.site_id == event.site_id, messages.session_id == event.session_id)
+            )
+        ).one()  # fmt: skip
+        return Fatigue(last_teaser_at=last, manual_pending=bool(pending))
+
+    async def _send(
+        self, event: VisitorEvent, generated: GeneratedTeaser | None, decision: Decision | None
+    ) -> Teaser | None:
+        if generated is None or decision is None:
+            return None
+        expires = self.rulebook.for_site(event.site_id).trigger.expires_in_seconds * 1000
+        draft = Draft(event.session_id, generated.text, Priority.AUTO, expires,
+                      only_on_path=generated.only_on_path)  # fmt: skip
+        [teaser] = await self.delivery.send(event.site_id, [draft])
+        self.metrics.auto_triggers.inc()
+        return teaser
+
+    async def _store_event(
+        self, event: VisitorEvent, total: int, teaser: Teaser | None, explanation: dict[str, Any]
+    ) -> int:
+        statement = insert(webhook_events_internal).values(
+            site_id=event.site_id, session_id=event.session_id, type=event.type,
+            payload=event.payload(), score=total, ai_triggered=teaser is not None,
+            explanation=explanation, created_at=self.clock(),
+        ).returning(webhook_events_internal.c.id)  # fmt: skip
+        async with self.engine.begin() as connection:
+            return int((await connection.execute(statement)).scalar_one())
+
+    async def _announce(self, event: VisitorEvent, outcome: Outcome) -> None:
+        summary = {"kind": "event", "id": outcome.event_id, "sessionId": event.session_id,
+                   "type": event.type, "path": event.path, "score": outcome.score,
+                   "aiTriggered": outcome.triggered, "at": iso_time(self.clock())}  # fmt: skip
+        try:
+            await self.broker.publish(site_activity_channel(event.site_id),
+                                      orjson.dumps(summary).decode())  # fmt: skip
+        except Exception:  # a dashboard missing one live row must never fail the event
+            logger.exception("could not announce event %s", outcome.event_id)
+
+    @asynccontextmanager
+    async def _session_lock(self, site_id: str, session_id: str) -> AsyncIterator[None]:
+        """One event at a time per session on this worker (PostgreSQL also locks the row)."""
+        key = (site_id, session_id)
+        entry = self._locks.setdefault(key, _SessionLock())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[key]
+
+
+@dataclass
+class _SessionLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+def _visit(state: VisitorState, event: VisitorEvent) -> None:
+    state.visit(event.path)
+
+
+def _stay(state: VisitorState, event: VisitorEvent) -> None:
+    if event.seconds_on_page is not None:
+        state.stayed(event.seconds_on_page)
+
+
+def _click(state: VisitorState, event: VisitorEvent) -> None:
+    state.clicks += 1
+
+
+def _convert(state: VisitorState, event: VisitorEvent) -> None:
+    state.conversions += 1
+
+
+def _nothing(state: VisitorState, event: VisitorEvent) -> None:
+    pass
+
+
+EFFECTS: dict[str, Callable[[VisitorState, VisitorEvent], None]] = {
+    "page_view": _visit,
+    "time_on_page": _stay,
+    "page_leave": _stay,
+    "teaser_shown": _nothing,
+    "teaser_click": _click,
+    "conversion": _convert,
+}
+
+
+def _apply(state: VisitorState, event: VisitorEvent) -> None:
+    state.learn(event.utm, event.customer_id, event.customer_email)
+    state.time_zone = event.time_zone or state.time_zone
+    EFFECTS[event.type](state, event)
+
+
+def _explain(evaluation: _Evaluation, teaser: Teaser | None) -> dict[str, Any]:
+    trigger: dict[str, Any] | None = None
+    if evaluation.decision is not None:
+        trigger = evaluation.decision.explain()
+        generated = evaluation.generated
+        if evaluation.decision.send and generated is None:
+            trigger["blockedBy"] = "no_template"
+        if generated is not None and teaser is not None:
+            trigger |= {"template": generated.template_id, "situation": generated.situation,
+                        "teaserId": teaser.id, "message": teaser.message}  # fmt: skip
+    return {
+        "score": {"total": evaluation.score.total, "rules": evaluation.score.explain()},
+        "duplicate": evaluation.duplicate,
+        "trigger": trigger,
+    }
