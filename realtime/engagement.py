@@ -4,18 +4,15 @@ teaser when the visitor qualifies and their fatigue budget allows it."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from realtime.broker import Broker
-from realtime.channels import site_activity_channel
+from realtime.activity import ActivityFeed
 from realtime.clock import Clock, iso_time, now_ms
 from realtime.database import upsert
 from realtime.delivery import Delivery
@@ -28,8 +25,6 @@ from realtime.teaser import Draft, Priority, Teaser
 from realtime.templates import GeneratedTeaser, MessageGenerator, TeaserContext
 from realtime.triggers import Decision, Fatigue, decide, utc_day
 from realtime.visitors import VisitorState
-
-logger = logging.getLogger("teaser.engagement")
 
 # Only signs of a visitor actively on a page can trigger; a leave or a click cannot.
 TRIGGERING = frozenset({"page_view", "time_on_page"})
@@ -62,7 +57,7 @@ class EventIntake:
         engine: AsyncEngine,
         rulebook: RuleBook,
         delivery: Delivery,
-        broker: Broker,
+        activity: ActivityFeed,
         generator: MessageGenerator,
         metrics: Metrics,
         *,
@@ -71,7 +66,7 @@ class EventIntake:
         self.engine = engine
         self.rulebook = rulebook
         self.delivery = delivery
-        self.broker = broker
+        self.activity = activity
         self.generator = generator
         self.metrics = metrics
         self.clock = clock
@@ -85,7 +80,7 @@ class EventIntake:
             event_id = await self._store_event(event, evaluation.score.total, teaser, explanation)
         outcome = Outcome(event_id, evaluation.score.total, teaser, explanation)
         self.metrics.events.inc()
-        await self._announce(event, outcome)
+        self._announce(event, outcome)
         return outcome
 
     async def _evaluate(self, event: VisitorEvent) -> _Evaluation:
@@ -176,15 +171,13 @@ class EventIntake:
         async with self.engine.begin() as connection:
             return int((await connection.execute(statement)).scalar_one())
 
-    async def _announce(self, event: VisitorEvent, outcome: Outcome) -> None:
-        summary = {"kind": "event", "id": outcome.event_id, "sessionId": event.session_id,
-                   "type": event.type, "path": event.path, "score": outcome.score,
-                   "aiTriggered": outcome.triggered, "at": iso_time(self.clock())}  # fmt: skip
-        try:
-            await self.broker.publish(site_activity_channel(event.site_id),
-                                      orjson.dumps(summary).decode())  # fmt: skip
-        except Exception:  # a dashboard missing one live row must never fail the event
-            logger.exception("could not announce event %s", outcome.event_id)
+    def _announce(self, event: VisitorEvent, outcome: Outcome) -> None:
+        self.activity.announce(
+            event.site_id, "event", id=outcome.event_id, sessionId=event.session_id,
+            type=event.type, path=event.path, utm=event.utm, customerId=event.customer_id,
+            score=outcome.score, aiTriggered=outcome.triggered, at=iso_time(self.clock()),
+            teaserId=outcome.teaser.id if outcome.teaser else None,
+        )  # fmt: skip
 
     @asynccontextmanager
     async def _session_lock(self, site_id: str, session_id: str) -> AsyncIterator[None]:

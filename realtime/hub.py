@@ -16,6 +16,7 @@ from typing import Protocol
 
 import orjson
 
+from realtime.activity import ActivityFeed
 from realtime.broker import Broker, Subscriber
 from realtime.channels import session_channel
 from realtime.clock import iso_time
@@ -50,6 +51,12 @@ def teaser_frame(teaser: Teaser) -> str:
 
 
 PING_FRAME = '{"type":"ping"}'
+
+
+def teaser_activity(teaser: Teaser) -> dict[str, object]:
+    """How a teaser appears in a dashboard's live feed."""
+    return {"id": teaser.id, "sessionId": teaser.session_id, "message": teaser.message,
+            "priority": teaser.priority.value, "at": iso_time(teaser.created_at)}  # fmt: skip
 
 
 class LiveConnection:
@@ -109,6 +116,7 @@ class Hub:
         broker: Broker,
         presence: PresenceRecorder,
         metrics: Metrics,
+        activity: ActivityFeed,
         *,
         heartbeat_interval: float = 20.0,
         heartbeat_timeout: float = 50.0,
@@ -117,6 +125,7 @@ class Hub:
         self.broker = broker
         self.presence = presence
         self.metrics = metrics
+        self.activity = activity
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self._connections: set[LiveConnection] = set()
@@ -160,6 +169,8 @@ class Hub:
             connection.site_id, connection.session_id, message_id, connection.holder
         ):
             self.metrics.delivered_ws.inc()
+            self.activity.announce(connection.site_id, "teaser_delivered", via="websocket",
+                                   id=message_id, sessionId=connection.session_id)  # fmt: skip
 
     def record_latency(self, teaser: Teaser) -> None:
         self.metrics.latency.observe(max(0, self.store.clock() - teaser.created_at) / 1000)

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from pathlib import Path
 
+from realtime.activity import ActivityFeed
 from realtime.broker import Broker
 from realtime.clock import Clock, now_ms
 from realtime.config import Settings
@@ -39,21 +40,23 @@ class Runtime:
         self.sites = SiteRegistry(self.engine, clock=clock, cache_ttl=settings.site_cache_ttl)
         self.broker = Broker(settings.redis_url or "memory://")
         self.presence = PresenceRecorder(self.engine, clock=clock)
+        self.activity = ActivityFeed(self.broker)
         self.hub = Hub(
             self.store,
             self.broker,
             self.presence,
             self.metrics,
+            self.activity,
             heartbeat_interval=settings.heartbeat_interval,
             heartbeat_timeout=settings.heartbeat_timeout,
         )
-        self.delivery = Delivery(self.store, self.hub, self.presence, self.metrics)
+        self.delivery = Delivery(self.store, self.hub, self.presence, self.metrics, self.activity)
         self.rulebook = RuleBook(Path(settings.rules_dir) if settings.rules_dir else None)
         self.events = EventIntake(
             self.engine,
             self.rulebook,
             self.delivery,
-            self.broker,
+            self.activity,
             TemplateGenerator(),
             self.metrics,
             clock=clock,
@@ -70,6 +73,7 @@ class Runtime:
         if not self.settings.production:
             await self._ensure_demo_site()
         await self.broker.connect()
+        self.activity.start()
         self._every(self.settings.purge_interval, self.purge, "purge")
         self._every(self.settings.poll_flush_interval, self.presence.flush, "presence-flush")
 
@@ -83,6 +87,7 @@ class Runtime:
                 await task
         with suppress(Exception):
             await self.presence.flush()
+        await self.activity.stop()
         await self.broker.disconnect()
         await self.engine.dispose()
 

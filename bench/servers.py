@@ -1,0 +1,143 @@
+"""The servers under test: uvicorn processes on free 127.0.0.1 ports, started and stopped
+by the benchmark, and the CPU and memory they use while it measures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """One way of serving: which app, on which uvicorn options, with which environment."""
+
+    peer: str  # teaser | socketio | starlette: also picks the client's wire protocol
+    app: str
+    factory: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+    ws: str = "websockets-sansio"
+    loop: str = "uvloop"
+    http: str = "httptools"
+    workers: int = 1
+
+    @property
+    def options(self) -> str:
+        return f"ws={self.ws} loop={self.loop} http={self.http} workers={self.workers}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    def __init__(self, spec: ServerSpec, logdir: Path) -> None:
+        self.spec = spec
+        self.port = free_port()
+        self.log_path = logdir / f"{spec.peer}-{self.port}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http_base(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def ws_base(self) -> str:
+        return f"ws://{HOST}:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> Server:
+        spec = self.spec
+        command = [
+            sys.executable, "-m", "uvicorn", spec.app,
+            "--host", HOST, "--port", str(self.port),
+            "--ws", spec.ws, "--loop", spec.loop, "--http", spec.http,
+            "--workers", str(spec.workers),
+            "--ws-max-size", "65536", "--no-access-log", "--log-level", "warning",
+            "--timeout-graceful-shutdown", "5",
+        ]  # fmt: skip
+        if spec.factory:
+            command.append("--factory")
+        env = {**os.environ, **spec.env}
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"{self.http_base}/healthz", timeout=2) as answer:
+                    if answer.status == 200 and self._workers_up():
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        tail = self.log_path.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{self.spec.peer} ({self.spec.options}) did not start:\n{tail}")
+
+    def _workers_up(self) -> bool:
+        return len(self.workers()) >= self.spec.workers
+
+    def workers(self) -> list[psutil.Process]:
+        """The processes that serve requests: the workers, not uvicorn's supervisor."""
+        if self._process is None:
+            return []
+        try:
+            parent = psutil.Process(self._process.pid)
+            if self.spec.workers == 1:
+                return [parent]
+            return [p for p in parent.children() if "resource_tracker" not in " ".join(p.cmdline())]
+        except psutil.NoSuchProcess:
+            return []
+
+    def rss(self) -> int:
+        return sum(_quiet(lambda p: p.memory_info().rss, p) for p in self.workers())
+
+    def cpu_seconds(self) -> list[float]:
+        return [_quiet(lambda p: sum(p.cpu_times()[:2]), p) for p in self.workers()]
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            for child in psutil.Process(process.pid).children(recursive=True):
+                child.kill()
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _quiet(read: object, process: psutil.Process) -> float:
+    try:
+        return float(read(process))  # type: ignore[operator]
+    except psutil.Error:
+        return 0.0
