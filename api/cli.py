@@ -8,12 +8,16 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from realtime.clock import now_ms
 from realtime.config import Settings
 from realtime.database import create_engine
 from realtime.errors import TeaserError
 from realtime.migrations.migrate import upgrade
+from realtime.rules import load_rules
+from realtime.simulation import simulate
 from realtime.sites import SiteRegistry
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
@@ -109,6 +113,31 @@ async def key_revoke(sites: SiteRegistry, args: argparse.Namespace) -> int:
     return 0
 
 
+async def rules_check(args: argparse.Namespace) -> int:
+    rules = load_rules(Path(args.file))
+    print(f"{args.file}: ok — {len(rules.score)} score rules, {len(rules.templates)} templates")
+    return 0
+
+
+async def rules_simulate(sites: SiteRegistry, args: argparse.Namespace) -> int:
+    rules = load_rules(Path(args.file))
+    since = now_ms() - args.minutes * 60_000
+    replays = await simulate(sites.engine, args.site, rules, since)
+    would = [r for r in replays if r.would_send]
+    print(f"{len(replays)} sessions of site {args.site} in the last {args.minutes} min; "
+          f"{len(would)} would get an automatic teaser with {args.file}")  # fmt: skip
+    for replay in replays:
+        marker = "→" if replay.would_send else " "
+        print(
+            f"{marker} {replay.session_id}  score {replay.final_score}  events {replay.events}  "
+            f"actual auto {replay.actual_auto_teasers}  would send {len(replay.would_send)}"
+        )
+        for send in replay.would_send:
+            print(f"      {_when(send['at'])}  [{send['template']}] {send['message']}")
+            print(f"      because {', '.join(send['reasons'])}")
+    return 0
+
+
 def _when(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -159,6 +188,18 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("site_id")
     revoke.add_argument("key_id", type=int)
     revoke.set_defaults(run=_with_sites(key_revoke))
+    rules = commands.add_parser("rules", help="scoring, trigger and template rules")
+    rules_actions = rules.add_subparsers(dest="action", required=True)
+    check = rules_actions.add_parser("check", help="validate a rules file")
+    check.add_argument("file")
+    check.set_defaults(run=rules_check)
+    dry_run = rules_actions.add_parser(
+        "simulate", help="replay recent sessions through a rules file (nothing is sent)"
+    )
+    dry_run.add_argument("file")
+    dry_run.add_argument("--site", required=True)
+    dry_run.add_argument("--minutes", type=int, default=60)
+    dry_run.set_defaults(run=_with_sites(rules_simulate))
     return parser
 
 

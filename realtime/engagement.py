@@ -4,7 +4,7 @@ teaser when the visitor qualifies and their fatigue budget allows it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,7 +90,7 @@ class EventIntake:
             state = await self._state_for_update(connection, event, now)
             duplicate = not state.first_time(event.fingerprint)
             if not duplicate:
-                _apply(state, event)
+                state.apply(event)
             evaluation = _Evaluation(state, score(state, rules), duplicate)
             if not duplicate and event.type in TRIGGERING:
                 fatigue = await self._fatigue(connection, event, now)
@@ -198,43 +198,6 @@ class EventIntake:
 class _SessionLock:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
-
-
-def _visit(state: VisitorState, event: VisitorEvent) -> None:
-    state.visit(event.path)
-
-
-def _stay(state: VisitorState, event: VisitorEvent) -> None:
-    if event.seconds_on_page is not None:
-        state.stayed(event.seconds_on_page)
-
-
-def _click(state: VisitorState, event: VisitorEvent) -> None:
-    state.clicks += 1
-
-
-def _convert(state: VisitorState, event: VisitorEvent) -> None:
-    state.conversions += 1
-
-
-def _nothing(state: VisitorState, event: VisitorEvent) -> None:
-    pass
-
-
-EFFECTS: dict[str, Callable[[VisitorState, VisitorEvent], None]] = {
-    "page_view": _visit,
-    "time_on_page": _stay,
-    "page_leave": _stay,
-    "teaser_shown": _nothing,
-    "teaser_click": _click,
-    "conversion": _convert,
-}
-
-
-def _apply(state: VisitorState, event: VisitorEvent) -> None:
-    state.learn(event.utm, event.customer_id, event.customer_email)
-    state.time_zone = event.time_zone or state.time_zone
-    EFFECTS[event.type](state, event)
 
 
 def _explain(evaluation: _Evaluation, teaser: Teaser | None) -> dict[str, Any]:

@@ -5,8 +5,11 @@ event (same type, page and timestamp) changes nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from realtime.events import VisitorEvent
 
 MAX_PATHS = 100
 MAX_FINGERPRINTS = 64
@@ -61,6 +64,11 @@ class VisitorState:
     def stayed(self, seconds: int) -> None:
         self.longest_seconds_on_page = max(self.longest_seconds_on_page, seconds)
 
+    def apply(self, event: VisitorEvent) -> None:
+        self.learn(event.utm, event.customer_id, event.customer_email)
+        self.time_zone = event.time_zone or self.time_zone
+        EFFECTS[event.type](self, event)
+
     def count_auto_teaser(self, now_ms: int, day: str) -> None:
         if self.auto_day != day:
             self.auto_day, self.auto_sent_that_day = day, 0
@@ -69,3 +77,34 @@ class VisitorState:
 
     def auto_sent_on(self, day: str) -> int:
         return self.auto_sent_that_day if self.auto_day == day else 0
+
+
+def _visit(state: VisitorState, event: VisitorEvent) -> None:
+    state.visit(event.path)
+
+
+def _stay(state: VisitorState, event: VisitorEvent) -> None:
+    if event.seconds_on_page is not None:
+        state.stayed(event.seconds_on_page)
+
+
+def _click(state: VisitorState, event: VisitorEvent) -> None:
+    state.clicks += 1
+
+
+def _convert(state: VisitorState, event: VisitorEvent) -> None:
+    state.conversions += 1
+
+
+def _nothing(state: VisitorState, event: VisitorEvent) -> None:
+    pass
+
+
+EFFECTS: dict[str, Callable[[VisitorState, VisitorEvent], None]] = {
+    "page_view": _visit,
+    "time_on_page": _stay,
+    "page_leave": _stay,
+    "teaser_shown": _nothing,
+    "teaser_click": _click,
+    "conversion": _convert,
+}
