@@ -42,6 +42,12 @@ class DailyWindow:
     start: time
     end: time
 
+    @classmethod
+    def parse(cls, text: str) -> DailyWindow:
+        """'22:00-08:00' → a window; ValueError if it is not like that."""
+        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+        return cls(start, end)
+
     def contains(self, moment: time) -> bool:
         if self.start <= self.end:
             return self.start <= moment < self.end
@@ -252,10 +258,9 @@ class _Reader:
         if value is None:
             return None
         try:
-            start, end = (time.fromisoformat(part.strip()) for part in str(value).split("-"))
+            return DailyWindow.parse(str(value))
         except ValueError:
             raise self.fail(f"{where}.{key}", f"'{value}' is not like 09:00-18:00") from None
-        return DailyWindow(start, end)
 
     def zone(self, entry: dict[str, Any], where: str) -> ZoneInfo | None:
         name = entry.get("time_zone")

@@ -110,7 +110,8 @@ SITUATIONS: list[tuple[str, TeaserContext, str, str]] = [
      "📱 Thanks for coming from Facebook! Join 1000+ happy customers with our exclusive social "
      "media discount!"),
     ("browsing a category", context(current_path="/chairs/office", paths=["/chairs/office"]),
-     "browsing", "🪑 I see you're browsing chairs! Check out our ergonomic collection with 30% off!"),
+     "browsing",
+     "🪑 I see you're browsing chairs! Check out our ergonomic collection with 30% off!"),
     ("anything else", context(current_path="/about"), "welcome",
      "🎯 Welcome! Pick up where you left off with our new arrivals!"),
 ]  # fmt: skip
