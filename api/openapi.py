@@ -87,7 +87,42 @@ SCHEMAS: dict[str, Any] = {
     "PollRequest": {
         "type": "object",
         "required": ["sessionId", "siteId"],
-        "properties": {"sessionId": SESSION_ID, "siteId": SITE_ID},
+        "properties": {
+            "sessionId": SESSION_ID,
+            "siteId": SITE_ID,
+            "path": {"type": "string", "maxLength": 512},
+        },
+    },
+    "Event": {
+        "type": "object",
+        "required": ["sessionId", "siteId", "type"],
+        "properties": {
+            "sessionId": SESSION_ID,
+            "siteId": SITE_ID,
+            "type": {
+                "type": "string",
+                "enum": [
+                    "page_view",
+                    "time_on_page",
+                    "page_leave",
+                    "teaser_shown",
+                    "teaser_click",
+                    "conversion",
+                ],
+            },
+            "path": {"type": "string", "maxLength": 512},
+            "url": {"type": "string", "maxLength": 2048},
+            "referrer": {"type": "string", "maxLength": 2048},
+            "title": {"type": "string", "maxLength": 300},
+            "utm": {"type": "object", "additionalProperties": {"type": "string"}},
+            "customerId": {"type": ["string", "null"], "maxLength": 128},
+            "customerEmail": {"type": ["string", "null"], "maxLength": 254},
+            "secondsOnPage": {"type": "number", "minimum": 0, "maximum": 86400},
+            "ts": {"type": "string"},
+            "timeZone": {"type": "string"},
+            "teaserId": {"type": "string"},
+            "value": {"type": "number", "minimum": 0},
+        },
     },
     "PolledTeaser": {
         "type": "object",
@@ -185,6 +220,29 @@ PATHS: dict[str, Any] = {
                 },
             ],
             "responses": {"200": _json(_ref("Teaser"), "The teaser"), **_errors(401, 404)},
+        }
+    },
+    "/api/events": {
+        "post": {
+            "summary": "Record a visitor event; may send an automatic teaser",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("Event")}},
+            },
+            "responses": {
+                "202": _json(
+                    {
+                        "type": "object",
+                        "required": ["score", "triggered"],
+                        "properties": {
+                            "score": {"type": "integer"},
+                            "triggered": {"type": "boolean"},
+                        },
+                    },
+                    "Stored with the session's score after it",
+                ),
+                **_errors(400, 401, 403, 413, 422, 429),
+            },
         }
     },
     "/healthz": {
