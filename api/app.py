@@ -18,11 +18,11 @@ from api.limits import BodyLimitMiddleware
 from api.openapi import openapi
 from api.pages import routes as page_routes
 from api.schemas import MAX_BODY_BYTES
-from api.teasers import TeaserMessage, TeaserMessages, teaser_socket
+from api.teasers import TeaserMessage, TeaserMessages, open_session, teaser_socket
 from realtime.config import Settings
 from realtime.runtime import Runtime
 
-WIDGET_PATHS = frozenset({"/api/teaser-messages", "/api/events"})
+WIDGET_PATHS = frozenset({"/api/teaser-messages", "/api/events", "/api/sessions"})
 
 
 def routes() -> list[BaseRoute]:
@@ -31,6 +31,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/teaser-messages/{message_id}", TeaserMessage),
         WebSocketRoute("/api/teaser-ws", teaser_socket),
         Route("/api/events", record_event, methods=["POST"]),
+        Route("/api/sessions", open_session, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Route("/openapi.json", openapi),

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
-from realtime.errors import Forbidden, Unauthorized
+from realtime.errors import BadRequest, Forbidden, Unauthorized
 from realtime.runtime import Runtime
 from realtime.sites import Site
 from realtime.teaser import SITE_ID
 
+KEY_PARAMETERS = frozenset({"api_key", "apikey", "key", "x-api-key", "token"})
 OWN_SCHEME = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
 
 
@@ -19,6 +20,12 @@ def runtime_of(connection: HTTPConnection) -> Runtime:
 
 async def sending_site(connection: HTTPConnection) -> Site:
     """The site whose X-API-Key / X-Site-ID headers came with this request."""
+    if KEY_PARAMETERS & {name.lower() for name in connection.query_params}:
+        # A key in a URL ends up in proxy logs and browser history: refuse it outright.
+        raise BadRequest(
+            "API keys are only accepted in the X-API-Key header, never in the URL",
+            code="api_key_in_url",
+        )
     site_id = connection.headers.get("x-site-id")
     if site_id is not None and not SITE_ID.fullmatch(site_id):
         raise Unauthorized("unknown site or API key", code="invalid_credentials")

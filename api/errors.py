@@ -13,6 +13,7 @@ from starlette.types import ExceptionHandler
 from api.responses import error_response
 from api.schemas import MAX_BODY_BYTES, MalformedJSON
 from realtime.errors import (
+    BadRequest,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -26,6 +27,7 @@ logger = logging.getLogger("teaser.api")
 
 STATUS_BY_ERROR: dict[type[TeaserError], int] = {
     MalformedJSON: 400,
+    BadRequest: 400,
     InvalidInput: 422,
     Unauthorized: 401,
     Forbidden: 403,

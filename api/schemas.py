@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from realtime.clock import iso_time
 from realtime.errors import InvalidInput, TeaserError
+from realtime.store import IdempotencyKey
 from realtime.teaser import (
     DEFAULT_EXPIRES_IN_MS,
     Draft,
@@ -65,14 +69,53 @@ def _draft(item: Any, max_length: int, prefix: str) -> Draft:
         raise InvalidInput(prefix + exc.field, exc.detail) from None
 
 
-def poll_request(payload: Any) -> tuple[str, str, str | None]:
+@dataclass(frozen=True)
+class WidgetRequest:
+    """Who a poll or a socket speaks for, where the visitor is, and what it saw last."""
+
+    site_id: str
+    session_id: str
+    path: str | None = None
+    since: int | None = None
+    token: str | None = None
+
+
+def widget_request(values: Mapping[str, Any]) -> WidgetRequest:
+    """From a poll body or a socket's query string (where every value is a string)."""
+    token = values.get("token")
+    if token is not None and (not isinstance(token, str) or len(token) > 200):
+        raise InvalidInput("token", "must be the session token string")
+    return WidgetRequest(
+        site_id=check_site_id(values.get("siteId")),
+        session_id=check_session_id(values.get("sessionId")),
+        path=check_current_path(values.get("path")),
+        since=_position(values.get("since")),
+        token=token,
+    )
+
+
+def poll_request(payload: Any) -> WidgetRequest:
     if not isinstance(payload, dict):
         raise InvalidInput("body", "must be a JSON object")
-    return (
-        check_site_id(payload.get("siteId")),
-        check_session_id(payload.get("sessionId")),
-        check_current_path(payload.get("path")),
-    )
+    return widget_request(payload)
+
+
+def _position(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isdigit() and len(value) <= 18:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**62:
+        raise InvalidInput("since", "must be the last sequence number seen (an integer ≥ 0)")
+    return value
+
+
+def idempotency_key(header: str | None, body: bytes) -> IdempotencyKey | None:
+    if header is None:
+        return None
+    if not 1 <= len(header) <= 200 or not header.isprintable():
+        raise InvalidInput("Idempotency-Key", "must be 1-200 printable characters")
+    return IdempotencyKey(header, hashlib.sha256(body).hexdigest())
 
 
 def teaser_created(teaser: Teaser, now: int) -> dict[str, Any]:
@@ -84,6 +127,7 @@ def teaser_created(teaser: Teaser, now: int) -> dict[str, Any]:
         "priority": teaser.priority.value,
         "createdAt": iso_time(teaser.created_at),
         "expiresAt": iso_time(teaser.expires_at),
+        "seq": teaser.session_seq,
         "status": teaser.status(now).value,
     } | ({"onlyOnPath": teaser.only_on_path} if teaser.only_on_path else {})
 
@@ -98,6 +142,7 @@ def teaser_status(teaser: Teaser, now: int) -> dict[str, Any]:
 def polled(teaser: Teaser) -> dict[str, Any]:
     return {
         "id": teaser.id,
+        "seq": teaser.session_seq,
         "message": teaser.message,
         "priority": teaser.priority.value,
         "createdAt": iso_time(teaser.created_at),

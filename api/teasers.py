@@ -16,14 +16,17 @@ from api.errors import status_for
 from api.responses import FastJSONResponse, error_response
 from api.schemas import (
     drafts_from_send,
+    idempotency_key,
     parse_json,
     poll_request,
     polled,
     teaser_created,
     teaser_status,
+    widget_request,
 )
-from realtime.errors import NotFound, TeaserError
-from realtime.teaser import check_current_path, check_session_id, check_site_id
+from realtime.errors import InvalidInput, NotFound, TeaserError
+from realtime.sessions import new_session_id
+from realtime.teaser import check_site_id
 
 POLICY_VIOLATION = 1008
 
@@ -32,24 +35,49 @@ class TeaserMessages(HTTPEndpoint):
     async def put(self, request: Request) -> Response:
         runtime = runtime_of(request)
         site = await sending_site(request)
-        payload = parse_json(await request.body())
-        drafts, bulk = drafts_from_send(payload, runtime.settings.max_message_length)
-        teasers = await runtime.delivery.send(site.id, drafts)
+        body = await request.body()
+        drafts, bulk = drafts_from_send(parse_json(body), runtime.settings.max_message_length)
+        idempotency = idempotency_key(request.headers.get("idempotency-key"), body)
+        sent = await runtime.delivery.send_once(site.id, drafts, idempotency)
         now = runtime.store.clock()
-        created = [teaser_created(teaser, now) for teaser in teasers]
-        return FastJSONResponse({"messages": created} if bulk else created[0], status_code=201)
+        created = [teaser_created(teaser, now) for teaser in sent.teasers]
+        headers = {"Idempotent-Replayed": "true"} if sent.replayed else None
+        return FastJSONResponse(
+            {"messages": created} if bulk else created[0], status_code=201, headers=headers
+        )
 
     async def post(self, request: Request) -> Response:
         runtime = runtime_of(request)
-        site_id, session_id, path = poll_request(parse_json(await request.body()))
-        site = await widget_site(request, site_id)
-        teasers = await runtime.delivery.poll(site.id, session_id, path)
-        return FastJSONResponse(
-            {
-                "messages": [polled(teaser) for teaser in teasers],
-                "pollInterval": runtime.settings.poll_interval_ms,
-            }
-        )
+        asked = poll_request(parse_json(await request.body()))
+        site = await widget_site(request, asked.site_id)
+        runtime.session_tokens.check(site.id, asked.session_id, asked.token)
+        result = await runtime.delivery.poll(site.id, asked.session_id, asked.path, asked.since)
+        body = {
+            "messages": [polled(teaser) for teaser in result.teasers],
+            "pollInterval": runtime.settings.poll_interval_ms,
+        }
+        if result.recovered is not None:
+            body["recovered"] = result.recovered
+        return FastJSONResponse(body)
+
+
+async def open_session(request: Request) -> Response:
+    """POST /api/sessions: a new visitor session id and the token that reads it."""
+    runtime = runtime_of(request)
+    payload = parse_json(await request.body())
+    if not isinstance(payload, dict):
+        raise InvalidInput("body", "must be a JSON object")
+    site = await widget_site(request, check_site_id(payload.get("siteId")))
+    runtime.session_limiter.take(request.client.host if request.client else "unknown")
+    session_id = new_session_id()
+    return FastJSONResponse(
+        {
+            "sessionId": session_id,
+            "token": runtime.session_tokens.issue(site.id, session_id),
+            "pollInterval": runtime.settings.poll_interval_ms,
+        },
+        status_code=201,
+    )
 
 
 class TeaserMessage(HTTPEndpoint):
@@ -65,15 +93,15 @@ class TeaserMessage(HTTPEndpoint):
 async def teaser_socket(websocket: WebSocket) -> None:
     runtime = runtime_of(websocket)
     try:
-        site_id = check_site_id(websocket.query_params.get("siteId"))
-        session_id = check_session_id(websocket.query_params.get("sessionId"))
-        path = check_current_path(websocket.query_params.get("path"))
-        site = await widget_site(websocket, site_id)
+        asked = widget_request(websocket.query_params)
+        site = await widget_site(websocket, asked.site_id)
+        runtime.session_tokens.check(site.id, asked.session_id, asked.token)
     except TeaserError as exc:
         await _refuse(websocket, exc)
         return
     await websocket.accept()
-    async with runtime.hub.attach(site.id, session_id, websocket, path) as connection:
+    attached = runtime.hub.attach(site.id, asked.session_id, websocket, asked.path, asked.since)
+    async with attached as connection:
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from realtime.errors import ConfigError
@@ -10,6 +10,7 @@ from realtime.errors import ConfigError
 T = TypeVar("T")
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./teaser.db"
+MIN_SECRET_KEY_LENGTH = 32
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,20 @@ class Settings:
     auto_migrate: bool = True
     rules_dir: str = "./rules"
     events_per_minute: int = 120
+    # None: required in production, optional in development (so the README's curl works).
+    require_session_token: bool | None = None
+    # Signs operator session cookies; never printed (repr=False).
+    secret_key: str = field(default="", repr=False)
 
     @property
     def production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def session_tokens_required(self) -> bool:
+        if self.require_session_token is None:
+            return self.production
+        return self.require_session_token
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -56,6 +67,8 @@ class Settings:
             auto_migrate=read("TEASER_AUTO_MIGRATE", _boolean, True),
             rules_dir=read("TEASER_RULES_DIR", str, "./rules"),
             events_per_minute=read("TEASER_EVENTS_PER_MINUTE", int, 120),
+            secret_key=read("TEASER_SECRET_KEY", str, ""),
+            require_session_token=read("TEASER_REQUIRE_SESSION_TOKEN", _boolean, None),
         )
         settings.validate()
         return settings
@@ -71,6 +84,17 @@ class Settings:
         if self.heartbeat_timeout <= self.heartbeat_interval:
             raise ConfigError(
                 "Config 'TEASER_HEARTBEAT_TIMEOUT' must be larger than 'TEASER_HEARTBEAT_INTERVAL'."
+            )
+        if self.secret_key and len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+            raise ConfigError(
+                f"Config 'TEASER_SECRET_KEY' must be at least {MIN_SECRET_KEY_LENGTH} characters."
+            )
+        if self.production and not self.secret_key:
+            # A generated key would sign each worker's sessions differently and forget them
+            # on restart: fine for a laptop, not for operators.
+            raise ConfigError(
+                "Config 'TEASER_SECRET_KEY' is required in production "
+                f"(at least {MIN_SECRET_KEY_LENGTH} random characters; it signs operator sessions)."
             )
 
 

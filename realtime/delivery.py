@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from realtime.activity import ActivityFeed
 from realtime.hub import Hub, teaser_activity
 from realtime.metrics import Metrics
 from realtime.presence import PresenceRecorder
-from realtime.store import TeaserStore
+from realtime.store import DuplicateSend, IdempotencyKey, TeaserStore
 from realtime.teaser import Draft, Teaser
+
+
+@dataclass(frozen=True)
+class Sent:
+    teasers: list[Teaser]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Polled:
+    teasers: list[Teaser]
+    # None: the client gave no position; False: an unknown one, so nothing was replayed.
+    recovered: bool | None = None
 
 
 class Delivery:
@@ -26,18 +41,37 @@ class Delivery:
         self.activity = activity
 
     async def send(self, site_id: str, drafts: list[Draft]) -> list[Teaser]:
-        """Store first (the source of truth), then wake whoever holds each session."""
-        teasers = await self.store.send(site_id, drafts)
+        return (await self.send_once(site_id, drafts)).teasers
+
+    async def send_once(
+        self, site_id: str, drafts: list[Draft], idempotency: IdempotencyKey | None = None
+    ) -> Sent:
+        """Store first (the source of truth), then wake whoever holds each session. A retry
+        with the same idempotency key gets the first send's messages, and sends nothing."""
+        if idempotency is not None:
+            earlier = await self.store.previous_send(site_id, idempotency)
+            if earlier is not None:
+                return Sent(earlier, replayed=True)
+        try:
+            teasers = await self.store.send(site_id, drafts, idempotency)
+        except DuplicateSend:
+            assert idempotency is not None
+            return Sent(await self.store.previous_send(site_id, idempotency) or [], True)
         self.metrics.sent.inc(len(teasers))
         for teaser in teasers:
             self.activity.announce(site_id, "teaser_sent", **teaser_activity(teaser))
         for session_id in dict.fromkeys(t.session_id for t in teasers):
             await self.hub.notify(site_id, session_id)
-        return teasers
+        return Sent(teasers)
 
-    async def poll(self, site_id: str, session_id: str, path: str | None = None) -> list[Teaser]:
+    async def poll(
+        self, site_id: str, session_id: str, path: str | None = None, since: int | None = None
+    ) -> Polled:
         self.presence.seen(site_id, session_id, "poll", poll=True)
         self.metrics.polls.inc()
+        recovered = None
+        if since is not None:
+            recovered = await self.store.recover(site_id, session_id, since, path)
         teasers = await self.store.consume_pending(site_id, session_id, path)
         for teaser in teasers:
             self.hub.record_latency(teaser)
@@ -45,4 +79,8 @@ class Delivery:
                 site_id, "teaser_delivered", via="poll", **teaser_activity(teaser)
             )
         self.metrics.delivered_poll.inc(len(teasers))
-        return teasers
+        # Whatever the client already saw (up to `since`) is consumed without being resent.
+        fresh = [t for t in teasers if since is None or (t.session_seq or 0) > since]
+        merged = {t.id: t for t in [*(recovered or []), *fresh]}
+        ordered = sorted(merged.values(), key=lambda t: (t.session_seq or 0, t.seq))
+        return Polled(ordered, None if since is None else recovered is not None)

@@ -28,6 +28,12 @@ class InvalidInput(TeaserError):
         self.detail = detail
 
 
+class BadRequest(TeaserError):
+    """A request the contract refuses outright, e.g. an API key in a URL."""
+
+    code = "bad_request"
+
+
 class Unauthorized(TeaserError):
     code = "unauthorized"
 

@@ -42,6 +42,7 @@ def teaser_frame(teaser: Teaser) -> str:
         {
             "type": "teaser",
             "id": teaser.id,
+            "seq": teaser.session_seq,
             "message": teaser.message,
             "priority": teaser.priority.value,
             "createdAt": iso_time(teaser.created_at),
@@ -61,12 +62,19 @@ def teaser_activity(teaser: Teaser) -> dict[str, object]:
 
 class LiveConnection:
     def __init__(
-        self, hub: Hub, site_id: str, session_id: str, transport: Transport, path: str | None
+        self,
+        hub: Hub,
+        site_id: str,
+        session_id: str,
+        transport: Transport,
+        path: str | None,
+        since: int | None,
     ) -> None:
         self.hub = hub
         self.site_id = site_id
         self.session_id = session_id
         self.path = path
+        self.since = since
         self.transport = transport
         self.holder = secrets.token_hex(12)
         self.last_heard = time.monotonic()
@@ -84,6 +92,8 @@ class LiveConnection:
             self.hub.presence.seen(self.site_id, self.session_id, "websocket")
 
     async def pump(self, subscriber: Subscriber) -> None:
+        if self.since is not None:
+            await self.replay_missed(self.since)
         while True:
             await self.deliver_pending()
             try:
@@ -98,6 +108,12 @@ class LiveConnection:
         # Wake for the next ping, or exactly when the client's silence becomes fatal.
         deadline = self.last_heard + self.hub.heartbeat_timeout - time.monotonic()
         return max(0.01, min(self.hub.heartbeat_interval, deadline))
+
+    async def replay_missed(self, since: int) -> None:
+        """Resend what was handed out after `since` but never reached this client."""
+        missed = await self.hub.store.recover(self.site_id, self.session_id, since, self.path)
+        for teaser in missed or []:
+            await self.transport.send_text(teaser_frame(teaser))
 
     async def deliver_pending(self) -> None:
         teasers = await self.hub.store.claim_pending(
@@ -141,9 +157,14 @@ class Hub:
 
     @asynccontextmanager
     async def attach(
-        self, site_id: str, session_id: str, transport: Transport, path: str | None = None
+        self,
+        site_id: str,
+        session_id: str,
+        transport: Transport,
+        path: str | None = None,
+        since: int | None = None,
     ) -> AsyncIterator[LiveConnection]:
-        connection = LiveConnection(self, site_id, session_id, transport, path)
+        connection = LiveConnection(self, site_id, session_id, transport, path, since)
         self._connections.add(connection)
         self.presence.seen(site_id, session_id, "websocket")
         try:

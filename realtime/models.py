@@ -62,8 +62,30 @@ teaser_messages = Table(
     Column("delivered_via", String(16), nullable=True),
     # Context-aware expiry: deliver only while the visitor's page matches ("/chairs*").
     Column("only_on_path", String(200), nullable=True),
+    # 1, 2, 3… per session, without gaps: a reconnecting client says the last one it saw.
+    Column("session_seq", BigInteger, nullable=True),
     Index("ix_teaser_messages_session", "site_id", "session_id", "consumed_at"),
     Index("ix_teaser_messages_expires", "expires_at"),
+    Index("ux_teaser_messages_session_seq", "site_id", "session_id", "session_seq", unique=True),
+)
+
+session_counters = Table(
+    "session_counters",
+    metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("session_id", String(128), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("message_ids", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_idempotency_keys_created", "created_at"),
 )
 
 teaser_polls = Table(
@@ -105,4 +127,18 @@ visitor_sessions = Table(
     Column("first_seen", BigInteger, nullable=False),
     Column("last_seen", BigInteger, nullable=False),
     Index("ix_visitor_sessions_last_seen", "site_id", "last_seen"),
+)
+
+operators = Table(
+    "operators",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("site_id", String(64), ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    # Sessions signed before this moment are void: a password reset signs everyone out.
+    Column("password_changed_at", BigInteger, nullable=False),
+    Column("last_login_at", BigInteger, nullable=True),
+    Index("ux_operators_site_email", "site_id", "email", unique=True),
 )

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from pathlib import Path
 
 from realtime.activity import ActivityFeed
+from realtime.analytics import Analytics
 from realtime.broker import Broker
 from realtime.clock import Clock, now_ms
 from realtime.config import Settings
+from realtime.conversions import Conversions
 from realtime.database import create_engine
 from realtime.delivery import Delivery
 from realtime.engagement import EventIntake
 from realtime.hub import Hub
+from realtime.journey import Journeys
 from realtime.metrics import Metrics
 from realtime.migrations.migrate import upgrade
+from realtime.operators import OperatorRegistry
 from realtime.presence import PresenceRecorder
 from realtime.ratelimit import RateLimiter
 from realtime.rulebook import RuleBook
+from realtime.sessions import SessionTokens
 from realtime.sites import SiteRegistry
 from realtime.store import TeaserStore
 from realtime.templates import TemplateGenerator
@@ -29,12 +35,24 @@ logger = logging.getLogger("teaser")
 
 DEMO_SITE = "woodstock_outlet"
 DEMO_KEY = "woodstock_rt_key_2024"
+DEMO_OPERATOR = "demo@woodstock.example"
+
+
+def server_secret(settings: Settings) -> bytes:
+    """TEASER_SECRET_KEY, or in development one derived from the database URL: stable across
+    restarts and shared by workers of one database, and never used in production."""
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    logger.warning("TEASER_SECRET_KEY is not set; using a development secret.")
+    return hashlib.sha256(f"teaser-development:{settings.database_url}".encode()).digest()
 
 
 class Runtime:
     def __init__(self, settings: Settings, *, clock: Clock = now_ms) -> None:
         self.settings = settings
         self.engine = create_engine(settings.database_url)
+        self.secret = server_secret(settings)
+        self.session_tokens = SessionTokens(self.secret, required=settings.session_tokens_required)
         self.metrics = Metrics()
         self.store = TeaserStore(self.engine, clock=clock, lease_ms=settings.claim_lease_ms)
         self.sites = SiteRegistry(self.engine, clock=clock, cache_ttl=settings.site_cache_ttl)
@@ -61,10 +79,25 @@ class Runtime:
             self.metrics,
             clock=clock,
         )
+        # A tab opens one session; a shop behind one office NAT opens many.
+        self.session_limiter = RateLimiter("new sessions from this address", rate=1, burst=60)
         # Bursty at page load (view, shown, click), a trickle after that.
         self.event_limiter = RateLimiter(
             "events for this session", rate=settings.events_per_minute / 60, burst=30
         )
+        # The dashboard: operator accounts and what they read.
+        self.operators = OperatorRegistry(
+            self.engine, clock=clock, cache_ttl=settings.site_cache_ttl
+        )
+        # An idle socket marks presence on each heartbeat, written at the next flush.
+        socket_presence = settings.heartbeat_interval + settings.poll_flush_interval + 5
+        self.analytics = Analytics(
+            self.engine, clock=clock, socket_presence_ms=int(socket_presence * 1000)
+        )
+        self.conversions = Conversions(self.engine, clock=clock)
+        self.journeys = Journeys(self.engine, self.analytics, clock=clock)
+        # Password guessing: a few tries at once, then one every 12 s per account.
+        self.login_limiter = RateLimiter("sign-in attempts for this account", rate=5 / 60, burst=10)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -72,6 +105,7 @@ class Runtime:
             await upgrade(self.engine)
         if not self.settings.production:
             await self._ensure_demo_site()
+            await self._ensure_demo_operator()
         await self.broker.connect()
         self.activity.start()
         self._every(self.settings.purge_interval, self.purge, "purge")
@@ -105,6 +139,25 @@ class Runtime:
             )
         else:
             logger.warning("Demo API key for site '%s' is active (dev mode).", DEMO_SITE)
+
+    async def _ensure_demo_operator(self) -> None:
+        password = await self.operators.ensure(DEMO_SITE, DEMO_OPERATOR)
+        if password is not None:
+            logger.warning(
+                "Demo operator '%s' of site '%s' created with password '%s' (shown only now). "
+                "Sign in at /dashboard.",
+                DEMO_OPERATOR,
+                DEMO_SITE,
+                password,
+            )
+        else:
+            logger.info(
+                "Demo operator '%s' can sign in at /dashboard; "
+                "`teaser operator reset %s %s` prints a new password.",
+                DEMO_OPERATOR,
+                DEMO_SITE,
+                DEMO_OPERATOR,
+            )
 
     def _every(self, seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
         async def loop() -> None:

@@ -52,6 +52,7 @@ class Teaser:
     consumed_at: int | None = None
     delivered_via: str | None = None
     only_on_path: str | None = None
+    session_seq: int | None = None
 
     def status(self, now: int) -> Status:
         if self.consumed_at is not None:

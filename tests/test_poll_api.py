@@ -43,7 +43,14 @@ async def test_a_poll_returns_pending_messages_once_in_send_order(
 
     assert taken["pollInterval"] == 8000
     assert [m["id"] for m in taken["messages"]] == [first["id"], second["id"]]
-    assert set(taken["messages"][0]) == {"id", "message", "priority", "createdAt", "expiresAt"}
+    assert set(taken["messages"][0]) == {
+        "id",
+        "seq",
+        "message",
+        "priority",
+        "createdAt",
+        "expiresAt",
+    }
     assert again["messages"] == []
 
 

@@ -132,7 +132,8 @@ async def test_a_message_survives_a_server_restart(sqlite_url: str, tmp_path: Pa
 
 
 async def test_production_mode_never_creates_the_demo_key(sqlite_url: str, tmp_path: Path) -> None:
-    server = ServerProcess({"DATABASE_URL": sqlite_url, "TEASER_ENV": "production"}, tmp_path)
+    env = {"DATABASE_URL": sqlite_url, "TEASER_ENV": "production", "TEASER_SECRET_KEY": "s" * 40}
+    server = ServerProcess(env, tmp_path)
     await asyncio.to_thread(server.start)
     try:
         async with httpx.AsyncClient() as client:

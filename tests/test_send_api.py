@@ -51,6 +51,7 @@ async def test_the_seed_curl_example_works_verbatim(client: httpx.AsyncClient) -
         "priority",
         "createdAt",
         "expiresAt",
+        "seq",
         "status",
     }
 

@@ -57,6 +57,7 @@ async def test_a_send_reaches_the_open_socket_at_once(
     assert frame == {
         "type": "teaser",
         "id": sent["id"],
+        "seq": 1,
         "message": "🎉 20% off chairs today!",
         "priority": "manual",
         "createdAt": sent["createdAt"],

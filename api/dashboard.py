@@ -1,0 +1,219 @@
+"""The operator dashboard: its pages, and the APIs it (or a script with the site's key)
+reads and sends through. Every answer is about the caller's own site only."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from api.auth import runtime_of
+from api.dashboard_socket import dashboard_socket
+from api.operator_auth import dashboard_principal, login, logout, me, session_principal
+from api.responses import FastJSONResponse
+from api.schemas import drafts_from_send, parse_json, teaser_status
+from realtime.analytics import MAX_PAGE, Cursor, FeedFilter, View
+from realtime.errors import InvalidInput, NotFound
+
+DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
+PERIODS_MS = {"1h": 3_600_000, "24h": 86_400_000, "7d": 7 * 86_400_000, "30d": 30 * 86_400_000}
+MAX_SEARCH = 200
+# Pages make no request to anything but this server, and no other site may frame them.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+CSV_COLUMNS = (
+    "kind", "id", "at", "sessionId", "type", "path", "url", "title", "referrer", "utmSource",
+    "utmCampaign", "customerId", "customerEmail", "secondsOnPage", "teaserId", "value", "score",
+    "aiTriggered", "triggeredTeaserId", "message", "priority", "status", "deliveredVia",
+    "deliveredAt", "expiresAt", "utm", "explanation",
+)  # fmt: skip
+# A spreadsheet runs a cell that starts like a formula; visitors write page titles and paths.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def parse_view(params: Mapping[str, Any], now: int) -> View:
+    """filter, q, and a period: `period` (1h, 24h, 7d, 30d, all) or `since`/`until`."""
+    raw_filter = params.get("filter") or FeedFilter.ALL.value
+    if raw_filter not in FeedFilter.__members__.values():
+        raise InvalidInput("filter", "must be 'all', 'ai' or 'high_score'")
+    search = params.get("q") or ""
+    if not isinstance(search, str) or len(search) > MAX_SEARCH:
+        raise InvalidInput("q", f"must be a string of at most {MAX_SEARCH} characters")
+    since = _time(params.get("since"), "since")
+    period = params.get("period")
+    if period and period != "all":
+        if period not in PERIODS_MS:
+            raise InvalidInput("period", f"must be one of {', '.join(PERIODS_MS)} or 'all'")
+        since = now - PERIODS_MS[period]
+    return View(FeedFilter(raw_filter), search.strip(), since, _time(params.get("until"), "until"))
+
+
+def _time(value: object, field: str) -> int | None:
+    """Epoch milliseconds, or an ISO 8601 time (UTC unless it says otherwise)."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(field, "must be epoch milliseconds or an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return 100
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise InvalidInput("limit", f"must be a whole number from 1 to {MAX_PAGE}")
+    return int(raw)
+
+
+async def dashboard_page(request: Request) -> Response:
+    if await session_principal(request) is None:
+        return RedirectResponse("/dashboard/login", status_code=303)
+    return _page("index.html")
+
+
+async def login_page(request: Request) -> Response:
+    return _page("login.html")
+
+
+def _page(name: str) -> Response:
+    return FileResponse(DASHBOARD_DIR / name, media_type="text/html; charset=utf-8",
+                        headers=PAGE_HEADERS)  # fmt: skip
+
+
+async def stats(request: Request) -> Response:
+    runtime = runtime_of(request)
+    principal = await dashboard_principal(request)
+    view = parse_view(request.query_params, runtime.store.clock())
+    return FastJSONResponse(await runtime.analytics.stats(principal.site_id, view))
+
+
+async def list_events(request: Request) -> Response:
+    runtime = runtime_of(request)
+    principal = await dashboard_principal(request)
+    params = request.query_params
+    view = parse_view(params, runtime.store.clock())
+    before = Cursor.parse(params["before"]) if params.get("before") else None
+    page = await runtime.analytics.feed(principal.site_id, view, before, _limit(params.get("limit")))  # fmt: skip
+    return FastJSONResponse({"events": page.items, "next": page.next})
+
+
+async def export_events(request: Request) -> Response:
+    runtime = runtime_of(request)
+    principal = await dashboard_principal(request)
+    view = parse_view(request.query_params, runtime.store.clock())
+    kind = request.query_params.get("format", "json")
+    if kind not in ("json", "csv"):
+        raise InvalidInput("format", "must be 'json' or 'csv'")
+    rows = runtime.analytics.export(principal.site_id, view)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    name = f"teaser-{principal.site_id}-{view.filter.value}-{stamp}.{kind}"
+    body, media = (_json_lines(rows), "application/json") if kind == "json" else (_csv_lines(rows), "text/csv; charset=utf-8")  # fmt: skip
+    return StreamingResponse(body, media_type=media,
+                             headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                      "Cache-Control": "no-store"})  # fmt: skip
+
+
+async def _json_lines(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    separator = b"[\n"
+    async for row in rows:
+        yield separator + orjson.dumps(row)
+        separator = b",\n"
+    yield b"[]\n" if separator == b"[\n" else b"\n]\n"
+
+
+async def _csv_lines(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    async for row in rows:
+        writer.writerow(_csv_cell(row.get(column)) for column in CSV_COLUMNS)
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+def _csv_cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return "'" + text if isinstance(value, str) and text.startswith(FORMULA_STARTS) else text
+
+
+async def session_journey(request: Request) -> Response:
+    runtime = runtime_of(request)
+    principal = await dashboard_principal(request)
+    session_id = request.path_params["session_id"]
+    return FastJSONResponse(await runtime.journeys.journey(principal.site_id, session_id))
+
+
+async def conversions(request: Request) -> Response:
+    runtime = runtime_of(request)
+    principal = await dashboard_principal(request)
+    view = parse_view(request.query_params, runtime.store.clock())
+    report = await runtime.conversions.analyse(principal.site_id, view.since, view.until)
+    return FastJSONResponse(report)
+
+
+async def send_teaser(request: Request) -> Response:
+    """📨 Send Custom Teaser: always manual, always to the caller's own site."""
+    runtime = runtime_of(request)
+    principal = await dashboard_principal(request)
+    payload = parse_json(await request.body())
+    if not isinstance(payload, dict):
+        raise InvalidInput("body", "must be a JSON object")
+    drafts, _ = drafts_from_send({**payload, "priority": "manual"}, runtime.settings.max_message_length)  # fmt: skip
+    [teaser] = await runtime.delivery.send(principal.site_id, drafts)
+    return FastJSONResponse(teaser_status(teaser, runtime.store.clock()), status_code=201)
+
+
+async def teaser_state(request: Request) -> Response:
+    runtime = runtime_of(request)
+    principal = await dashboard_principal(request)
+    teaser = await runtime.store.get(principal.site_id, request.path_params["message_id"])
+    if teaser is None:
+        raise NotFound("no such teaser message for this site", code="message_not_found")
+    return FastJSONResponse(teaser_status(teaser, runtime.store.clock()))
+
+
+routes: list[BaseRoute] = [
+    Route("/dashboard", dashboard_page),
+    Route("/dashboard/login", login_page),
+    Mount("/dashboard/assets", app=StaticFiles(directory=DASHBOARD_DIR / "assets"), name="dashboard-assets"),  # fmt: skip
+    Route("/api/operator/login", login, methods=["POST"]),
+    Route("/api/operator/logout", logout, methods=["POST"]),
+    Route("/api/operator/me", me),
+    Route("/api/stats", stats),
+    # POST /api/events (the widget's intake) is a route of its own, in api.events.
+    Route("/api/events", list_events, methods=["GET"]),
+    Route("/api/events/export", export_events),
+    Route("/api/dashboard/sessions/{session_id}", session_journey),
+    Route("/api/dashboard/conversions", conversions),
+    Route("/api/dashboard/teasers", send_teaser, methods=["POST"]),
+    Route("/api/dashboard/teasers/{message_id}", teaser_state),
+    WebSocketRoute("/api/dashboard/ws", dashboard_socket),
+]
