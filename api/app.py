@@ -11,12 +11,15 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from api.cors import WidgetCORSMiddleware
+from api.dashboard import routes as dashboard_routes
 from api.errors import HANDLERS
 from api.events import record_event
 from api.health import healthz, metrics
 from api.limits import BodyLimitMiddleware
+from api.logs import redact_personal_data
 from api.openapi import openapi
 from api.pages import routes as page_routes
+from api.privacy import erase_person
 from api.schemas import MAX_BODY_BYTES
 from api.teasers import TeaserMessage, TeaserMessages, open_session, teaser_socket
 from realtime.config import Settings
@@ -32,16 +35,19 @@ def routes() -> list[BaseRoute]:
         WebSocketRoute("/api/teaser-ws", teaser_socket),
         Route("/api/events", record_event, methods=["POST"]),
         Route("/api/sessions", open_session, methods=["POST"]),
+        Route("/api/privacy/erase", erase_person, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Route("/openapi.json", openapi),
         *page_routes,
+        *dashboard_routes,
     ]
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
     settings = settings or Settings.from_environ()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
+    redact_personal_data()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

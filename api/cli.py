@@ -16,6 +16,8 @@ from realtime.config import Settings
 from realtime.database import create_engine
 from realtime.errors import TeaserError
 from realtime.migrations.migrate import upgrade
+from realtime.operators import OperatorRegistry
+from realtime.privacy import Privacy
 from realtime.rules import load_rules
 from realtime.simulation import simulate
 from realtime.sites import SiteRegistry
@@ -138,6 +140,62 @@ async def rules_simulate(sites: SiteRegistry, args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_operators(
+    job: Callable[[OperatorRegistry, argparse.Namespace], Awaitable[int]],
+) -> Command:
+    async def run(args: argparse.Namespace) -> int:
+        engine = create_engine(Settings.from_environ().database_url)
+        try:
+            await upgrade(engine)
+            return await job(OperatorRegistry(engine), args)
+        finally:
+            await engine.dispose()
+
+    return run
+
+
+async def operator_add(operators: OperatorRegistry, args: argparse.Namespace) -> int:
+    operator, password = await operators.create(args.site_id, args.email)
+    print(f"operator {operator.email} of site {operator.site_id} created; sign in at /dashboard")
+    print(f"password (shown once, store it now): {password}")
+    return 0
+
+
+async def operator_list(operators: OperatorRegistry, args: argparse.Namespace) -> int:
+    for operator in await operators.list_operators(args.site_id):
+        seen = _when(operator.last_login_at) if operator.last_login_at else "never"
+        print(f"{operator.email}\tcreated {_when(operator.created_at)}\tlast sign-in {seen}")
+    return 0
+
+
+async def operator_reset(operators: OperatorRegistry, args: argparse.Namespace) -> int:
+    password = await operators.reset_password(args.site_id, args.email)
+    print(f"new password for {args.email} (shown once; older sessions are signed out): {password}")
+    return 0
+
+
+async def operator_remove(operators: OperatorRegistry, args: argparse.Namespace) -> int:
+    if not await operators.remove(args.site_id, args.email):
+        print(f"error: no operator {args.email} for site {args.site_id}", file=sys.stderr)
+        return 1
+    print(f"operator {args.email} of site {args.site_id} removed")
+    return 0
+
+
+async def privacy_erase(args: argparse.Namespace) -> int:
+    engine = create_engine(Settings.from_environ().database_url)
+    try:
+        await upgrade(engine)
+        erasure = await Privacy(engine).erase(
+            email=args.email, customer_id=args.customer_id, site_id=args.site
+        )
+    finally:
+        await engine.dispose()
+    rows = ", ".join(f"{count} from {table}" for table, count in erasure.rows.items())
+    print(f"erased {erasure.sessions} session(s): {rows}")
+    return 0
+
+
 def _when(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -188,6 +246,31 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("site_id")
     revoke.add_argument("key_id", type=int)
     revoke.set_defaults(run=_with_sites(key_revoke))
+
+    operator = commands.add_parser("operator", help="dashboard operators").add_subparsers(
+        dest="action", required=True
+    )
+    for name, job, text in (
+        ("add", operator_add, "add an operator to a site and print a generated password"),
+        ("reset", operator_reset, "print a new password for an operator (signs them out)"),
+        ("remove", operator_remove, "remove an operator"),
+    ):
+        action = operator.add_parser(name, help=text)
+        action.add_argument("site_id")
+        action.add_argument("email")
+        action.set_defaults(run=_with_operators(job))
+    listing = operator.add_parser("list", help="list a site's operators")
+    listing.add_argument("site_id")
+    listing.set_defaults(run=_with_operators(operator_list))
+    privacy = commands.add_parser("privacy", help="personal data")
+    erase = privacy.add_subparsers(dest="action", required=True).add_parser(
+        "erase", help="delete a person's sessions, events and messages everywhere"
+    )
+    erase.add_argument("--email")
+    erase.add_argument("--customer-id")
+    erase.add_argument("--site", help="only this site (default: every site)")
+    erase.set_defaults(run=privacy_erase)
+
     rules = commands.add_parser("rules", help="scoring, trigger and template rules")
     rules_actions = rules.add_subparsers(dest="action", required=True)
     check = rules_actions.add_parser("check", help="validate a rules file")

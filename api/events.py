@@ -14,8 +14,13 @@ from realtime.events import parse_event
 async def record_event(request: Request) -> Response:
     runtime = runtime_of(request)
     # Any content type: leave events come as text/plain beacons, which need no preflight.
-    event = parse_event(parse_json(await request.body()))
+    body = parse_json(await request.body())
+    event = parse_event(body)
     await widget_site(request, event.site_id)
+    token = body.get("token")
+    runtime.session_tokens.check(
+        event.site_id, event.session_id, token if isinstance(token, str) else None
+    )
     runtime.event_limiter.take(f"{event.site_id}:{event.session_id}")
     outcome = await runtime.events.record(event)
     return FastJSONResponse({"score": outcome.score, "triggered": outcome.triggered}, 202)

@@ -32,6 +32,7 @@ class Settings:
     auto_migrate: bool = True
     rules_dir: str = "./rules"
     events_per_minute: int = 120
+    event_retention_days: int = 90
     # None: required in production, optional in development (so the README's curl works).
     require_session_token: bool | None = None
     # Signs operator session cookies; never printed (repr=False).
@@ -67,6 +68,7 @@ class Settings:
             auto_migrate=read("TEASER_AUTO_MIGRATE", _boolean, True),
             rules_dir=read("TEASER_RULES_DIR", str, "./rules"),
             events_per_minute=read("TEASER_EVENTS_PER_MINUTE", int, 120),
+            event_retention_days=read("TEASER_EVENT_RETENTION_DAYS", int, 90),
             secret_key=read("TEASER_SECRET_KEY", str, ""),
             require_session_token=read("TEASER_REQUIRE_SESSION_TOKEN", _boolean, None),
         )

@@ -105,7 +105,8 @@ class EventIntake:
                 .where(visitor_sessions.c.site_id == event.site_id,
                        visitor_sessions.c.session_id == event.session_id)
                 .values(state=state.to_json(), score=evaluation.score.total,
-                        customer_id=state.customer_id, last_seen=now)
+                        customer_id=state.customer_id, customer_email=state.customer_email,
+                        last_seen=now)
             )  # fmt: skip
         return evaluation
 

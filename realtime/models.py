@@ -124,9 +124,13 @@ visitor_sessions = Table(
     Column("state", JSON, nullable=False),
     Column("score", Integer, nullable=False, server_default="0"),
     Column("customer_id", String(128), nullable=True),
+    # Kept beside the state so a person's data can be found and erased by address.
+    Column("customer_email", String(254), nullable=True),
     Column("first_seen", BigInteger, nullable=False),
     Column("last_seen", BigInteger, nullable=False),
     Index("ix_visitor_sessions_last_seen", "site_id", "last_seen"),
+    Index("ix_visitor_sessions_customer_email", "customer_email"),
+    Index("ix_visitor_sessions_customer_id", "customer_id"),
 )
 
 operators = Table(

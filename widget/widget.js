@@ -67,8 +67,42 @@
   }
 
   var sessionKey = 'teaser:session:' + siteId;
-  var sessionId = load(sessionKey) || randomId();
-  save(sessionKey, sessionId);
+  // The server mints the session id and its token (which alone can read the session's
+  // messages); both, and the last sequence number seen, live as long as the tab.
+  var stored = null;
+  try { stored = JSON.parse(load(sessionKey)); } catch (e) { /* absent or corrupt: open anew */ }
+  var sessionId = stored && stored.id || null;
+  var token = stored && stored.token || null;
+  var lastSeq = stored && stored.seq || 0;
+  var reopened = false;
+
+  function keepSession() { save(sessionKey, JSON.stringify({ id: sessionId, token: token, seq: lastSeq })); }
+
+  function openSession(done) {
+    postJSON('/api/sessions', { siteId: siteId })
+      .then(function (response) {
+        return response.json().catch(function () { return null; }).then(function (body) {
+          if (!response.ok || !body) throw new Error(describeError(response, body));
+          sessionId = body.sessionId;
+          token = body.token;
+        });
+      })
+      .catch(function (error) {
+        // Servers that do not require tokens still deliver to a session named here.
+        warn('Could not open a session (' + error.message + '); continuing without a token');
+        sessionId = randomId();
+        token = null;
+      })
+      .then(function () { lastSeq = 0; keepSession(); done(); });
+  }
+
+  // A token the server no longer accepts (its secret changed): start a new session, once.
+  function tokenRefused(body) {
+    if (reopened || !(body && body.error && body.error.code === 'invalid_session_token')) return false;
+    reopened = true;
+    openSession(function () { if (socket) { socket.close(); socket = null; } connect(); });
+    return true;
+  }
 
   // ---- transports: the same shape, { name, supported(), open(callbacks), send(frame), close() } ----
   // callbacks: onOpen(), onFrame(frame), onClose(), onPoll(result).
@@ -79,7 +113,8 @@
     var callbacks = null;
     var url = endpoint.replace(/^http/, 'ws') + '/api/teaser-ws?sessionId=' +
       encodeURIComponent(sessionId) + '&siteId=' + encodeURIComponent(siteId) +
-      '&path=' + encodeURIComponent(location.pathname);
+      '&path=' + encodeURIComponent(location.pathname) +
+      (token ? '&token=' + encodeURIComponent(token) : '') + (lastSeq ? '&since=' + lastSeq : '');
 
     function detach() {
       clearTimeout(timer);
@@ -135,9 +170,11 @@
       inFlight = true;
       info('🔄 Polling for teaser messages...');
       var cb = callbacks;
-      postJSON('/api/teaser-messages', { sessionId: sessionId, siteId: siteId, path: location.pathname })
+      postJSON('/api/teaser-messages', { sessionId: sessionId, siteId: siteId, path: location.pathname,
+        token: token || undefined, since: lastSeq || undefined })
         .then(function (response) {
           return response.json().catch(function () { return null; }).then(function (body) {
+            if (!response.ok && tokenRefused(body)) return {};
             if (!response.ok) throw new Error(describeError(response, body));
             return body || {};
           });
@@ -288,6 +325,7 @@
     if (frame.type === 'ping') return transport.send({ type: 'pong' });
     if (frame.type !== 'teaser') return;
     transport.send({ type: 'ack', id: frame.id }); // also for duplicates: the server stops resending
+    if (frame.seq > lastSeq) { lastSeq = frame.seq; keepSession(); }
     if (!firstSight(frame.id)) return;
     var message = { id: frame.id, message: String(frame.message), priority: frame.priority,
       createdAt: frame.createdAt, expiresAt: frame.expiresAt };
@@ -346,7 +384,8 @@
     var timeZone;
     try { timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { /* old browser */ }
     return Object.assign({
-      sessionId: sessionId, siteId: siteId, type: type, url: location.href, path: location.pathname,
+      sessionId: sessionId, siteId: siteId, token: token || undefined, type: type,
+      url: location.href, path: location.pathname,
       referrer: document.referrer, title: document.title, utm: utm,
       customerId: query.get('customer_id'), customerEmail: query.get('customer_email'),
       secondsOnPage: Math.round((Date.now() - startedAt) / 1000),
@@ -408,10 +447,14 @@
 
   if (!siteId) warn('data-site-id is missing on the widget script tag');
   window.addEventListener('pagehide', onPageHide);
-  track('page_view');
-  [30, 60].forEach(function (seconds) {
-    timers.push(setTimeout(function () { track('time_on_page'); }, seconds * 1000));
-  });
-  connect();
-  window.dispatchEvent(new CustomEvent('teaser:ready'));
+  function start() {
+    if (state === State.CLOSED) return;
+    track('page_view');
+    [30, 60].forEach(function (seconds) {
+      timers.push(setTimeout(function () { track('time_on_page'); }, seconds * 1000));
+    });
+    connect();
+    window.dispatchEvent(new CustomEvent('teaser:ready'));
+  }
+  if (sessionId) start(); else openSession(start);
 })();
