@@ -377,3 +377,27 @@ def test_widget_script_is_served_as_cacheable_javascript(server: LiveServer) -> 
     assert "window.TeaserWidget" in response.text
     demo = httpx.get(f"{server.base_url}/demo")
     assert demo.status_code == 200 and demo.headers["content-type"].startswith("text/html")
+
+
+def test_with_session_tokens_required_the_widget_still_gets_every_teaser_once(
+    page: Page, console: Console, server_factory: Callable[..., LiveServer]
+) -> None:
+    server = server_factory(TEASER_REQUIRE_SESSION_TOKEN="true")
+    session_id = open_demo(page, server, "pollInterval=500")
+    expect(page.locator("#transport")).to_have_text("websocket")
+    server.send_teaser(session_id, "Over the socket, with a token")
+    expect(bubble(page)).to_have_text("Over the socket, with a token", timeout=1000)
+
+    page.reload()  # same tab: same session, same token, and nothing shown twice
+    assert open_demo_again(page) == session_id
+    page.evaluate("TeaserWidget.destroy()")
+    server.send_teaser(session_id, "Waiting for the next page")
+    page.reload()
+    expect(bubble(page)).to_have_text("Waiting for the next page", timeout=2000)
+    assert received(page) == ["Waiting for the next page"]
+    assert not console.errors
+
+
+def open_demo_again(page: Page) -> str:
+    expect(page.locator("#session-id")).to_have_text(SESSION_ID)
+    return page.locator("#session-id").inner_text()
