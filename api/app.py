@@ -20,7 +20,7 @@ from api.logs import redact_personal_data
 from api.openapi import openapi
 from api.pages import routes as page_routes
 from api.privacy import erase_person
-from api.schemas import MAX_BODY_BYTES
+from api.schemas import MAX_BODY_BYTES, MAX_SEND_BODY_BYTES
 from api.teasers import TeaserMessage, TeaserMessages, open_session, teaser_socket
 from realtime.config import Settings
 from realtime.runtime import Runtime
@@ -62,7 +62,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         routes=routes(),
         middleware=[
             Middleware(WidgetCORSMiddleware, paths=WIDGET_PATHS),
-            Middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES),
+            Middleware(
+                BodyLimitMiddleware,
+                max_bytes=MAX_BODY_BYTES,
+                larger={("PUT", "/api/teaser-messages"): MAX_SEND_BODY_BYTES},
+            ),
         ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,

@@ -56,3 +56,8 @@ def _own_origin(connection: HTTPConnection) -> str:
     # Pages this server serves itself (the demo) are always allowed.
     scheme = OWN_SCHEME.get(connection.url.scheme, "http")
     return f"{scheme}://{connection.headers.get('host', '')}".lower()
+
+
+def client_address(connection: HTTPConnection) -> str:
+    # Behind a proxy, uvicorn's --proxy-headers puts the visitor's address here.
+    return connection.client.host if connection.client else "unknown"

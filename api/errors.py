@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.types import ExceptionHandler
 
 from api.responses import error_response
-from api.schemas import MAX_BODY_BYTES, MalformedJSON
+from api.schemas import MalformedJSON
 from realtime.errors import (
     BadRequest,
     Forbidden,
@@ -63,11 +63,7 @@ async def teaser_error(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = CODE_BY_STATUS.get(exc.status_code, "http_error")
-    message = (
-        f"request body is larger than {MAX_BODY_BYTES} bytes"
-        if exc.status_code == 413
-        else str(exc.detail)
-    )
+    message = str(exc.detail)
     return error_response(exc.status_code, code, message, **(exc.headers or {}))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.auth import runtime_of, widget_site
+from api.auth import client_address, runtime_of, widget_site
 from api.responses import FastJSONResponse
 from api.schemas import parse_json
 from realtime.events import parse_event
@@ -21,6 +21,7 @@ async def record_event(request: Request) -> Response:
     runtime.session_tokens.check(
         event.site_id, event.session_id, token if isinstance(token, str) else None
     )
-    runtime.event_limiter.take(f"{event.site_id}:{event.session_id}")
+    runtime.limits.events_per_ip.take(client_address(request))
+    runtime.limits.events_per_session.take(f"{event.site_id}:{event.session_id}")
     outcome = await runtime.events.record(event)
     return FastJSONResponse({"score": outcome.score, "triggered": outcome.triggered}, 202)

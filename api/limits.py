@@ -11,17 +11,23 @@ from api.responses import error_response
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """`max_bytes` for every body, except the (method, path) pairs given larger limits."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: dict[tuple[str, str], int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get((scope["method"], scope["path"]), self.max_bytes)
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large()(scope, receive, send)
+        if declared.isdigit() and int(declared) > limit:
+            await self._too_large(limit)(scope, receive, send)
             return
         received = 0
 
@@ -29,13 +35,14 @@ class BodyLimitMiddleware:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise HTTPException(413)
+            if received > limit:
+                raise HTTPException(413, detail=f"request body is larger than {limit} bytes")
             return message
 
         await self.app(scope, limited_receive, send)
 
-    def _too_large(self) -> ASGIApp:
+    @staticmethod
+    def _too_large(limit: int) -> ASGIApp:
         return error_response(
-            413, "payload_too_large", f"request body is larger than {self.max_bytes} bytes"
+            413, "payload_too_large", f"request body is larger than {limit} bytes"
         )

@@ -27,6 +27,8 @@ from realtime.teaser import (
 )
 
 MAX_BODY_BYTES = 16 * 1024
+# Bulk sends are authenticated and may carry up to MAX_BULK_MESSAGES full-length messages.
+MAX_SEND_BODY_BYTES = 1024 * 1024
 MAX_BULK_MESSAGES = 1000
 
 

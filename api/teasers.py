@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from api.auth import runtime_of, sending_site, widget_site
+from api.auth import client_address, runtime_of, sending_site, widget_site
 from api.errors import status_for
 from api.responses import FastJSONResponse, error_response
 from api.schemas import (
@@ -25,6 +25,7 @@ from api.schemas import (
     widget_request,
 )
 from realtime.errors import InvalidInput, NotFound, TeaserError
+from realtime.hub import LiveConnection
 from realtime.sessions import new_session_id
 from realtime.teaser import check_site_id
 
@@ -37,6 +38,7 @@ class TeaserMessages(HTTPEndpoint):
         site = await sending_site(request)
         body = await request.body()
         drafts, bulk = drafts_from_send(parse_json(body), runtime.settings.max_message_length)
+        runtime.limits.sends.take(site.id, cost=len(drafts))
         idempotency = idempotency_key(request.headers.get("idempotency-key"), body)
         sent = await runtime.delivery.send_once(site.id, drafts, idempotency)
         now = runtime.store.clock()
@@ -48,9 +50,11 @@ class TeaserMessages(HTTPEndpoint):
 
     async def post(self, request: Request) -> Response:
         runtime = runtime_of(request)
+        runtime.limits.polls_per_ip.take(client_address(request))
         asked = poll_request(parse_json(await request.body()))
         site = await widget_site(request, asked.site_id)
         runtime.session_tokens.check(site.id, asked.session_id, asked.token)
+        runtime.limits.polls_per_session.take(f"{site.id}:{asked.session_id}")
         result = await runtime.delivery.poll(site.id, asked.session_id, asked.path, asked.since)
         body = {
             "messages": [polled(teaser) for teaser in result.teasers],
@@ -68,7 +72,7 @@ async def open_session(request: Request) -> Response:
     if not isinstance(payload, dict):
         raise InvalidInput("body", "must be a JSON object")
     site = await widget_site(request, check_site_id(payload.get("siteId")))
-    runtime.session_limiter.take(request.client.host if request.client else "unknown")
+    runtime.limits.sessions_per_ip.take(client_address(request))
     session_id = new_session_id()
     return FastJSONResponse(
         {
@@ -92,23 +96,32 @@ class TeaserMessage(HTTPEndpoint):
 
 async def teaser_socket(websocket: WebSocket) -> None:
     runtime = runtime_of(websocket)
+    address = client_address(websocket)
     try:
         asked = widget_request(websocket.query_params)
         site = await widget_site(websocket, asked.site_id)
         runtime.session_tokens.check(site.id, asked.session_id, asked.token)
+        runtime.limits.sockets_per_ip.acquire(address)
     except TeaserError as exc:
         await _refuse(websocket, exc)
         return
-    await websocket.accept()
-    attached = runtime.hub.attach(site.id, asked.session_id, websocket, asked.path, asked.since)
-    async with attached as connection:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            frame = _frame(message)
-            if frame is not None:
-                await connection.heard(frame)
+    try:
+        await websocket.accept()
+        attached = runtime.hub.attach(site.id, asked.session_id, websocket, asked.path, asked.since)
+        async with attached as connection:
+            await _listen(websocket, connection)
+    finally:
+        runtime.limits.sockets_per_ip.release(address)
+
+
+async def _listen(websocket: WebSocket, connection: LiveConnection) -> None:
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        frame = _frame(message)
+        if frame is not None:
+            await connection.heard(frame)
 
 
 def _frame(message: MutableMapping[str, Any]) -> dict[str, Any] | None:

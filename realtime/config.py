@@ -33,6 +33,13 @@ class Settings:
     rules_dir: str = "./rules"
     events_per_minute: int = 120
     event_retention_days: int = 90
+    # Per worker; 0 switches a limit off.
+    sends_per_second: int = 10_000
+    polls_per_session_per_minute: int = 60
+    polls_per_ip_per_second: int = 200
+    events_per_ip_per_second: int = 100
+    sockets_per_ip: int = 2_000
+    send_timeout: float = 10.0
     # None: required in production, optional in development (so the README's curl works).
     require_session_token: bool | None = None
     # Signs operator session cookies; never printed (repr=False).
@@ -69,6 +76,12 @@ class Settings:
             rules_dir=read("TEASER_RULES_DIR", str, "./rules"),
             events_per_minute=read("TEASER_EVENTS_PER_MINUTE", int, 120),
             event_retention_days=read("TEASER_EVENT_RETENTION_DAYS", int, 90),
+            sends_per_second=read("TEASER_LIMIT_SENDS_PER_SECOND", int, 10_000),
+            polls_per_session_per_minute=read("TEASER_LIMIT_POLLS_PER_SESSION_PER_MINUTE", int, 60),
+            polls_per_ip_per_second=read("TEASER_LIMIT_POLLS_PER_IP_PER_SECOND", int, 200),
+            events_per_ip_per_second=read("TEASER_LIMIT_EVENTS_PER_IP_PER_SECOND", int, 100),
+            sockets_per_ip=read("TEASER_LIMIT_SOCKETS_PER_IP", int, 2_000),
+            send_timeout=read("TEASER_SEND_TIMEOUT", float, 10.0),
             secret_key=read("TEASER_SECRET_KEY", str, ""),
             require_session_token=read("TEASER_REQUIRE_SESSION_TOKEN", _boolean, None),
         )

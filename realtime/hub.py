@@ -17,7 +17,7 @@ from typing import Protocol
 import orjson
 
 from realtime.activity import ActivityFeed
-from realtime.broker import Broker, Subscriber
+from realtime.broker import Broker, Event, Subscriber
 from realtime.channels import session_channel
 from realtime.clock import iso_time
 from realtime.metrics import Metrics
@@ -29,6 +29,7 @@ logger = logging.getLogger("teaser.hub")
 
 GOING_AWAY = 1001
 HEARTBEAT_TIMEOUT = 4408
+TRY_AGAIN_LATER = 1013
 
 
 class Transport(Protocol):
@@ -61,6 +62,11 @@ def teaser_activity(teaser: Teaser) -> dict[str, object]:
 
 
 class LiveConnection:
+    """One session socket. At most `window` messages are in flight (sent, not yet acked):
+    a reader that stops acking stops getting more, and is dropped after `send_timeout`,
+    so a stalled tab can never pile up memory here. Its messages wait for its next
+    connection, or poll."""
+
     def __init__(
         self,
         hub: Hub,
@@ -78,7 +84,9 @@ class LiveConnection:
         self.transport = transport
         self.holder = secrets.token_hex(12)
         self.last_heard = time.monotonic()
+        self.last_progress = time.monotonic()
         self.unacked: set[str] = set()
+        self._subscriber: Subscriber | None = None
 
     async def heard(self, frame: dict[str, object]) -> None:
         """Handle one frame from the client: an ack consumes a message, anything proves life."""
@@ -86,43 +94,78 @@ class LiveConnection:
         message_id = frame.get("id")
         if frame.get("type") == "ack" and isinstance(message_id, str):
             if message_id in self.unacked:
+                window_was_full = self._window_full
                 self.unacked.discard(message_id)
+                self.last_progress = time.monotonic()
                 await self.hub.acknowledge(self, message_id)
+                if window_was_full and self._subscriber is not None:
+                    self._subscriber.offer(Event(channel="", message="window"))
         elif frame.get("type") == "pong":
             self.hub.presence.seen(self.site_id, self.session_id, "websocket")
 
     async def pump(self, subscriber: Subscriber) -> None:
+        self._subscriber = subscriber
         if self.since is not None:
             await self.replay_missed(self.since)
         while True:
-            await self.deliver_pending()
+            while await self.deliver_pending() and not self._window_full:
+                pass  # a full batch came back: there may be more waiting
             try:
-                await asyncio.wait_for(subscriber.get(), timeout=self._until_next_beat())
+                await asyncio.wait_for(subscriber.get(), timeout=self._until_next_check())
             except TimeoutError:
-                if time.monotonic() - self.last_heard >= self.hub.heartbeat_timeout:
+                now = time.monotonic()
+                if now - self.last_heard >= self.hub.heartbeat_timeout:
                     await self.transport.close(HEARTBEAT_TIMEOUT, "heartbeat timeout")
                     return
-                await self.transport.send_text(PING_FRAME)
+                if self._window_full and now - self.last_progress >= self.hub.send_timeout:
+                    await self.transport.close(TRY_AGAIN_LATER, "reader too slow")
+                    return
+                await self.send(PING_FRAME)
 
-    def _until_next_beat(self) -> float:
-        # Wake for the next ping, or exactly when the client's silence becomes fatal.
-        deadline = self.last_heard + self.hub.heartbeat_timeout - time.monotonic()
-        return max(0.01, min(self.hub.heartbeat_interval, deadline))
+    @property
+    def _window_full(self) -> bool:
+        return len(self.unacked) >= self.hub.window
+
+    def _until_next_check(self) -> float:
+        # Wake for the next ping, or exactly when silence or a stalled window becomes fatal.
+        now = time.monotonic()
+        deadlines = [
+            self.hub.heartbeat_interval,
+            self.last_heard + self.hub.heartbeat_timeout - now,
+        ]
+        if self._window_full:
+            deadlines.append(self.last_progress + self.hub.send_timeout - now)
+        return max(0.01, min(deadlines))
 
     async def replay_missed(self, since: int) -> None:
         """Resend what was handed out after `since` but never reached this client."""
         missed = await self.hub.store.recover(self.site_id, self.session_id, since, self.path)
         for teaser in missed or []:
-            await self.transport.send_text(teaser_frame(teaser))
+            await self.send(teaser_frame(teaser))
 
-    async def deliver_pending(self) -> None:
+    async def deliver_pending(self) -> bool:
+        """Send what is waiting, as far as the window allows; True if it filled the room."""
+        room = self.hub.window - len(self.unacked)
+        if room <= 0:
+            return False
+        if not self.unacked:
+            self.last_progress = time.monotonic()
         teasers = await self.hub.store.claim_pending(
-            self.site_id, self.session_id, self.holder, self.path
+            self.site_id, self.session_id, self.holder, self.path, limit=room
         )
+        self.unacked.update(teaser.id for teaser in teasers)
         for teaser in teasers:
-            self.unacked.add(teaser.id)
             self.hub.record_latency(teaser)
-            await self.transport.send_text(teaser_frame(teaser))
+            await self.send(teaser_frame(teaser))
+        return len(teasers) == room
+
+    async def send(self, frame: str) -> None:
+        """Send, but give up on a transport whose buffers stay full."""
+        try:
+            await asyncio.wait_for(self.transport.send_text(frame), self.hub.send_timeout)
+        except TimeoutError:
+            await self.transport.close(TRY_AGAIN_LATER, "reader too slow")
+            raise
 
 
 class Hub:
@@ -136,6 +179,8 @@ class Hub:
         *,
         heartbeat_interval: float = 20.0,
         heartbeat_timeout: float = 50.0,
+        send_timeout: float = 10.0,
+        window: int = 100,
     ) -> None:
         self.store = store
         self.broker = broker
@@ -144,6 +189,8 @@ class Hub:
         self.activity = activity
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
+        self.send_timeout = send_timeout
+        self.window = window
         self._connections: set[LiveConnection] = set()
         metrics.gauge(
             "teaser_open_sockets",

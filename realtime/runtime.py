@@ -25,7 +25,7 @@ from realtime.migrations.migrate import upgrade
 from realtime.operators import OperatorRegistry
 from realtime.presence import PresenceRecorder
 from realtime.privacy import Privacy
-from realtime.ratelimit import RateLimiter
+from realtime.ratelimit import Limits, RateLimiter
 from realtime.rulebook import RuleBook
 from realtime.sessions import SessionTokens
 from realtime.sites import SiteRegistry
@@ -69,6 +69,7 @@ class Runtime:
             self.activity,
             heartbeat_interval=settings.heartbeat_interval,
             heartbeat_timeout=settings.heartbeat_timeout,
+            send_timeout=settings.send_timeout,
         )
         self.delivery = Delivery(self.store, self.hub, self.presence, self.metrics, self.activity)
         self.rulebook = RuleBook(Path(settings.rules_dir) if settings.rules_dir else None)
@@ -81,11 +82,13 @@ class Runtime:
             self.metrics,
             clock=clock,
         )
-        # A tab opens one session; a shop behind one office NAT opens many.
-        self.session_limiter = RateLimiter("new sessions from this address", rate=1, burst=60)
-        # Bursty at page load (view, shown, click), a trickle after that.
-        self.event_limiter = RateLimiter(
-            "events for this session", rate=settings.events_per_minute / 60, burst=30
+        self.limits = Limits(
+            sends_per_second=settings.sends_per_second,
+            polls_per_session_per_minute=settings.polls_per_session_per_minute,
+            polls_per_ip_per_second=settings.polls_per_ip_per_second,
+            events_per_session_per_minute=settings.events_per_minute,
+            events_per_ip_per_second=settings.events_per_ip_per_second,
+            sockets_per_ip=settings.sockets_per_ip,
         )
         # The dashboard: operator accounts and what they read.
         self.operators = OperatorRegistry(

@@ -193,13 +193,26 @@ class TeaserStore:
         )
 
     async def claim_pending(
-        self, site_id: str, session_id: str, holder: str, path: str | None = None
+        self,
+        site_id: str,
+        session_id: str,
+        holder: str,
+        path: str | None = None,
+        limit: int | None = None,
     ) -> list[Teaser]:
-        """Lease a session's deliverable messages to one socket until it acks them."""
+        """Lease a session's deliverable messages (the oldest `limit`) to one socket until
+        it acks them."""
         now = self.clock()
+        deliverable = self._deliverable(site_id, session_id, now, path)
+        if limit is not None:
+            # The outer condition stays: a row a racing poll took meanwhile is re-checked.
+            oldest = select(messages.c.seq).where(deliverable).order_by(messages.c.seq)
+            deliverable = and_(
+                deliverable, messages.c.seq.in_(oldest.limit(limit).scalar_subquery())
+            )
         statement = (
             update(messages)
-            .where(self._deliverable(site_id, session_id, now, path))
+            .where(deliverable)
             .values(claimed_by=holder, claimed_until=now + self.lease_ms)
             .returning(*COLUMNS)
         )

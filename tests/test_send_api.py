@@ -195,8 +195,8 @@ RAW_CASES: list[tuple[str, bytes, int, str]] = [
     ("invalid UTF-8", b'{"sessionId": "s1", "message": "\xff\xfe"}', 400, "malformed_json"),
     ("lone surrogate", b'{"sessionId": "s1", "message": "\\ud800"}', 400, "malformed_json"),
     (
-        "body over 16 KiB",
-        b'{"sessionId": "s1", "message": "' + b"x" * 17_000 + b'"}',
+        "send body over 1 MiB",
+        b'{"sessionId": "s1", "message": "' + b"x" * 1_100_000 + b'"}',
         413,
         "payload_too_large",
     ),
@@ -223,15 +223,27 @@ async def test_an_unreadable_body_is_refused_with_json_and_stores_nothing(
 async def test_a_streamed_body_over_the_limit_is_413(
     client: httpx.AsyncClient, server: InProcessServer
 ) -> None:
-    async def chunks():  # type: ignore[no-untyped-def]
-        for _ in range(20):
+    async def chunks(kib: int):  # type: ignore[no-untyped-def]
+        for _ in range(kib):
             yield b"x" * 1024
 
-    response = await client.put("/api/teaser-messages", content=chunks(), headers=DEMO_HEADERS)
+    send = await client.put("/api/teaser-messages", content=chunks(1100), headers=DEMO_HEADERS)
+    poll = await client.post("/api/teaser-messages", content=chunks(20))
 
-    assert response.status_code == 413
-    assert json_of(response)["error"]["code"] == "payload_too_large"
+    assert (send.status_code, poll.status_code) == (413, 413)
+    assert json_of(send)["error"]["code"] == "payload_too_large"
+    assert "16384 bytes" in json_of(poll)["error"]["message"]
     assert await stored_count(server) == 0
+
+
+async def test_public_endpoints_refuse_bodies_over_16_kib_before_reading_them(
+    client: httpx.AsyncClient,
+) -> None:
+    big = b'{"sessionId": "s1", "siteId": "woodstock_outlet", "x": "' + b"x" * 17_000 + b'"}'
+    for path in ("/api/teaser-messages", "/api/events", "/api/sessions"):
+        response = await client.post(path, content=big)
+        assert (response.status_code, json_of(response)["error"]["code"]) == (
+            413, "payload_too_large")  # fmt: skip
 
 
 async def test_unknown_paths_and_methods_answer_json(client: httpx.AsyncClient) -> None:
