@@ -116,8 +116,8 @@ async def test_a_reader_that_stops_acking_is_dropped_and_loses_nothing(
                 while True:  # reads everything, acks nothing
                     frames.append(json.loads(await asyncio.wait_for(stalled.recv(), 5)))
         await asyncio.sleep(0.2)
-        polled = json_of(await client.post("/api/teaser-messages",
-                                            json={"sessionId": session, "siteId": SITE}))  # fmt: skip
+        body = {"sessionId": session, "siteId": SITE}
+        polled = json_of(await client.post("/api/teaser-messages", json=body))
 
     teasers = [f for f in frames if f["type"] == "teaser"]
     assert len(teasers) == window  # never more in flight than the window
