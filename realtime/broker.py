@@ -53,6 +53,11 @@ class BrokerBackend(ABC):
         """Whether published events currently reach other workers."""
         return True
 
+    @property
+    def listening(self) -> bool:
+        """Whether this worker currently hears other workers' publishes."""
+        return True
+
 
 def backend_from_url(url: str) -> BrokerBackend:
     scheme = urlparse(url).scheme
@@ -123,6 +128,10 @@ class Broker:
 
     async def healthy(self) -> bool:
         return await self._backend.healthy()
+
+    @property
+    def listening(self) -> bool:
+        return self._backend.listening
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscriber]:

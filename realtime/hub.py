@@ -85,6 +85,7 @@ class LiveConnection:
         self.holder = secrets.token_hex(12)
         self.last_heard = time.monotonic()
         self.last_progress = time.monotonic()
+        self.last_pinged = time.monotonic()
         self.unacked: set[str] = set()
         self._subscriber: Subscriber | None = None
 
@@ -120,7 +121,9 @@ class LiveConnection:
                 if self._window_full and now - self.last_progress >= self.hub.send_timeout:
                     await self.transport.close(TRY_AGAIN_LATER, "reader too slow")
                     return
-                await self.send(PING_FRAME)
+                if now - self.last_pinged >= self.hub.heartbeat_interval:
+                    self.last_pinged = now
+                    await self.send(PING_FRAME)
 
     @property
     def _window_full(self) -> bool:
@@ -133,6 +136,9 @@ class LiveConnection:
             self.hub.heartbeat_interval,
             self.last_heard + self.hub.heartbeat_timeout - now,
         ]
+        if not self.hub.broker.listening:
+            # Deaf to other workers (Redis is down): look in the store as often as a poll would.
+            deadlines.append(self.hub.recheck_interval)
         if self._window_full:
             deadlines.append(self.last_progress + self.hub.send_timeout - now)
         return max(0.01, min(deadlines))
@@ -181,6 +187,7 @@ class Hub:
         heartbeat_timeout: float = 50.0,
         send_timeout: float = 10.0,
         window: int = 100,
+        recheck_interval: float = 8.0,
     ) -> None:
         self.store = store
         self.broker = broker
@@ -191,6 +198,7 @@ class Hub:
         self.heartbeat_timeout = heartbeat_timeout
         self.send_timeout = send_timeout
         self.window = window
+        self.recheck_interval = recheck_interval
         self._connections: set[LiveConnection] = set()
         metrics.gauge(
             "teaser_open_sockets",

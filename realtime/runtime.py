@@ -70,6 +70,7 @@ class Runtime:
             heartbeat_interval=settings.heartbeat_interval,
             heartbeat_timeout=settings.heartbeat_timeout,
             send_timeout=settings.send_timeout,
+            recheck_interval=settings.poll_interval_ms / 1000,
         )
         self.delivery = Delivery(self.store, self.hub, self.presence, self.metrics, self.activity)
         self.rulebook = RuleBook(Path(settings.rules_dir) if settings.rules_dir else None)

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.conftest import ServerFactory
 from tests.support import DEMO_HEADERS, ServerProcess, json_of, new_session_id
 
 SITE = "woodstock_outlet"
@@ -165,3 +166,30 @@ async def test_a_worker_shutting_down_tells_its_sockets_to_reconnect(
 
     # 1012 "service restart" (uvicorn) or 1001 "going away": both mean "reconnect now".
     assert close in (1001, 1012)
+
+
+async def test_while_redis_is_down_a_socket_on_another_worker_still_gets_its_message(
+    start_server: ServerFactory,
+) -> None:
+    dead_redis = "redis://127.0.0.1:1/0"  # nothing listens there: both workers are deaf
+    worker_a = await start_server(redis_url=dead_redis, poll_interval_ms=500)
+    worker_b = await start_server(redis_url=dead_redis, poll_interval_ms=500,
+                                  database_url=worker_a.settings.database_url)  # fmt: skip
+    session = new_session_id()
+    url = f"{worker_b.ws_url}/api/teaser-ws?sessionId={session}&siteId={SITE}"
+    async with connect(url) as socket, httpx.AsyncClient() as client:
+        response = await client.put(
+            f"{worker_a.base_url}/api/teaser-messages",
+            headers=DEMO_HEADERS,
+            json={"sessionId": session, "message": "despite Redis"},
+        )
+        started = time.perf_counter()
+        while True:
+            frame = json.loads(await asyncio.wait_for(socket.recv(), 2))
+            if frame["type"] == "teaser":
+                break
+        elapsed = time.perf_counter() - started
+
+    assert response.status_code == 201
+    assert frame["message"] == "despite Redis"
+    assert elapsed < 1.0  # within one (test-sized) poll interval

@@ -71,6 +71,10 @@ class RedisBackend(BrokerBackend):
         except LINK_ERRORS as exc:
             raise BrokerUnavailable(f"Redis publish failed: {exc}") from exc
 
+    @property
+    def listening(self) -> bool:
+        return self._pubsub is not None
+
     async def healthy(self) -> bool:
         if self._pubsub is None:
             return False
