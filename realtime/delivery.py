@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from realtime.activity import ActivityFeed
 from realtime.hub import Hub, teaser_activity
 from realtime.metrics import Metrics
+from realtime.pending import PendingSessions
 from realtime.presence import PresenceRecorder
 from realtime.store import DuplicateSend, IdempotencyKey, TeaserStore
 from realtime.teaser import Draft, Teaser
@@ -33,7 +34,9 @@ class Delivery:
         presence: PresenceRecorder,
         metrics: Metrics,
         activity: ActivityFeed,
+        pending: PendingSessions,
     ) -> None:
+        self.pending = pending
         self.store = store
         self.hub = hub
         self.presence = presence
@@ -57,6 +60,7 @@ class Delivery:
         except DuplicateSend:
             assert idempotency is not None
             return Sent(await self.store.previous_send(site_id, idempotency) or [], True)
+        await self.pending.mark([(site_id, t.session_id, t.expires_at) for t in teasers])
         self.metrics.sent.inc(len(teasers))
         for teaser in teasers:
             self.activity.announce(site_id, "teaser_sent", **teaser_activity(teaser))
@@ -69,6 +73,8 @@ class Delivery:
     ) -> Polled:
         self.presence.seen(site_id, session_id, "poll", poll=True)
         self.metrics.polls.inc()
+        if since is None and not await self.pending.may_have(site_id, session_id):
+            return Polled([])  # the common case: nothing waiting, no database round trip
         recovered = None
         if since is not None:
             recovered = await self.store.recover(site_id, session_id, since, path)

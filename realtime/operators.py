@@ -57,9 +57,10 @@ def _decoy_hash() -> str:
     return HASHER.hash(secrets.token_urlsafe(15))
 
 
-def _verify(stored: str, password: str) -> bool:
+def _verify(stored: str | None, password: str) -> bool:
+    """Runs in a worker thread: slow on purpose, for a real hash and the decoy alike."""
     try:
-        return HASHER.verify(stored, password)
+        return HASHER.verify(stored or _decoy_hash(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 
@@ -128,8 +129,8 @@ class OperatorRegistry:
         if not (0 < len(password) <= MAX_PASSWORD_LENGTH):
             raise refused
         row = await self._row(site_id, email)
-        stored = row.password_hash if row is not None else _decoy_hash()
-        if not await asyncio.to_thread(_verify, stored, password) or row is None:
+        stored = None if row is None else str(row.password_hash)
+        if not await asyncio.to_thread(_verify, stored, password) or row is None or stored is None:
             raise refused
         now = self.clock()
         values: dict[str, object] = {"last_login_at": now}

@@ -23,6 +23,7 @@ from realtime.journey import Journeys
 from realtime.metrics import Metrics
 from realtime.migrations.migrate import upgrade
 from realtime.operators import OperatorRegistry
+from realtime.pending import MemoryPendingIndex, PendingSessions, RedisPendingIndex
 from realtime.presence import PresenceRecorder
 from realtime.privacy import Privacy
 from realtime.ratelimit import Limits, RateLimiter
@@ -72,7 +73,15 @@ class Runtime:
             send_timeout=settings.send_timeout,
             recheck_interval=settings.poll_interval_ms / 1000,
         )
-        self.delivery = Delivery(self.store, self.hub, self.presence, self.metrics, self.activity)
+        index = (
+            RedisPendingIndex(settings.redis_url)
+            if settings.redis_url
+            else MemoryPendingIndex(clock)
+        )
+        self.pending = PendingSessions(index, self.engine, self.broker, clock)
+        self.delivery = Delivery(
+            self.store, self.hub, self.presence, self.metrics, self.activity, self.pending
+        )
         self.rulebook = RuleBook(Path(settings.rules_dir) if settings.rules_dir else None)
         self.events = EventIntake(
             self.engine,
@@ -113,6 +122,7 @@ class Runtime:
             await self._ensure_demo_site()
             await self._ensure_demo_operator()
         await self.broker.connect()
+        await self.pending.start()
         self.activity.start()
         self._every(self.settings.purge_interval, self.purge, "purge")
         self._every(self.settings.poll_flush_interval, self.presence.flush, "presence-flush")
@@ -128,12 +138,14 @@ class Runtime:
         with suppress(Exception):
             await self.presence.flush()
         await self.activity.stop()
+        await self.pending.stop()
         await self.broker.disconnect()
         await self.engine.dispose()
 
     async def purge(self) -> None:
         report = await self.store.purge_expired(self.settings.message_retention_s * 1000)
         self.metrics.expired.inc(report.expired)
+        self.pending.prune()
         await self.privacy.purge_older_than(self.settings.event_retention_days)
 
     async def _ensure_demo_site(self) -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from realtime.models import teaser_polls
 from tests.conftest import ServerFactory
@@ -96,7 +96,7 @@ async def test_every_poll_is_recorded_as_session_activity(
 async def test_polls_are_recorded_in_batches_not_one_write_each(
     start_server: ServerFactory,
 ) -> None:
-    server = await start_server(poll_flush_interval=3600)
+    server = await start_server(poll_flush_interval=3600, polls_per_session_per_minute=0)
     assert server.runtime is not None
     session = new_session_id()
     async with httpx.AsyncClient(base_url=server.base_url) as client:
@@ -168,3 +168,27 @@ async def test_a_shop_origin_on_the_allow_list_gets_cors_headers(
     assert "POST" in preflight.headers["access-control-allow-methods"]
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "https://shop.example"
+
+
+async def test_a_poll_with_nothing_pending_does_not_touch_the_database(
+    server: InProcessServer, client: httpx.AsyncClient
+) -> None:
+    assert server.runtime is not None
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    idle, busy = new_session_id(), new_session_id()
+    await send(client, busy, "waiting")
+    event.listen(server.runtime.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        idle_answer = json_of(await poll(client, idle))
+        idle_statements = len(statements)
+        busy_answer = json_of(await poll(client, busy))
+    finally:
+        event.remove(server.runtime.engine.sync_engine, "before_cursor_execute", record)
+
+    assert idle_answer["messages"] == [] and idle_statements == 0
+    assert [m["message"] for m in busy_answer["messages"]] == ["waiting"]
+    assert statements  # the session with a message did read the store

@@ -75,6 +75,7 @@
   var token = stored && stored.token || null;
   var lastSeq = stored && stored.seq || 0;
   var reopened = false;
+  var resuming = false; // true until the first poll after falling back has answered
 
   function keepSession() { save(sessionKey, JSON.stringify({ id: sessionId, token: token, seq: lastSeq })); }
 
@@ -171,7 +172,7 @@
       info('🔄 Polling for teaser messages...');
       var cb = callbacks;
       postJSON('/api/teaser-messages', { sessionId: sessionId, siteId: siteId, path: location.pathname,
-        token: token || undefined, since: lastSeq || undefined })
+        token: token || undefined, since: resuming && lastSeq ? lastSeq : undefined })
         .then(function (response) {
           return response.json().catch(function () { return null; }).then(function (body) {
             if (!response.ok && tokenRefused(body)) return {};
@@ -181,6 +182,7 @@
         })
         .then(function (body) {
           delete warned.poll;
+          resuming = false; // the first poll after a switch recovered what was missed
           if (body.pollInterval > 0) serverInterval = body.pollInterval;
           var messages = body.messages || [];
           if (!messages.length) info('📭 No new teaser messages');
@@ -343,6 +345,7 @@
   function startPolling() {
     if (poller || state === State.CLOSED) return;
     info('↩️ Falling back to polling');
+    resuming = true;
     var transport = poller = pollingTransport();
     transport.open({
       onOpen: function () { setState(State.POLLING); },
