@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,12 +21,10 @@ from api.dashboard_socket import dashboard_socket
 from api.operator_auth import dashboard_principal, login, logout, me, session_principal
 from api.responses import FastJSONResponse
 from api.schemas import drafts_from_send, parse_json, teaser_status
-from realtime.analytics import MAX_PAGE, Cursor, FeedFilter, View
+from realtime.analytics import MAX_PAGE, Cursor, parse_view
 from realtime.errors import InvalidInput, NotFound
 
 DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
-PERIODS_MS = {"1h": 3_600_000, "24h": 86_400_000, "7d": 7 * 86_400_000, "30d": 30 * 86_400_000}
-MAX_SEARCH = 200
 # Pages make no request to anything but this server, and no other site may frame them.
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
@@ -43,39 +41,6 @@ CSV_COLUMNS = (
 )  # fmt: skip
 # A spreadsheet runs a cell that starts like a formula; visitors write page titles and paths.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def parse_view(params: Mapping[str, Any], now: int) -> View:
-    """filter, q, and a period: `period` (1h, 24h, 7d, 30d, all) or `since`/`until`."""
-    raw_filter = params.get("filter") or FeedFilter.ALL.value
-    if raw_filter not in FeedFilter.__members__.values():
-        raise InvalidInput("filter", "must be 'all', 'ai' or 'high_score'")
-    search = params.get("q") or ""
-    if not isinstance(search, str) or len(search) > MAX_SEARCH:
-        raise InvalidInput("q", f"must be a string of at most {MAX_SEARCH} characters")
-    since = _time(params.get("since"), "since")
-    period = params.get("period")
-    if period and period != "all":
-        if period not in PERIODS_MS:
-            raise InvalidInput("period", f"must be one of {', '.join(PERIODS_MS)} or 'all'")
-        since = now - PERIODS_MS[period]
-    return View(FeedFilter(raw_filter), search.strip(), since, _time(params.get("until"), "until"))
-
-
-def _time(value: object, field: str) -> int | None:
-    """Epoch milliseconds, or an ISO 8601 time (UTC unless it says otherwise)."""
-    if value is None or value == "":
-        return None
-    text = str(value)
-    if text.isdigit():
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(field, "must be epoch milliseconds or an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def _limit(raw: str | None) -> int:
@@ -114,7 +79,8 @@ async def list_events(request: Request) -> Response:
     params = request.query_params
     view = parse_view(params, runtime.store.clock())
     before = Cursor.parse(params["before"]) if params.get("before") else None
-    page = await runtime.analytics.feed(principal.site_id, view, before, _limit(params.get("limit")))  # fmt: skip
+    limit = _limit(params.get("limit"))
+    page = await runtime.analytics.feed(principal.site_id, view, before, limit)
     return FastJSONResponse({"events": page.items, "next": page.next})
 
 
@@ -128,10 +94,11 @@ async def export_events(request: Request) -> Response:
     rows = runtime.analytics.export(principal.site_id, view)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = f"teaser-{principal.site_id}-{view.filter.value}-{stamp}.{kind}"
-    body, media = (_json_lines(rows), "application/json") if kind == "json" else (_csv_lines(rows), "text/csv; charset=utf-8")  # fmt: skip
-    return StreamingResponse(body, media_type=media,
-                             headers={"Content-Disposition": f'attachment; filename="{name}"',
-                                      "Cache-Control": "no-store"})  # fmt: skip
+    headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
+    if kind == "csv":
+        return StreamingResponse(_csv_lines(rows), media_type="text/csv; charset=utf-8",
+                                 headers=headers)  # fmt: skip
+    return StreamingResponse(_json_lines(rows), media_type="application/json", headers=headers)
 
 
 async def _json_lines(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
@@ -186,7 +153,8 @@ async def send_teaser(request: Request) -> Response:
     payload = parse_json(await request.body())
     if not isinstance(payload, dict):
         raise InvalidInput("body", "must be a JSON object")
-    drafts, _ = drafts_from_send({**payload, "priority": "manual"}, runtime.settings.max_message_length)  # fmt: skip
+    limit = runtime.settings.max_message_length
+    drafts, _ = drafts_from_send({**payload, "priority": "manual"}, limit)
     [teaser] = await runtime.delivery.send(principal.site_id, drafts)
     return FastJSONResponse(teaser_status(teaser, runtime.store.clock()), status_code=201)
 
@@ -203,7 +171,7 @@ async def teaser_state(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/dashboard", dashboard_page),
     Route("/dashboard/login", login_page),
-    Mount("/dashboard/assets", app=StaticFiles(directory=DASHBOARD_DIR / "assets"), name="dashboard-assets"),  # fmt: skip
+    Mount("/dashboard/assets", app=StaticFiles(directory=DASHBOARD_DIR / "assets")),
     Route("/api/operator/login", login, methods=["POST"]),
     Route("/api/operator/logout", logout, methods=["POST"]),
     Route("/api/operator/me", me),

@@ -1,0 +1,175 @@
+"""WebSocket /api/dashboard/ws: a dashboard, live.
+
+It listens on the site's activity channel (the same broker as teasers, so with Redis it
+hears every worker), reads each named row back in full, and pushes the rows that match
+the operator's current view, plus the metric cards. Frames, all JSON:
+
+  server → client  {"type": "hello", "siteId", "operator"}
+                   {"type": "feed", "items": [feed items, newest first]}
+                   {"type": "teasers", "items": [{"id", "kind", "sessionId", "via"}]}
+                   {"type": "stats", "stats": {…}}     on activity (≤ 2/s) and every 5 s
+                   {"type": "resync"}                  live rows were lost: reload the page
+  client → server  {"type": "view", "filter", "q", "period" | "since", "until"}
+                   (the first view may also come as the URL's query: ?filter=ai&period=24h)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+from typing import Any
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from api.auth import runtime_of
+from api.errors import status_for
+from api.operator_auth import Principal, check_same_origin, dashboard_principal, session_principal
+from api.responses import error_response
+from realtime.activity import MAX_BUFFERED
+from realtime.analytics import View, parse_view, refs_of
+from realtime.broker import RESYNC, Subscriber
+from realtime.channels import site_activity_channel
+from realtime.errors import InvalidInput, TeaserError
+from realtime.runtime import Runtime
+
+logger = logging.getLogger("teaser.dashboard")
+
+STATS_EVERY = 5.0  # online-now and expiries change with no activity at all
+STATS_AT_MOST = 0.5  # between two pushes of the cards while activity flows
+POLICY_VIOLATION = 1008
+SIGNED_OUT = 4401
+MAX_FRAME = 4096
+TEASER_KINDS = ("teaser_sent", "teaser_delivered")
+VIEW_KEYS = ("filter", "q", "period", "since", "until")
+
+
+async def dashboard_socket(websocket: WebSocket) -> None:
+    runtime = runtime_of(websocket)
+    params = {key: websocket.query_params.get(key) for key in VIEW_KEYS}
+    try:
+        # A page on another site could otherwise open this socket with the operator's cookie.
+        check_same_origin(websocket)
+        principal = await dashboard_principal(websocket)
+        parse_view(params, runtime.store.clock())
+    except TeaserError as exc:
+        await _refuse(websocket, exc)
+        return
+    await websocket.accept()
+    await DashboardConnection(runtime, websocket, principal, params).run()
+
+
+class DashboardConnection:
+    def __init__(
+        self, runtime: Runtime, websocket: WebSocket, principal: Principal, params: dict[str, Any]
+    ) -> None:
+        self.runtime = runtime
+        self.websocket = websocket
+        self.principal = principal
+        self.site_id = principal.site_id
+        self._params = params
+        self._stats_due = asyncio.Event()
+        self._send_lock = asyncio.Lock()
+
+    @property
+    def view(self) -> View:
+        # Parsed at each use, so "the last 24 hours" keeps meaning that on a socket kept open.
+        return parse_view(self._params, self.runtime.store.clock())
+
+    async def run(self) -> None:
+        channel = site_activity_channel(self.site_id)
+        async with self.runtime.broker.subscribe(channel) as subscriber:
+            operator = self.principal.operator
+            await self._send({"type": "hello", "siteId": self.site_id,
+                              "operator": operator.email if operator else None})  # fmt: skip
+            await self._push_stats()
+            tasks = [asyncio.create_task(job) for job in
+                     (self._listen(subscriber), self._read_client(), self._tick())]  # fmt: skip
+            try:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                        await task
+
+    async def _listen(self, subscriber: Subscriber) -> None:
+        dropped = subscriber.dropped
+        async for event in subscriber:
+            resync = event.channel == RESYNC
+            batch: list[dict[str, Any]] = [] if resync else orjson.loads(event.message or "[]")
+            # A reconnected broker, a full queue or a full tick may have lost rows.
+            if resync or subscriber.dropped > dropped or len(batch) >= MAX_BUFFERED:
+                dropped = subscriber.dropped
+                await self._send({"type": "resync"})
+            await self._forward(batch)
+            self._stats_due.set()
+
+    async def _forward(self, batch: list[dict[str, Any]]) -> None:
+        items = await self.runtime.analytics.items(self.site_id, self.view, refs_of(batch))
+        if items:
+            await self._send({"type": "feed", "items": items})
+        # Teaser fates go out whatever the view, for the compose dialog's live status.
+        fates = [{key: entry.get(key) for key in ("id", "kind", "sessionId", "via")}
+                 for entry in batch if entry.get("kind") in TEASER_KINDS]  # fmt: skip
+        if fates:
+            await self._send({"type": "teasers", "items": fates})
+
+    async def _read_client(self) -> None:
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            frame = _frame(message)
+            if frame is None or frame.get("type") != "view":
+                continue
+            try:
+                params = {key: frame.get(key) for key in VIEW_KEYS}
+                parse_view(params, self.runtime.store.clock())
+            except InvalidInput as exc:
+                error = {"code": exc.code, "message": exc.message}
+                await self._send({"type": "error", "error": error})
+                continue
+            self._params = params
+            self._stats_due.set()
+
+    async def _tick(self) -> None:
+        while True:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stats_due.wait(), STATS_EVERY)
+            self._stats_due.clear()
+            signed_in = self.principal.session is None or await session_principal(self.websocket)
+            if not signed_in:
+                await self.websocket.close(SIGNED_OUT, "signed out")
+                return
+            await self._push_stats()
+            await asyncio.sleep(STATS_AT_MOST)
+
+    async def _push_stats(self) -> None:
+        stats = await self.runtime.analytics.stats(self.site_id, self.view)
+        await self._send({"type": "stats", "stats": stats})
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        async with self._send_lock:
+            await self.websocket.send_text(orjson.dumps(frame).decode())
+
+
+def _frame(message: Any) -> dict[str, Any] | None:
+    raw = message.get("text") or message.get("bytes")
+    if not raw or len(raw) > MAX_FRAME:
+        return None
+    try:
+        frame = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return frame if isinstance(frame, dict) else None
+
+
+async def _refuse(websocket: WebSocket, exc: TeaserError) -> None:
+    """The same JSON error an HTTP call gets, where the server can answer the upgrade so."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error_response(status_for(exc), exc.code, exc.message))
+    else:
+        await websocket.close(code=POLICY_VIOLATION, reason=exc.code)

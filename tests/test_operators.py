@@ -1,0 +1,150 @@
+"""Operator accounts, on every database: slow hashes only, one account per e-mail and site,
+sign-in that says nothing about which part was wrong, resets, and the `teaser operator`
+command."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from realtime.database import create_engine
+from realtime.errors import InvalidInput, NotFound, Unauthorized
+from realtime.models import operators
+from realtime.operators import OperatorRegistry
+from realtime.sites import SiteRegistry
+from tests.support import ROOT
+
+SITE = "acme"
+
+
+@pytest.fixture
+async def registry(engine: AsyncEngine) -> OperatorRegistry:
+    await SiteRegistry(engine).create(SITE)
+    return OperatorRegistry(engine, cache_ttl=0)
+
+
+async def test_an_operator_signs_in_with_the_generated_password(
+    registry: OperatorRegistry,
+) -> None:
+    created, password = await registry.create(SITE, "Ann@Acme.example ")
+    signed_in = await registry.authenticate(SITE, "ann@acme.example", password)
+
+    assert len(password) >= 20
+    assert (signed_in.id, signed_in.email, signed_in.site_id) == (
+        created.id,
+        "ann@acme.example",
+        SITE,
+    )
+    assert (await registry.find(SITE, "ANN@acme.example")) is not None
+
+
+async def test_only_an_argon2id_hash_of_the_password_is_stored(
+    registry: OperatorRegistry, engine: AsyncEngine
+) -> None:
+    _, password = await registry.create(SITE, "ann@acme.example")
+    async with engine.connect() as connection:
+        stored = (await connection.execute(select(operators.c.password_hash))).scalar_one()
+    assert stored.startswith("$argon2id$") and password not in stored
+
+
+@pytest.mark.parametrize(
+    ("site", "email", "password"),
+    [
+        (SITE, "ann@acme.example", "not-the-password"),
+        (SITE, "bob@acme.example", "whatever"),
+        ("elsewhere", "ann@acme.example", None),
+        (SITE, "ann@acme.example", ""),
+    ],
+    ids=["wrong-password", "unknown-email", "other-site", "empty-password"],
+)
+async def test_every_failed_sign_in_is_the_same_refusal(
+    registry: OperatorRegistry, site: str, email: str, password: str | None
+) -> None:
+    _, real = await registry.create(SITE, "ann@acme.example")
+    with pytest.raises(Unauthorized) as refused:
+        await registry.authenticate(site, email, real if password is None else password)
+    assert refused.value.code == "invalid_login"
+
+
+async def test_one_account_per_email_and_site_and_only_for_a_site_that_exists(
+    registry: OperatorRegistry,
+) -> None:
+    await registry.create(SITE, "ann@acme.example")
+    with pytest.raises(InvalidInput, match="already an operator"):
+        await registry.create(SITE, "ANN@acme.example")
+    with pytest.raises(NotFound):
+        await registry.create("nowhere", "ann@acme.example")
+    with pytest.raises(InvalidInput, match="e-mail"):
+        await registry.create(SITE, "not an address")
+
+
+async def test_a_reset_replaces_the_password_and_marks_when(registry: OperatorRegistry) -> None:
+    created, old = await registry.create(SITE, "ann@acme.example")
+    new = await registry.reset_password(SITE, "ann@acme.example")
+
+    with pytest.raises(Unauthorized):
+        await registry.authenticate(SITE, "ann@acme.example", old)
+    assert (await registry.authenticate(SITE, "ann@acme.example", new)).id == created.id
+    changed = await registry.get(created.id)
+    assert changed is not None and changed.password_changed_at >= created.password_changed_at
+    with pytest.raises(NotFound):
+        await registry.reset_password(SITE, "nobody@acme.example")
+
+
+async def test_removed_operators_are_gone_and_lists_are_per_site(
+    registry: OperatorRegistry,
+) -> None:
+    ann, _ = await registry.create(SITE, "ann@acme.example")
+    await registry.create(SITE, "bob@acme.example")
+    assert await registry.remove(SITE, "bob@acme.example")
+    assert not await registry.remove(SITE, "bob@acme.example")
+    assert [o.email for o in await registry.list_operators(SITE)] == ["ann@acme.example"]
+    assert await registry.list_operators("elsewhere") == []
+    assert await registry.get(ann.id + 1000) is None
+
+
+async def test_ensure_creates_the_demo_operator_once(registry: OperatorRegistry) -> None:
+    first = await registry.ensure(SITE, "demo@acme.example")
+    again = await registry.ensure(SITE, "demo@acme.example")
+    assert first is not None and again is None
+    await registry.authenticate(SITE, "demo@acme.example", first)
+
+
+def teaser(database: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{database}", "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_teaser_operator_add_prints_a_password_that_signs_in(tmp_path: Path) -> None:
+    database = tmp_path / "teaser.db"
+    assert teaser(database, "site", "add", SITE).returncode == 0
+    added = teaser(database, "operator", "add", SITE, "ann@acme.example")
+    listed = teaser(database, "operator", "list", SITE)
+
+    assert added.returncode == 0, added.stderr
+    password = added.stdout.rsplit(": ", 1)[1].strip()
+    assert listed.stdout.startswith("ann@acme.example\t") and "last sign-in never" in listed.stdout
+
+    async def sign_in() -> str:
+        engine = create_engine(f"sqlite+aiosqlite:///{database}")
+        try:
+            return (
+                await OperatorRegistry(engine).authenticate(SITE, "ann@acme.example", password)
+            ).email
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(sign_in()) == "ann@acme.example"
