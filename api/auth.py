@@ -49,11 +49,11 @@ async def widget_site(connection: HTTPConnection, site_id: str) -> Site:
 
 def _origin_allowed(site: Site, origin: str, connection: HTTPConnection) -> bool:
     origin = origin.lower()
-    return site.allows_origin(origin) or origin == _own_origin(connection)
+    return site.allows_origin(origin) or origin == own_origin(connection)
 
 
-def _own_origin(connection: HTTPConnection) -> str:
-    # Pages this server serves itself (the demo) are always allowed.
+def own_origin(connection: HTTPConnection) -> str:
+    """This server's own origin: its pages (the demo, the dashboard) are always allowed."""
     scheme = OWN_SCHEME.get(connection.url.scheme, "http")
     return f"{scheme}://{connection.headers.get('host', '')}".lower()
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from api.auth import OWN_SCHEME, runtime_of, sending_site
+from api.auth import own_origin, runtime_of, sending_site
 from api.responses import FastJSONResponse
 from api.schemas import parse_json
 from realtime.errors import Forbidden, InvalidInput, Unauthorized
@@ -131,11 +131,6 @@ def check_same_origin(connection: HTTPConnection) -> None:
     origin = connection.headers.get("origin")
     if origin is not None and origin.lower() != own_origin(connection):
         raise Forbidden(f"origin '{origin}' may not use the dashboard", code="origin_not_allowed")
-
-
-def own_origin(connection: HTTPConnection) -> str:
-    scheme = OWN_SCHEME.get(connection.url.scheme, "http")
-    return f"{scheme}://{connection.headers.get('host', '')}".lower()
 
 
 async def login(request: Request) -> Response:

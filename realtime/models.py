@@ -67,6 +67,8 @@ teaser_messages = Table(
     Index("ix_teaser_messages_session", "site_id", "session_id", "consumed_at"),
     Index("ix_teaser_messages_expires", "expires_at"),
     Index("ux_teaser_messages_session_seq", "site_id", "session_id", "session_seq", unique=True),
+    # The dashboard's feed and message counts, per site and period.
+    Index("ix_teaser_messages_site_created", "site_id", "created_at"),
 )
 
 session_counters = Table(
