@@ -142,6 +142,17 @@ KEY_HEADERS = [
     {"name": "X-Site-ID", "in": "header", "required": True, "schema": SITE_ID},
 ]
 
+VIEW_PARAMETERS = [
+    {"name": "filter", "in": "query",
+     "schema": {"type": "string", "enum": ["all", "ai", "high_score"]}},
+    {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 200}},
+    {"name": "period", "in": "query",
+     "schema": {"type": "string", "enum": ["1h", "24h", "7d", "30d", "all"]}},
+    {"name": "since", "in": "query", "schema": {"type": "string"},
+     "description": "epoch milliseconds or an ISO 8601 time"},
+    {"name": "until", "in": "query", "schema": {"type": "string"}},
+]  # fmt: skip
+
 PATHS: dict[str, Any] = {
     "/api/teaser-messages": {
         "put": {
@@ -223,6 +234,33 @@ PATHS: dict[str, Any] = {
         }
     },
     "/api/events": {
+        "get": {
+            "summary": "The feed, newest first, a page at a time (operator session or API key)",
+            "parameters": [
+                *KEY_HEADERS,
+                *VIEW_PARAMETERS,
+                {"name": "before", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+                },
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["events", "next"],
+                        "properties": {
+                            "events": {"type": "array"},
+                            "next": {"type": ["string", "null"]},
+                        },
+                    },
+                    "A page of the feed",
+                ),
+                **_errors(401, 422),
+            },
+        },
         "post": {
             "summary": "Record a visitor event; may send an automatic teaser",
             "requestBody": {
@@ -242,6 +280,52 @@ PATHS: dict[str, Any] = {
                     "Stored with the session's score after it",
                 ),
                 **_errors(400, 401, 403, 413, 422, 429),
+            },
+        },
+    },
+    "/api/stats": {
+        "get": {
+            "summary": "The dashboard's metric cards for a period (operator session or API key)",
+            "parameters": [*KEY_HEADERS, *VIEW_PARAMETERS],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": [
+                            "totalEvents",
+                            "aiTriggers",
+                            "activeSessions",
+                            "averageScore",
+                            "onlineNow",
+                        ],
+                    },
+                    "Metrics of this site",
+                ),
+                **_errors(401, 422),
+            },
+        }
+    },
+    "/api/events/export": {
+        "get": {
+            "summary": "The feed as a JSON or CSV download, honouring filter and period",
+            "parameters": [
+                *KEY_HEADERS,
+                *VIEW_PARAMETERS,
+                {
+                    "name": "format",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": ["json", "csv"]},
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "The rows",
+                    "content": {
+                        "application/json": {"schema": {"type": "array"}},
+                        "text/csv": {"schema": {"type": "string"}},
+                    },
+                },
+                **_errors(401, 422),
             },
         }
     },
