@@ -27,6 +27,7 @@ ONLINE_WINDOW_MS = 20_000
 ACTIVE_WINDOW_MS = 3_600_000
 MAX_PAGE = 500
 MAX_SEARCH = 200
+MAX_EPOCH_DIGITS = 15  # epoch milliseconds until the year 33658; more is not a time
 PERIODS_MS = {"1h": 3_600_000, "24h": 86_400_000, "7d": 7 * 86_400_000, "30d": 30 * 86_400_000}
 
 events = events_table.c
@@ -291,6 +292,8 @@ def _time(value: object, field: str) -> int | None:
         return None
     text = str(value)
     if text.isdigit():
+        if len(text) > MAX_EPOCH_DIGITS:
+            raise InvalidInput(field, "must be epoch milliseconds or an ISO 8601 time")
         return int(text)
     try:
         moment = datetime.fromisoformat(text)

@@ -161,7 +161,9 @@ class TeaserStore:
         per_session: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             per_session.setdefault(row["session_id"], []).append(row)
-        for session_id, session_rows in per_session.items():
+        # Always lock counters in the same (sorted) order: two bulk sends naming the same
+        # sessions in different orders would otherwise deadlock on PostgreSQL.
+        for session_id, session_rows in sorted(per_session.items()):
             count = len(session_rows)
             statement = upsert(connection, session_counters).values(
                 site_id=site_id, session_id=session_id, last_seq=count

@@ -118,8 +118,6 @@ async def test_every_subscriber_on_either_worker_gets_all_its_messages_once_in_o
         assert [frame["seq"] for frame in subscriber.frames] == list(range(1, len(received) + 1))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: concurrent bulk sends naming the same sessions in "
-                   "different orders deadlock on session_counters in PostgreSQL: 500")  # fmt: skip
 async def test_concurrent_bulk_sends_through_both_workers_all_succeed(
     two_workers: tuple[ServerProcess, ServerProcess],
 ) -> None:
