@@ -122,7 +122,7 @@ class Broker:
             await self._backend.publish(channel, message)
             return True
         except BrokerUnavailable as exc:
-            logger.warning("%s; delivering to local listeners only.", exc)
+            logger.debug("%s; delivering to local listeners only.", exc)
             self._dispatch(Event(channel=channel, message=message))
             return False
 

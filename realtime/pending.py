@@ -27,7 +27,7 @@ logger = logging.getLogger("teaser.pending")
 
 Marker = tuple[str, str, int]  # site, session, until (epoch ms)
 INDEX_CHANNEL = "teaser:pending-index"
-REBUILD_BACKOFF = 5.0
+PAUSE_AFTER_FAILURE = 5.0
 
 
 class PendingIndex(ABC):
@@ -97,7 +97,8 @@ def _key(site_id: str, session_id: str) -> str:
 
 class PendingSessions:
     """The index, kept honest: any doubt (Redis unreachable, a marker not written) means
-    "maybe", and the index is rebuilt from the store."""
+    "maybe", and the index is rebuilt from the store. After a failure, marking pauses
+    briefly so sends never queue up behind a stuck link."""
 
     def __init__(
         self, index: PendingIndex, engine: AsyncEngine, broker: Broker, clock: Clock = now_ms
@@ -107,6 +108,7 @@ class PendingSessions:
         self.broker = broker
         self.clock = clock
         self._trusted = False
+        self._failed_at = float("-inf")
         self._next_rebuild = 0.0
         self._task: asyncio.Task[None] | None = None
 
@@ -127,13 +129,15 @@ class PendingSessions:
             self.index.prune()
 
     async def mark(self, markers: list[Marker]) -> None:
+        if self._paused:
+            return  # the store has it; the rebuild after the pause marks it
         try:
             await self.index.mark(markers)
         except LINK_ERRORS as exc:
             logger.warning(
                 "pending index not updated (%s); polls read the store until rebuilt", exc
             )
-            self._trusted = False
+            self._failed()
 
     async def may_have(self, site_id: str, session_id: str) -> bool:
         if not self._trusted:
@@ -143,10 +147,13 @@ class PendingSessions:
         try:
             return await self.index.may_have(site_id, session_id)
         except LINK_ERRORS:
-            self._trusted = False
+            self._failed()
             return True
 
     async def rebuild(self) -> None:
+        """Mark every session with something pending, from the store. Trusted afterwards
+        only if no marker failed meanwhile (a send racing the rebuild is then covered)."""
+        started = time.monotonic()
         now = self.clock()
         query = (
             select(messages.c.site_id, messages.c.session_id, func.max(messages.c.expires_at))
@@ -157,16 +164,25 @@ class PendingSessions:
             rows = (await connection.execute(query)).all()
         try:
             await self.index.mark([(site, session, int(until)) for site, session, until in rows])
-            self._trusted = True
         except LINK_ERRORS as exc:
             logger.warning("pending index could not be rebuilt (%s); polls read the store", exc)
-            self._trusted = False
+            self._failed()
+            return
+        self._trusted = self._failed_at < started
+
+    @property
+    def _paused(self) -> bool:
+        return time.monotonic() < self._failed_at + PAUSE_AFTER_FAILURE
+
+    def _failed(self) -> None:
+        self._failed_at = time.monotonic()
+        self._trusted = False
 
     async def _try_rebuild(self) -> None:
         # While Redis is away, polls read the store; try the index again now and then.
-        if time.monotonic() < self._next_rebuild:
+        if self._paused or time.monotonic() < self._next_rebuild:
             return
-        self._next_rebuild = time.monotonic() + REBUILD_BACKOFF
+        self._next_rebuild = time.monotonic() + PAUSE_AFTER_FAILURE
         with suppress(Exception):
             await self.rebuild()
 

@@ -146,6 +146,9 @@ class Runtime:
         report = await self.store.purge_expired(self.settings.message_retention_s * 1000)
         self.metrics.expired.inc(report.expired)
         self.pending.prune()
+        # Redis may have lost markers it was never told about (eviction, a flush, a
+        # failover): re-marking from the store bounds that to one purge interval.
+        await self.pending.rebuild()
         await self.privacy.purge_older_than(self.settings.event_retention_days)
 
     async def _ensure_demo_site(self) -> None:

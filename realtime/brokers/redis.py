@@ -32,10 +32,18 @@ class RedisBackend(BrokerBackend):
         dead_after: float = 30.0,
         backoff_min: float = 0.1,
         backoff_max: float = 5.0,
+        publish_timeout: float = 1.0,
+        publish_pause: float = 5.0,
     ) -> None:
         self._client = aioredis.from_url(
             url, socket_timeout=dead_after, socket_connect_timeout=2.0, health_check_interval=0
         )
+        # A send has committed before it publishes: never hold its answer on a stuck link.
+        self._publisher = aioredis.from_url(
+            url, socket_timeout=publish_timeout, socket_connect_timeout=publish_timeout
+        )
+        self._publish_pause = publish_pause
+        self._publish_paused_until = 0.0
         self._pubsub: PubSub | None = None
         self._channels: set[str] = set()
         self._lock = asyncio.Lock()
@@ -54,6 +62,7 @@ class RedisBackend(BrokerBackend):
     async def disconnect(self) -> None:
         await self._close_pubsub()
         await self._client.aclose()
+        await self._publisher.aclose()
 
     async def subscribe(self, channel: str) -> None:
         async with self._lock:
@@ -66,9 +75,14 @@ class RedisBackend(BrokerBackend):
             await self._send_or_drop("unsubscribe", channel)
 
     async def publish(self, channel: str, message: str) -> None:
+        # After a failure, fail fast for a while (a circuit breaker): local listeners still
+        # hear it, and other workers re-read the store once per poll interval meanwhile.
+        if time.monotonic() < self._publish_paused_until:
+            raise BrokerUnavailable("Redis publish paused after a recent failure")
         try:
-            await self._client.publish(channel, message)
+            await self._publisher.publish(channel, message)
         except LINK_ERRORS as exc:
+            self._publish_paused_until = time.monotonic() + self._publish_pause
             raise BrokerUnavailable(f"Redis publish failed: {exc}") from exc
 
     @property
@@ -76,7 +90,7 @@ class RedisBackend(BrokerBackend):
         return self._pubsub is not None
 
     async def healthy(self) -> bool:
-        if self._pubsub is None:
+        if self._pubsub is None or time.monotonic() < self._publish_paused_until:
             return False
         try:
             return bool(await asyncio.wait_for(self._client.ping(), timeout=1.0))
@@ -128,6 +142,7 @@ class RedisBackend(BrokerBackend):
                 logger.info(
                     "Redis pub/sub reconnected; %d channels resubscribed.", len(self._channels)
                 )
+                self._publish_paused_until = 0.0  # the link is proven good again
                 return
             except LINK_ERRORS as exc:
                 step += 1

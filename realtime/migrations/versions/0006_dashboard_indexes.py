@@ -15,9 +15,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index(
-        "ix_teaser_messages_site_created", "teaser_messages", ["site_id", "created_at"]
-    )
+    op.create_index("ix_teaser_messages_site_created", "teaser_messages", ["site_id", "created_at"])
 
 
 def downgrade() -> None:
