@@ -1,1 +1,1 @@
-"""script/bench: Teaser against python-socketio and a bare Starlette endpoint, same run, same machine."""
+"""script/bench: Teaser against python-socketio and bare Starlette, same run, same machine."""

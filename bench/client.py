@@ -51,7 +51,10 @@ class LoadClient:
         gate = asyncio.Semaphore(OPEN_CONCURRENCY)
         start, first = time.perf_counter(), len(self.sessions)
         results = await asyncio.gather(
-            *(self._open_one(gate, WIRES[wire], base, f"{prefix}-{first + i}") for i in range(count))
+            *(
+                self._open_one(gate, WIRES[wire], base, f"{prefix}-{first + i}")
+                for i in range(count)
+            )
         )
         failures = [r for r in results if r is not None]
         return {
@@ -135,7 +138,7 @@ class LoadClient:
             async with self.http.put(url, data=body, headers=SEND_HEADERS) as response:
                 await response.read()
                 ok = response.status == 201
-        except aiohttp.ClientError:
+        except (aiohttp.ClientError, TimeoutError):
             ok = False
         if not ok:
             for token in tokens:

@@ -73,23 +73,37 @@ def wrk_polls(url: str, seconds: float, connections: int = 64) -> dict[str, Any]
     """Idle polls from one wrk thread (one core at most, like the Python client)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(POLL_SCRIPT)
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        "-s",
+        script.name,
+        url,
+    ]
     try:
-        output = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s",
-             "--latency", "-s", script.name, url],
-            capture_output=True, text=True, timeout=seconds + 30, check=True,
-        ).stdout  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30)
     finally:
         Path(script.name).unlink()
-    return parse_wrk(output)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
+    return parse_wrk(done.stdout)
 
 
 def parse_wrk(output: str) -> dict[str, Any]:
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     failed = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    latency = {pct: _ms(value, unit) for pct, value, unit in
-               re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)}  # fmt: skip
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    latency = {
+        pct: _ms(value, unit)
+        for pct, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+    }
     return {
         "requests_per_s": float(rate.group(1)) if rate else None,
         "errors": int(failed.group(1)) if failed else 0,

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 from bench.servers import Server
 
@@ -18,7 +18,7 @@ SATURATED_PCT = 85.0  # one asyncio process cannot use more than one core (100 %
 
 def _busy_seconds() -> float:
     times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
 
 
 def _children_seconds() -> float:

@@ -10,11 +10,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -32,6 +32,7 @@ class ServerSpec:
     loop: str = "uvloop"
     http: str = "httptools"
     workers: int = 1
+    prepare: tuple[str, ...] = ()  # a command run once before the server starts
 
     @property
     def options(self) -> str:
@@ -62,17 +63,36 @@ class Server:
     def start(self, timeout: float = 60.0) -> Server:
         spec = self.spec
         command = [
-            sys.executable, "-m", "uvicorn", spec.app,
-            "--host", HOST, "--port", str(self.port),
-            "--ws", spec.ws, "--loop", spec.loop, "--http", spec.http,
-            "--workers", str(spec.workers),
-            "--ws-max-size", "65536", "--no-access-log", "--log-level", "warning",
-            "--timeout-graceful-shutdown", "5",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "uvicorn",
+            spec.app,
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--ws",
+            spec.ws,
+            "--loop",
+            spec.loop,
+            "--http",
+            spec.http,
+            "--workers",
+            str(spec.workers),
+            "--ws-max-size",
+            "65536",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--timeout-graceful-shutdown",
+            "5",
+        ]
         if spec.factory:
             command.append("--factory")
         env = {**os.environ, **spec.env}
         with self.log_path.open("ab") as log:
+            if spec.prepare:
+                subprocess.run(spec.prepare, cwd=ROOT, env=env, stdout=log, stderr=log, check=True)
             self._process = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
             )
@@ -111,7 +131,7 @@ class Server:
             return []
 
     def rss(self) -> int:
-        return sum(_quiet(lambda p: p.memory_info().rss, p) for p in self.workers())
+        return int(sum(_quiet(lambda p: p.memory_info().rss, p) for p in self.workers()))
 
     def cpu_seconds(self) -> list[float]:
         return [_quiet(lambda p: sum(p.cpu_times()[:2]), p) for p in self.workers()]
@@ -136,8 +156,8 @@ class Server:
         self.stop()
 
 
-def _quiet(read: object, process: psutil.Process) -> float:
+def _quiet(read: Callable[[psutil.Process], float], process: psutil.Process) -> float:
     try:
-        return float(read(process))  # type: ignore[operator]
+        return float(read(process))
     except psutil.Error:
         return 0.0

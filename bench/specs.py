@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,7 +14,7 @@ from bench.services import REDIS_URL
 TEASER_APP = "api.app:create_app"
 SOCKETIO_APP = "bench.peers.socketio_peer:app"
 STARLETTE_APP = "bench.peers.starlette_peer:app"
-DEFAULT_OPTIONS = {"ws": "websockets-sansio", "loop": "uvloop", "http": "httptools"}
+MIGRATE = (sys.executable, "-m", "api.cli", "db", "upgrade")
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,26 @@ class Setup:
         }
 
 
+# All load comes from 127.0.0.1, so Teaser's per-IP and per-session limits would measure
+# themselves (429s), not the server: 0 switches each of them off.
+NO_LIMITS = {
+    f"TEASER_LIMIT_{name}": "0"
+    for name in (
+        "SENDS_PER_SECOND",
+        "POLLS_PER_SESSION_PER_MINUTE",
+        "POLLS_PER_IP_PER_SECOND",
+        "EVENTS_PER_IP_PER_SECOND",
+        "SOCKETS_PER_IP",
+    )
+}
+
+
 def teaser_env(database_url: str, redis: bool) -> dict[str, str]:
     return {
         "DATABASE_URL": database_url,
         "REDIS_URL": REDIS_URL if redis else "",
         "TEASER_ENV": "development",
+        **NO_LIMITS,
     }
 
 
@@ -54,9 +70,11 @@ def sqlite_url(tmp: Path) -> str:
 
 
 def teaser(database_url: str, *, redis: bool = False, **options: Any) -> ServerSpec:
-    return ServerSpec(
-        "teaser", TEASER_APP, factory=True, env=teaser_env(database_url, redis), **options
-    )
+    # Workers of one uvicorn all migrate at start; on a fresh SQLite file they race
+    # ("table sites already exists"), so the schema is created once beforehand.
+    prepare = MIGRATE if options.get("workers", 1) > 1 else ()
+    env = teaser_env(database_url, redis)
+    return ServerSpec("teaser", TEASER_APP, factory=True, env=env, prepare=prepare, **options)
 
 
 def socketio(*, redis: bool = False, **options: Any) -> ServerSpec:

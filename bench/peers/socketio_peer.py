@@ -11,7 +11,7 @@ import hmac
 import os
 from typing import Any
 
-import socketio
+import socketio  # type: ignore[import-untyped]
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -35,7 +35,7 @@ sio = socketio.AsyncServer(
 )
 
 
-@sio.event
+@sio.event  # type: ignore[untyped-decorator]
 async def connect(sid: str, environ: dict[str, Any], auth: Any) -> bool:
     session_id = auth.get("sessionId") if isinstance(auth, dict) else None
     if not isinstance(session_id, str) or not session_id:
@@ -44,7 +44,7 @@ async def connect(sid: str, environ: dict[str, Any], auth: Any) -> bool:
     return True
 
 
-@sio.event
+@sio.event  # type: ignore[untyped-decorator]
 async def ack(sid: str, message_id: Any) -> None:
     """Teaser's clients ack every message; here the ack is received and dropped."""
 

@@ -1,0 +1,135 @@
+"""The run's shared state: its plan, temp dir, load client, and the results being filled."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.loadgen import ClientProcess, have_wrk, wrk_polls
+from bench.meter import Meter, load_average
+from bench.servers import Server
+from bench.stats import summary
+
+BUSY_MACHINE = 0.5
+SEND_PATH = "/api/teaser-messages"
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Plan:
+    quick: bool
+    runs: int
+    socket_counts: tuple[int, ...]
+    latency_sends: int
+    load_seconds: float
+    poll_seconds: float
+    variant_seconds: float
+    sockets: int = 1000
+    senders: int = 32
+    bulk: int = 100
+    poll_connections: int = 64
+
+
+class Bench:
+    def __init__(self, plan: Plan, tmp: Path) -> None:
+        self.plan = plan
+        self.tmp = tmp
+        self.client = ClientProcess()
+        self.scenarios: dict[str, dict[str, Any]] = {}
+
+    @contextmanager
+    def scenario(self, name: str, title: str) -> Iterator[list[dict[str, Any]]]:
+        load1 = load_average()
+        if load1 > BUSY_MACHINE:
+            print(
+                f"WARNING: 1-minute load average is {load1} before '{title}'; "
+                "other work on this machine will show in the figures.",
+                file=sys.stderr,
+            )
+        print(f"== {title}", file=sys.stderr)
+        rows: list[dict[str, Any]] = []
+        started = time.monotonic()
+        try:
+            yield rows
+        finally:
+            self.scenarios[name] = {
+                "title": title,
+                "load1_at_start": load1,
+                "seconds": round(time.monotonic() - started, 1),
+                "rows": rows,
+            }
+
+    @contextmanager
+    def setup(self, rows: list[dict[str, Any]], described: dict[str, Any]) -> Iterator[Row]:
+        """One setup's row. A failure is recorded in it and the scenario goes on."""
+        row: Row = dict(described)
+        try:
+            yield row
+        except Exception as exc:
+            print(f"  FAILED {described}: {exc}", file=sys.stderr)
+            row = {**described, "error": str(exc)[-800:]}
+            with suppress(Exception):
+                self.client("close")
+        rows.append(row)
+
+    def open_sockets(self, peer: str, server: Server, count: int, prefix: str) -> dict[str, Any]:
+        opened = self.client("open", wire=peer, base=server.ws_base, count=count, prefix=prefix)
+        if opened["failed"]:
+            raise RuntimeError(
+                f"{opened['failed']} of {count} sockets failed to open on {peer}: "
+                f"{opened['first_failure']}"
+            )
+        return opened
+
+    def latency(self, sender: Server, count: int | None = None) -> dict[str, Any]:
+        count = count or self.plan.latency_sends
+        return self.client("latency", url=sender.http_base + SEND_PATH, count=count)
+
+    def load(
+        self, sender: Server, servers: Sequence[Server], batch: int, seconds: float | None = None
+    ) -> dict[str, Any]:
+        with Meter(servers, self.client.pid) as meter:
+            result = self.client(
+                "load",
+                url=sender.http_base + SEND_PATH,
+                senders=self.plan.senders,
+                seconds=seconds or self.plan.load_seconds,
+                batch=batch,
+            )
+        return {**result, **meter.result}
+
+    def polls(self, server: Server, seconds: float | None = None) -> dict[str, Any]:
+        seconds = seconds or self.plan.poll_seconds
+        url = server.http_base + SEND_PATH
+        with Meter([server], None if have_wrk() else self.client.pid) as meter:
+            if have_wrk():
+                result = {"tool": "wrk", **wrk_polls(url, seconds, self.plan.poll_connections)}
+            else:
+                result = {
+                    "tool": "python",
+                    **self.client(
+                        "polls", url=url, concurrency=self.plan.poll_connections, seconds=seconds
+                    ),
+                }
+        return {**result, **meter.result}
+
+    def close(self) -> None:
+        self.client.stop()
+
+
+def aggregate(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Numbers become median/min/max over the runs; labels (the bottleneck) the most common."""
+    merged: dict[str, Any] = {}
+    for key in dict.fromkeys(k for run in runs for k in run):
+        values = [run.get(key) for run in runs]
+        if all(v is None or isinstance(v, int | float) for v in values):
+            merged[key] = summary(values)
+        else:
+            merged[key] = Counter(map(str, values)).most_common(1)[0][0]
+    return merged

@@ -1,0 +1,186 @@
+"""Issue 6's targets, checked against the medians of this run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bench.report import med
+
+Row = dict[str, Any]
+DEFAULT_WS = "websockets-sansio"
+
+
+def find(results: Row, scenario: str, **match: Any) -> Row | None:
+    rows = results["scenarios"].get(scenario, {}).get("rows", [])
+    for row in rows:
+        if all(row.get(k) == v for k, v in match.items()):
+            found: Row = row
+            return found
+    return None
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def check(
+    target: str, value: float | None, limit: str, ok: Callable[[float], bool], unit: str = ""
+) -> Row:
+    return {
+        "target": target,
+        "value": value,
+        "unit": unit,
+        "limit": limit,
+        "met": None if value is None else ok(value),
+    }
+
+
+def evaluate(results: Row) -> list[Row]:
+    return _idle(results) + _sends(results) + _polls(results) + _scaling(results)
+
+
+def _idle(results: Row) -> list[Row]:
+    rows = results["scenarios"].get("idle_sockets", {}).get("rows", [])
+    counts = [r["sockets"] for r in rows if r["peer"] == "teaser"]
+    if not counts:
+        return []
+    n = max(counts)
+    teaser = find(results, "idle_sockets", peer="teaser", ws=DEFAULT_WS, sockets=n)
+    peer = find(results, "idle_sockets", peer="socketio", ws=DEFAULT_WS, sockets=n)
+    kb = med(teaser, "kb_per_socket")
+    return [
+        check(f"idle socket RSS at N={n:,}", kb, "≤ 25 KB", lambda v: v <= 25, " KB"),
+        check(
+            f"idle socket RSS vs python-socketio at N={n:,}",
+            ratio(kb, med(peer, "kb_per_socket")),
+            "≤ 0.5×",
+            lambda v: v <= 0.5,
+            "×",
+        ),
+    ]
+
+
+def _sends(results: Row) -> list[Row]:
+    teaser = find(results, "targeted", peer="teaser")
+    peer = find(results, "targeted", peer="socketio")
+    a_to_b = find(results, "scale_out", peer="teaser", topology="A→B")
+    return [
+        check(
+            "targeted 1/request msgs/s vs python-socketio",
+            ratio(
+                med(teaser, "one_per_request", "msgs_per_s"),
+                med(peer, "one_per_request", "msgs_per_s"),
+            ),
+            "≥ 1.0×",
+            lambda v: v >= 1.0,
+            "×",
+        ),
+        check(
+            "targeted 1/request p99 under load (SQLite)",
+            med(teaser, "one_per_request", "p99_ms"),
+            "≤ 25 ms",
+            lambda v: v <= 25,
+            " ms",
+        ),
+        check(
+            "bulk 100/request msgs/s vs python-socketio 100/request",
+            ratio(med(teaser, "bulk", "msgs_per_s"), med(peer, "bulk", "msgs_per_s")),
+            "≥ 3×",
+            lambda v: v >= 3,
+            "×",
+        ),
+        check(
+            "send→receive p99, N=1,000, one at a time, SQLite",
+            med(teaser, "latency", "p99_ms"),
+            "≤ 5 ms",
+            lambda v: v <= 5,
+            " ms",
+        ),
+        check(
+            "send→receive p99, N=1,000, one at a time, PostgreSQL+Redis A→B",
+            med(a_to_b, "latency", "p99_ms"),
+            "≤ 8 ms",
+            lambda v: v <= 8,
+            " ms",
+        ),
+    ]
+
+
+def _polls(results: Row) -> list[Row]:
+    checks = []
+    for workers in ("1 worker", "2 workers"):
+        teaser = find(results, "idle_polls", peer="teaser", storage="sqlite", topology=workers)
+        bare = find(results, "idle_polls", peer="starlette", topology=workers)
+        if teaser and bare:
+            checks.append(
+                check(
+                    f"idle polls/s vs bare Starlette, SQLite, {workers}",
+                    ratio(
+                        med(teaser, "polls", "requests_per_s"), med(bare, "polls", "requests_per_s")
+                    ),
+                    "≥ 0.7×",
+                    lambda v: v >= 0.7,
+                    "×",
+                )
+            )
+    return checks
+
+
+def _scaling(results: Row) -> list[Row]:
+    checks = []
+    for storage in ("sqlite", "postgres+redis"):
+        one = find(results, "idle_polls", peer="teaser", storage=storage, topology="1 worker")
+        two = find(results, "idle_polls", peer="teaser", storage=storage, topology="2 workers")
+        if one and two:
+            checks.append(
+                check(
+                    f"idle polls 1 → 2 workers ({storage})",
+                    ratio(med(two, "polls", "requests_per_s"), med(one, "polls", "requests_per_s")),
+                    "≥ 1.6×",
+                    lambda v: v >= 1.6,
+                    "×",
+                )
+            )
+    one = find(results, "scale_out", peer="teaser", topology="1 worker")
+    two = find(results, "scale_out", peer="teaser", topology="2 workers")
+    if one and two:
+        checks.append(
+            check(
+                "targeted sends 1 → 2 workers (postgres+redis)",
+                ratio(
+                    med(two, "one_per_request", "msgs_per_s"),
+                    med(one, "one_per_request", "msgs_per_s"),
+                ),
+                "≥ 1.6×",
+                lambda v: v >= 1.6,
+                "×",
+            )
+        )
+    return checks
+
+
+def best_options(results: Row) -> dict[str, str]:
+    """For each uvicorn option, the value with the most sends/s and polls/s against default."""
+    rows = results["scenarios"].get("options", {}).get("rows", [])
+    if not rows:
+        return {}
+
+    def score(row: Row) -> float:
+        return (med(row, "one_per_request", "msgs_per_s") or 0) / max(
+            med(rows[0], "one_per_request", "msgs_per_s") or 1, 1
+        ) + (med(row, "polls", "requests_per_s") or 0) / max(
+            med(rows[0], "polls", "requests_per_s") or 1, 1
+        )
+
+    best = {}
+    for option in ("ws", "loop", "http"):
+        candidates = {
+            row[option]: score(row) for row in rows if _differs_only_in(row, rows[0], option)
+        }
+        best[option] = max(candidates, key=candidates.__getitem__)
+    return best
+
+
+def _differs_only_in(row: Row, default: Row, option: str) -> bool:
+    return all(row[k] == default[k] for k in ("ws", "loop", "http") if k != option)
