@@ -8,6 +8,7 @@ from starlette.responses import Response
 from api.auth import client_address, runtime_of, widget_site
 from api.responses import FastJSONResponse
 from api.schemas import parse_json
+from realtime.errors import InvalidInput
 from realtime.events import parse_event
 
 
@@ -18,9 +19,9 @@ async def record_event(request: Request) -> Response:
     event = parse_event(body)
     await widget_site(request, event.site_id)
     token = body.get("token")
-    runtime.session_tokens.check(
-        event.site_id, event.session_id, token if isinstance(token, str) else None
-    )
+    if token is not None and (not isinstance(token, str) or len(token) > 200):
+        raise InvalidInput("token", "must be the session token string")
+    runtime.session_tokens.check(event.site_id, event.session_id, token)
     runtime.limits.events_per_ip.take(client_address(request))
     runtime.limits.events_per_session.take(f"{event.site_id}:{event.session_id}")
     outcome = await runtime.events.record(event)

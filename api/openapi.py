@@ -12,6 +12,13 @@ from api.schemas import MAX_BULK_MESSAGES
 from realtime.teaser import MAX_EXPIRES_IN_MS, MIN_EXPIRES_IN_MS
 
 TIME = {"type": "string", "format": "date-time"}
+CONTROLS = "\\x00-\\x08\\x0b-\\x1f\\x7f"
+NO_CONTROLS = f"^[^{CONTROLS}]*$"
+MESSAGE_TEXT = f"^[^{CONTROLS}]*[^{CONTROLS}\\s][^{CONTROLS}]*$"
+PAGE_PATH = {"type": "string", "maxLength": 512, "pattern": f"^/[^{CONTROLS}]*$"}
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+UTM_VALUE = {"type": "string", "maxLength": 200, "pattern": NO_CONTROLS}
+MOMENT = {"type": "string", "pattern": r"^(\d{1,15}|\d{4}-\d{2}-\d{2}([T ][0-9:.+\-Z]*)?)?$"}
 SESSION_ID = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"}
 SITE_ID = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,63}$"}
 
@@ -48,7 +55,15 @@ SCHEMAS: dict[str, Any] = {
             "message": {
                 "type": "string",
                 "minLength": 1,
-                "description": "Plain text; at most TEASER_MAX_MESSAGE_LENGTH (500) characters.",
+                "maxLength": 500,
+                "pattern": MESSAGE_TEXT,
+                "description": "Plain text, trimmed; at most TEASER_MAX_MESSAGE_LENGTH (500) "
+                "characters; no control characters but tab and newline.",
+            },
+            "onlyOnPath": {
+                "type": "string",
+                "pattern": r"^/[^\s*?#]{0,198}\*?$",
+                "description": "deliver only on this page, or a prefix ending in *",
             },
             "priority": {"type": "string", "enum": ["manual", "auto"], "default": "manual"},
             "expiresIn": {
@@ -79,6 +94,8 @@ SCHEMAS: dict[str, Any] = {
             "priority": {"type": "string", "enum": ["manual", "auto"]},
             "createdAt": TIME,
             "expiresAt": TIME,
+            "seq": {"type": ["integer", "null"], "minimum": 1},
+            "onlyOnPath": {"type": "string"},
             "status": {"type": "string", "enum": ["pending", "delivered", "expired"]},
             "deliveredVia": {"type": ["string", "null"], "enum": ["websocket", "poll", None]},
             "deliveredAt": {"anyOf": [TIME, {"type": "null"}]},
@@ -90,7 +107,14 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "sessionId": SESSION_ID,
             "siteId": SITE_ID,
-            "path": {"type": "string", "maxLength": 512},
+            "path": PAGE_PATH,
+            "token": {"type": "string", "maxLength": 200},
+            "since": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 2**62 - 1,
+                "description": "the last seq seen: resend what was missed since",
+            },
         },
     },
     "Event": {
@@ -110,18 +134,32 @@ SCHEMAS: dict[str, Any] = {
                     "conversion",
                 ],
             },
-            "path": {"type": "string", "maxLength": 512},
-            "url": {"type": "string", "maxLength": 2048},
-            "referrer": {"type": "string", "maxLength": 2048},
-            "title": {"type": "string", "maxLength": 300},
-            "utm": {"type": "object", "additionalProperties": {"type": "string"}},
-            "customerId": {"type": ["string", "null"], "maxLength": 128},
-            "customerEmail": {"type": ["string", "null"], "maxLength": 254},
+            "path": PAGE_PATH,
+            "url": {"type": "string", "maxLength": 2048, "pattern": NO_CONTROLS},
+            "referrer": {"type": "string", "maxLength": 2048, "pattern": NO_CONTROLS},
+            "title": {"type": "string", "maxLength": 300, "pattern": NO_CONTROLS},
+            "utm": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {key: UTM_VALUE for key in UTM_KEYS},
+            },
+            "customerId": {"type": ["string", "null"], "maxLength": 128, "pattern": NO_CONTROLS},
+            "customerEmail": {
+                "type": ["string", "null"],
+                "maxLength": 254,
+                "pattern": r"^\s*[^@\s]{1,64}@[^@\s]{1,190}\s*$",
+            },
             "secondsOnPage": {"type": "number", "minimum": 0, "maximum": 86400},
-            "ts": {"type": "string"},
-            "timeZone": {"type": "string"},
-            "teaserId": {"type": "string"},
-            "value": {"type": "number", "minimum": 0},
+            "ts": {"type": "string", "maxLength": 40, "pattern": NO_CONTROLS},
+            "timeZone": {
+                "type": "string",
+                "maxLength": 64,
+                "pattern": NO_CONTROLS,
+                "description": "an IANA zone; one this server does not know is ignored",
+            },
+            "teaserId": {"type": "string", "maxLength": 64, "pattern": NO_CONTROLS},
+            "value": {"type": "number", "minimum": 0, "exclusiveMaximum": 1e12},
+            "token": {"type": "string", "maxLength": 200},
         },
     },
     "PolledTeaser": {
@@ -129,6 +167,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["id", "message", "priority", "createdAt", "expiresAt"],
         "properties": {
             "id": {"type": "string"},
+            "seq": {"type": ["integer", "null"], "minimum": 1},
             "message": {"type": "string"},
             "priority": {"type": "string", "enum": ["manual", "auto"]},
             "createdAt": TIME,
@@ -143,14 +182,14 @@ KEY_HEADERS = [
 ]
 
 VIEW_PARAMETERS = [
-    {"name": "filter", "in": "query",
-     "schema": {"type": "string", "enum": ["all", "ai", "high_score"]}},
+    {"name": "filter", "in": "query", "description": "empty means all",
+     "schema": {"type": "string", "enum": ["", "all", "ai", "high_score"]}},
     {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 200}},
     {"name": "period", "in": "query",
-     "schema": {"type": "string", "enum": ["1h", "24h", "7d", "30d", "all"]}},
-    {"name": "since", "in": "query", "schema": {"type": "string"},
+     "schema": {"type": "string", "enum": ["", "1h", "24h", "7d", "30d", "all"]}},
+    {"name": "since", "in": "query", "schema": MOMENT,
      "description": "epoch milliseconds or an ISO 8601 time"},
-    {"name": "until", "in": "query", "schema": {"type": "string"}},
+    {"name": "until", "in": "query", "schema": MOMENT},
 ]  # fmt: skip
 
 PATHS: dict[str, Any] = {
@@ -158,7 +197,16 @@ PATHS: dict[str, Any] = {
         "put": {
             "summary": "Send a teaser to one session (or, with a JSON array, up to "
             f"{MAX_BULK_MESSAGES} at once, all-or-nothing)",
-            "parameters": KEY_HEADERS,
+            "parameters": [
+                *KEY_HEADERS,
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "description": "a retry with the same key and body sends nothing new",
+                },
+            ],
             "requestBody": {
                 "required": True,
                 "content": {
@@ -193,7 +241,7 @@ PATHS: dict[str, Any] = {
                     },
                     "Stored; pushed at once to an open socket, else kept for the next poll",
                 ),
-                **_errors(400, 401, 413, 422),
+                **_errors(400, 401, 413, 422, 429),
             },
         },
         "post": {
@@ -210,11 +258,15 @@ PATHS: dict[str, Any] = {
                         "properties": {
                             "messages": {"type": "array", "items": _ref("PolledTeaser")},
                             "pollInterval": {"type": "integer"},
+                            "recovered": {
+                                "type": "boolean",
+                                "description": "with since: whether it was known",
+                            },
                         },
                     },
                     "Pending teasers",
                 ),
-                **_errors(400, 401, 403, 413, 422),
+                **_errors(400, 401, 403, 413, 422, 429),
             },
         },
     },
@@ -326,6 +378,73 @@ PATHS: dict[str, Any] = {
                     },
                 },
                 **_errors(401, 422),
+            },
+        }
+    },
+    "/api/sessions": {
+        "post": {
+            "summary": "Open a visitor session: a server-minted id and the token that reads it",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["siteId"],
+                            "properties": {"siteId": SITE_ID},
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "201": _json(
+                    {
+                        "type": "object",
+                        "required": ["sessionId", "token", "pollInterval"],
+                        "properties": {
+                            "sessionId": {"type": "string"},
+                            "token": {"type": "string"},
+                            "pollInterval": {"type": "integer"},
+                        },
+                    },
+                    "The new session",
+                ),
+                **_errors(400, 401, 403, 413, 422, 429),
+            },
+        }
+    },
+    "/api/privacy/erase": {
+        "post": {
+            "summary": "Delete one person's sessions, events and messages on this site",
+            "parameters": KEY_HEADERS,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "email": {"type": "string", "maxLength": 254},
+                                "customerId": {"type": "string", "maxLength": 254},
+                            },
+                            "anyOf": [{"required": ["email"]}, {"required": ["customerId"]}],
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["sessions", "deleted"],
+                        "properties": {
+                            "sessions": {"type": "integer"},
+                            "deleted": {"type": "object"},
+                        },
+                    },
+                    "What was deleted",
+                ),
+                **_errors(400, 401, 413, 422, 429),
             },
         }
     },

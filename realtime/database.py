@@ -22,7 +22,8 @@ def create_engine(url: str) -> AsyncEngine:
         )
     if parsed.drivername.startswith("sqlite"):
         return _sqlite_engine(url, parsed.database)
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # A steady pool: opening connections under load (overflow) costs more than waiting.
+    return create_async_engine(url, pool_size=20, max_overflow=10, pool_recycle=1800)
 
 
 def _sqlite_engine(url: str, database: str | None) -> AsyncEngine:
@@ -32,7 +33,11 @@ def _sqlite_engine(url: str, database: str | None) -> AsyncEngine:
             "connection sees empty. Use a file, e.g. sqlite+aiosqlite:///./teaser.db"
         )
     Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    # One connection per worker: SQLite has one writer anyway, and queueing for it here
+    # (in asyncio) is far cheaper than SQLite's busy handler, which sleeps up to 100 ms.
+    engine = create_async_engine(
+        url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
+    )
     event.listen(engine.sync_engine, "connect", _tune_sqlite)
     return engine
 

@@ -145,10 +145,11 @@ def _value(value: Any) -> float | None:
 
 
 def _zone(name: str | None) -> str | None:
+    """A zone this server knows, or None: a browser may know zones our tz data lacks."""
     if name is None:
         return None
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput("timeZone", f"'{name}' is not an IANA time zone") from None
+        return None
     return name

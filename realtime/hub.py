@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from realtime.broker import Broker, Event, Subscriber
 from realtime.channels import session_channel
 from realtime.clock import iso_time
 from realtime.metrics import Metrics
+from realtime.pending import PendingSessions
 from realtime.presence import PresenceRecorder
 from realtime.store import TeaserStore
 from realtime.teaser import Teaser
@@ -86,6 +88,8 @@ class LiveConnection:
         self.last_heard = time.monotonic()
         self.last_progress = time.monotonic()
         self.last_pinged = time.monotonic()
+        # Spread over the lease period, so sockets opened together do not look together.
+        self.next_lease_check = time.monotonic() + random.uniform(0.5, 1.5) * hub.lease_seconds
         self.unacked: set[str] = set()
         self._subscriber: Subscriber | None = None
 
@@ -108,12 +112,15 @@ class LiveConnection:
         self._subscriber = subscriber
         if self.since is not None:
             await self.replay_missed(self.since)
+        look = True
         while True:
-            while await self.deliver_pending() and not self._window_full:
+            while look and await self.deliver_pending() and not self._window_full:
                 pass  # a full batch came back: there may be more waiting
             try:
                 await asyncio.wait_for(subscriber.get(), timeout=self._until_next_check())
+                look = True
             except TimeoutError:
+                look = await self._worth_a_look()
                 now = time.monotonic()
                 if now - self.last_heard >= self.hub.heartbeat_timeout:
                     await self.transport.close(HEARTBEAT_TIMEOUT, "heartbeat timeout")
@@ -124,6 +131,18 @@ class LiveConnection:
                 if now - self.last_pinged >= self.hub.heartbeat_interval:
                     self.last_pinged = now
                     await self.send(PING_FRAME)
+
+    async def _worth_a_look(self) -> bool:
+        """On a quiet tick, read the store only if something may be waiting unannounced:
+        always while deaf to other workers, else once a lease period (a dead worker's
+        leases run out silently) and only for sessions the pending index names."""
+        if not self.hub.broker.listening:
+            return True
+        now = time.monotonic()
+        if now < self.next_lease_check:
+            return False
+        self.next_lease_check = now + self.hub.lease_seconds
+        return await self.hub.pending.may_have(self.site_id, self.session_id)
 
     @property
     def _window_full(self) -> bool:
@@ -182,6 +201,7 @@ class Hub:
         presence: PresenceRecorder,
         metrics: Metrics,
         activity: ActivityFeed,
+        pending: PendingSessions,
         *,
         heartbeat_interval: float = 20.0,
         heartbeat_timeout: float = 50.0,
@@ -194,6 +214,8 @@ class Hub:
         self.presence = presence
         self.metrics = metrics
         self.activity = activity
+        self.pending = pending
+        self.lease_seconds = store.lease_ms / 1000
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self.send_timeout = send_timeout

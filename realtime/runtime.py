@@ -62,23 +62,24 @@ class Runtime:
         self.presence = PresenceRecorder(self.engine, clock=clock)
         self.activity = ActivityFeed(self.broker)
         self.privacy = Privacy(self.engine, clock=clock)
-        self.hub = Hub(
-            self.store,
-            self.broker,
-            self.presence,
-            self.metrics,
-            self.activity,
-            heartbeat_interval=settings.heartbeat_interval,
-            heartbeat_timeout=settings.heartbeat_timeout,
-            send_timeout=settings.send_timeout,
-            recheck_interval=settings.poll_interval_ms / 1000,
-        )
         index = (
             RedisPendingIndex(settings.redis_url)
             if settings.redis_url
             else MemoryPendingIndex(clock)
         )
         self.pending = PendingSessions(index, self.engine, self.broker, clock)
+        self.hub = Hub(
+            self.store,
+            self.broker,
+            self.presence,
+            self.metrics,
+            self.activity,
+            self.pending,
+            heartbeat_interval=settings.heartbeat_interval,
+            heartbeat_timeout=settings.heartbeat_timeout,
+            send_timeout=settings.send_timeout,
+            recheck_interval=settings.poll_interval_ms / 1000,
+        )
         self.delivery = Delivery(
             self.store, self.hub, self.presence, self.metrics, self.activity, self.pending
         )

@@ -36,7 +36,9 @@ class SessionTokens:
         """A token, when given, must be right; when required, it must be given."""
         if token is None and not self.required:
             return
-        if token is None or not hmac.compare_digest(token, self.issue(site_id, session_id)):
+        expected = self.issue(site_id, session_id).encode()
+        given = None if token is None else token.encode("utf-8", "surrogatepass")
+        if given is None or not hmac.compare_digest(given, expected):
             raise Unauthorized(
                 "this session needs the token issued with it (POST /api/sessions)",
                 code="invalid_session_token",

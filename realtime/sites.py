@@ -96,9 +96,9 @@ class SiteRegistry:
 
     async def add_key(self, site_id: str, api_key: str | None = None) -> str:
         key = api_key or new_api_key()
+        if (await self._load(site_id)) is None:
+            raise NotFound(f"no site '{site_id}'")
         async with self.engine.begin() as connection:
-            if (await self._load(site_id)) is None:
-                raise NotFound(f"no site '{site_id}'")
             await connection.execute(
                 insert(site_keys).values(
                     site_id=site_id,

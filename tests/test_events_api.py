@@ -108,7 +108,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("not an email", {"customerEmail": "nobody"}, "customerEmail"),
     ("negative seconds", {"secondsOnPage": -1}, "secondsOnPage"),
     ("seconds as text", {"secondsOnPage": "30"}, "secondsOnPage"),
-    ("a made-up time zone", {"timeZone": "../../etc/passwd"}, "timeZone"),
+    ("an over-long time zone", {"timeZone": "Z" * 65}, "timeZone"),
     ("a huge title", {"title": "t" * 301}, "title"),
     ("NUL in a customer id", {"customerId": "a\u0000b"}, "customerId"),
     ("bad session id", {"sessionId": "no spaces please"}, "sessionId"),

@@ -238,3 +238,10 @@ async def test_a_poll_does_not_resend_what_the_client_says_it_has_seen(
 
     assert [m["message"] for m in body["messages"]] == ["new"]
     assert again["messages"] == []
+
+
+def test_a_token_with_any_characters_is_simply_wrong() -> None:
+    tokens = SessionTokens(b"k" * 32, required=True)
+    for forged in ["é" * 32, "\ud800", "", "A" * 500]:
+        with pytest.raises(Exception, match="token"):
+            tokens.check("shop-a", "sess_1", forged)

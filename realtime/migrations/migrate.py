@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -31,5 +34,21 @@ def _upgrade(connection: Connection) -> None:
 
 
 async def upgrade(engine: AsyncEngine) -> None:
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+    with _sqlite_file_lock(engine):
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade)
+
+
+@contextmanager
+def _sqlite_file_lock(engine: AsyncEngine) -> Iterator[None]:
+    """Workers sharing one SQLite file take turns migrating it (PostgreSQL locks itself)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database:
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # held for the few ms a migration takes, at start
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
