@@ -46,7 +46,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def _limit(raw: str | None) -> int:
     if raw is None:
         return 100
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
         raise InvalidInput("limit", f"must be a whole number from 1 to {MAX_PAGE}")
     return int(raw)
 

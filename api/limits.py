@@ -26,7 +26,7 @@ class BodyLimitMiddleware:
             return
         limit = self.larger.get((scope["method"], scope["path"]), self.max_bytes)
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
             await self._too_large(limit)(scope, receive, send)
             return
         received = 0

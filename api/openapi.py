@@ -424,8 +424,8 @@ PATHS: dict[str, Any] = {
                         "schema": {
                             "type": "object",
                             "properties": {
-                                "email": {"type": "string", "maxLength": 254},
-                                "customerId": {"type": "string", "maxLength": 254},
+                                "email": {"type": ["string", "null"], "maxLength": 254},
+                                "customerId": {"type": ["string", "null"], "maxLength": 254},
                             },
                             "anyOf": [{"required": ["email"]}, {"required": ["customerId"]}],
                         }

@@ -67,7 +67,12 @@ class SessionSigner:
         if not hmac.compare_digest(signature, _mac(self._session_key, body)):
             return None
         operator_id, issued_at, nonce = body.split(".")
-        if not (operator_id.isdigit() and issued_at.isdigit()):
+        if not (
+            operator_id.isascii()
+            and operator_id.isdigit()
+            and issued_at.isascii()
+            and issued_at.isdigit()
+        ):
             return None
         if not 0 <= now - int(issued_at) < SESSION_TTL_MS:
             return None

@@ -105,7 +105,7 @@ def poll_request(payload: Any) -> WidgetRequest:
 def _position(value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, str) and value.isdigit() and len(value) <= 18:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**62:
         raise InvalidInput("since", "must be the last sequence number seen (an integer ≥ 0)")

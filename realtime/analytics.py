@@ -291,7 +291,7 @@ def _time(value: object, field: str) -> int | None:
     if value is None or value == "":
         return None
     text = str(value)
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         if len(text) > MAX_EPOCH_DIGITS:
             raise InvalidInput(field, "must be epoch milliseconds or an ISO 8601 time")
         return int(text)
