@@ -24,9 +24,8 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.auth import runtime_of
-from api.errors import status_for
 from api.operator_auth import Principal, check_same_origin, dashboard_principal, session_principal
-from api.responses import error_response
+from api.sockets import json_frame, refuse
 from realtime.activity import MAX_BUFFERED
 from realtime.analytics import View, parse_view, refs_of
 from realtime.broker import RESYNC, Subscriber
@@ -38,7 +37,6 @@ logger = logging.getLogger("teaser.dashboard")
 
 STATS_EVERY = 5.0  # online-now and expiries change with no activity at all
 STATS_AT_MOST = 0.5  # between two pushes of the cards while activity flows
-POLICY_VIOLATION = 1008
 SIGNED_OUT = 4401
 MAX_FRAME = 4096
 TEASER_KINDS = ("teaser_sent", "teaser_delivered")
@@ -54,7 +52,7 @@ async def dashboard_socket(websocket: WebSocket) -> None:
         principal = await dashboard_principal(websocket)
         parse_view(params, runtime.store.clock())
     except TeaserError as exc:
-        await _refuse(websocket, exc)
+        await refuse(websocket, exc)
         return
     await websocket.accept()
     await DashboardConnection(runtime, websocket, principal, params).run()
@@ -122,7 +120,7 @@ class DashboardConnection:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
-            frame = _frame(message)
+            frame = json_frame(message, MAX_FRAME)
             if frame is None or frame.get("type") != "view":
                 continue
             try:
@@ -154,22 +152,3 @@ class DashboardConnection:
     async def _send(self, frame: dict[str, Any]) -> None:
         async with self._send_lock:
             await self.websocket.send_text(orjson.dumps(frame).decode())
-
-
-def _frame(message: Any) -> dict[str, Any] | None:
-    raw = message.get("text") or message.get("bytes")
-    if not raw or len(raw) > MAX_FRAME:
-        return None
-    try:
-        frame = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return frame if isinstance(frame, dict) else None
-
-
-async def _refuse(websocket: WebSocket, exc: TeaserError) -> None:
-    """The same JSON error an HTTP call gets, where the server can answer the upgrade so."""
-    if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(error_response(status_for(exc), exc.code, exc.message))
-    else:
-        await websocket.close(code=POLICY_VIOLATION, reason=exc.code)

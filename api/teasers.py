@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
-from typing import Any
-
-import orjson
 from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from api.auth import client_address, runtime_of, sending_site, widget_site
-from api.errors import status_for
-from api.responses import FastJSONResponse, error_response
+from api.responses import FastJSONResponse
 from api.schemas import (
     drafts_from_send,
     idempotency_key,
@@ -24,12 +19,11 @@ from api.schemas import (
     teaser_status,
     widget_request,
 )
+from api.sockets import json_frame, refuse
 from realtime.errors import InvalidInput, NotFound, TeaserError
 from realtime.hub import LiveConnection
 from realtime.sessions import new_session_id
 from realtime.teaser import check_site_id
-
-POLICY_VIOLATION = 1008
 
 
 class TeaserMessages(HTTPEndpoint):
@@ -103,7 +97,7 @@ async def teaser_socket(websocket: WebSocket) -> None:
         runtime.session_tokens.check(site.id, asked.session_id, asked.token)
         runtime.limits.sockets_per_ip.acquire(address)
     except TeaserError as exc:
-        await _refuse(websocket, exc)
+        await refuse(websocket, exc)
         return
     try:
         await websocket.accept()
@@ -119,27 +113,6 @@ async def _listen(websocket: WebSocket, connection: LiveConnection) -> None:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
-        frame = _frame(message)
+        frame = json_frame(message)
         if frame is not None:
             await connection.heard(frame)
-
-
-def _frame(message: MutableMapping[str, Any]) -> dict[str, Any] | None:
-    raw = message.get("text") or message.get("bytes")
-    if not raw:
-        return None
-    try:
-        frame = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return frame if isinstance(frame, dict) else None
-
-
-async def _refuse(websocket: WebSocket, exc: TeaserError) -> None:
-    """Answer the upgrade with the same JSON error an HTTP call would get, where the
-    server supports it; a browser only sees the socket fail, and falls back to polling."""
-    if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        response = error_response(status_for(exc), exc.code, exc.message)
-        await websocket.send_denial_response(response)
-    else:
-        await websocket.close(code=POLICY_VIOLATION, reason=exc.code)

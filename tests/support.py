@@ -192,6 +192,15 @@ class ServerProcess(OnLoopback):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def run_teaser_cli(database: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `teaser` command on a SQLite file, as an operator would run it."""
+    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
 def json_of(response: httpx.Response) -> Any:
     assert response.headers["content-type"].startswith("application/json"), response.text
     return response.json()

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -16,7 +14,13 @@ from websockets.asyncio.client import connect
 from realtime.config import Settings
 from realtime.errors import ConfigError
 from tests.conftest import ServerFactory
-from tests.support import DEMO_HEADERS, ROOT, InProcessServer, json_of, new_session_id
+from tests.support import (
+    DEMO_HEADERS,
+    InProcessServer,
+    json_of,
+    new_session_id,
+    run_teaser_cli,
+)
 
 
 async def test_healthz_reports_database_and_broker(client: httpx.AsyncClient) -> None:
@@ -117,15 +121,7 @@ async def test_openapi_describes_the_http_api(client: httpx.AsyncClient) -> None
 
 
 def run_cli(*args: str, database: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_teaser_cli(database, *args)
 
 
 def test_the_cli_creates_sites_lists_and_revokes_keys(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from realtime.errors import InvalidInput, NotFound, Unauthorized
 from realtime.models import operators
 from realtime.operators import OperatorRegistry
 from realtime.sites import SiteRegistry
-from tests.support import ROOT
+from tests.support import run_teaser_cli
 
 SITE = "acme"
 
@@ -117,15 +116,7 @@ async def test_ensure_creates_the_demo_operator_once(registry: OperatorRegistry)
 
 
 def teaser(database: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{database}", "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_teaser_cli(database, *args)
 
 
 def test_teaser_operator_add_prints_a_password_that_signs_in(tmp_path: Path) -> None:

@@ -1,0 +1,39 @@
+"""What every WebSocket endpoint here does alike: read a JSON frame, refuse an upgrade."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+import orjson
+from starlette.websockets import WebSocket
+
+from api.errors import status_for
+from api.responses import error_response
+from realtime.errors import TeaserError
+
+POLICY_VIOLATION = 1008
+
+
+def json_frame(
+    message: MutableMapping[str, Any], max_bytes: int | None = None
+) -> dict[str, Any] | None:
+    """The frame as a JSON object, or None for anything else (ignored, not fatal)."""
+    raw = message.get("text") or message.get("bytes")
+    if not raw or (max_bytes is not None and len(raw) > max_bytes):
+        return None
+    try:
+        frame = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return frame if isinstance(frame, dict) else None
+
+
+async def refuse(websocket: WebSocket, exc: TeaserError) -> None:
+    """Answer the upgrade with the same JSON error an HTTP call would get, where the
+    server supports it; a browser only sees the socket fail (and the widget falls back)."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        response = error_response(status_for(exc), exc.code, exc.message)
+        await websocket.send_denial_response(response)
+    else:
+        await websocket.close(code=POLICY_VIOLATION, reason=exc.code)
