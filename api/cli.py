@@ -9,7 +9,9 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from realtime.clock import now_ms
 from realtime.config import Settings
@@ -22,6 +24,7 @@ from realtime.rules import load_rules
 from realtime.simulation import simulate
 from realtime.sites import SiteRegistry
 
+T = TypeVar("T")
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
@@ -52,26 +55,29 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def db_upgrade(args: argparse.Namespace) -> int:
-    engine = create_engine(Settings.from_environ().database_url)
-    try:
-        await upgrade(engine)
-    finally:
-        await engine.dispose()
-    print("database is at the latest schema")
-    return 0
+def _on_database(
+    make: Callable[[AsyncEngine], T], job: Callable[[T, argparse.Namespace], Awaitable[int]]
+) -> Command:
+    """A command run against the configured database, brought to the latest schema first."""
 
-
-def _with_sites(job: Callable[[SiteRegistry, argparse.Namespace], Awaitable[int]]) -> Command:
     async def run(args: argparse.Namespace) -> int:
         engine = create_engine(Settings.from_environ().database_url)
         try:
             await upgrade(engine)
-            return await job(SiteRegistry(engine), args)
+            return await job(make(engine), args)
         finally:
             await engine.dispose()
 
     return run
+
+
+def _with_sites(job: Callable[[SiteRegistry, argparse.Namespace], Awaitable[int]]) -> Command:
+    return _on_database(SiteRegistry, job)
+
+
+async def db_upgrade(engine: AsyncEngine, args: argparse.Namespace) -> int:
+    print("database is at the latest schema")
+    return 0
 
 
 async def site_add(sites: SiteRegistry, args: argparse.Namespace) -> int:
@@ -143,15 +149,7 @@ async def rules_simulate(sites: SiteRegistry, args: argparse.Namespace) -> int:
 def _with_operators(
     job: Callable[[OperatorRegistry, argparse.Namespace], Awaitable[int]],
 ) -> Command:
-    async def run(args: argparse.Namespace) -> int:
-        engine = create_engine(Settings.from_environ().database_url)
-        try:
-            await upgrade(engine)
-            return await job(OperatorRegistry(engine), args)
-        finally:
-            await engine.dispose()
-
-    return run
+    return _on_database(OperatorRegistry, job)
 
 
 async def operator_add(operators: OperatorRegistry, args: argparse.Namespace) -> int:
@@ -182,15 +180,8 @@ async def operator_remove(operators: OperatorRegistry, args: argparse.Namespace)
     return 0
 
 
-async def privacy_erase(args: argparse.Namespace) -> int:
-    engine = create_engine(Settings.from_environ().database_url)
-    try:
-        await upgrade(engine)
-        erasure = await Privacy(engine).erase(
-            email=args.email, customer_id=args.customer_id, site_id=args.site
-        )
-    finally:
-        await engine.dispose()
+async def privacy_erase(privacy: Privacy, args: argparse.Namespace) -> int:
+    erasure = await privacy.erase(email=args.email, customer_id=args.customer_id, site_id=args.site)
     rows = ", ".join(f"{count} from {table}" for table, count in erasure.rows.items())
     print(f"erased {erasure.sessions} session(s): {rows}")
     return 0
@@ -214,7 +205,9 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database schema").add_subparsers(
         dest="action", required=True
     )
-    db.add_parser("upgrade", help="apply pending migrations").set_defaults(run=db_upgrade)
+    db.add_parser("upgrade", help="apply pending migrations").set_defaults(
+        run=_on_database(lambda engine: engine, db_upgrade)
+    )
 
     site = commands.add_parser("site", help="sites (tenants)").add_subparsers(
         dest="action", required=True
@@ -269,7 +262,7 @@ def _parser() -> argparse.ArgumentParser:
     erase.add_argument("--email")
     erase.add_argument("--customer-id")
     erase.add_argument("--site", help="only this site (default: every site)")
-    erase.set_defaults(run=privacy_erase)
+    erase.set_defaults(run=_on_database(Privacy, privacy_erase))
 
     rules = commands.add_parser("rules", help="scoring, trigger and template rules")
     rules_actions = rules.add_subparsers(dest="action", required=True)
