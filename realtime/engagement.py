@@ -47,6 +47,7 @@ class _Evaluation:
     state: VisitorState
     score: Score
     duplicate: bool
+    expires_in_ms: int
     decision: Decision | None = None
     generated: GeneratedTeaser | None = None
 
@@ -75,7 +76,7 @@ class EventIntake:
     async def record(self, event: VisitorEvent) -> Outcome:
         async with self._session_lock(event.site_id, event.session_id):
             evaluation = await self._evaluate(event)
-            teaser = await self._send(event, evaluation.generated, evaluation.decision)
+            teaser = await self._send(event, evaluation)
             explanation = _explain(evaluation, teaser)
             event_id = await self._store_event(event, evaluation.score.total, teaser, explanation)
         outcome = Outcome(event_id, evaluation.score.total, teaser, explanation)
@@ -91,7 +92,8 @@ class EventIntake:
             duplicate = not state.first_time(event.fingerprint)
             if not duplicate:
                 state.apply(event)
-            evaluation = _Evaluation(state, score(state, rules), duplicate)
+            expires_in_ms = rules.trigger.expires_in_seconds * 1000
+            evaluation = _Evaluation(state, score(state, rules), duplicate, expires_in_ms)
             if not duplicate and event.type in TRIGGERING:
                 fatigue = await self._fatigue(connection, event, now)
                 evaluation.decision = decide(state, evaluation.score, rules.trigger, fatigue, now)
@@ -149,13 +151,11 @@ class EventIntake:
         ).one()  # fmt: skip
         return Fatigue(last_teaser_at=last, manual_pending=bool(pending))
 
-    async def _send(
-        self, event: VisitorEvent, generated: GeneratedTeaser | None, decision: Decision | None
-    ) -> Teaser | None:
-        if generated is None or decision is None:
+    async def _send(self, event: VisitorEvent, evaluation: _Evaluation) -> Teaser | None:
+        generated = evaluation.generated
+        if generated is None:
             return None
-        expires = self.rulebook.for_site(event.site_id).trigger.expires_in_seconds * 1000
-        draft = Draft(event.session_id, generated.text, Priority.AUTO, expires,
+        draft = Draft(event.session_id, generated.text, Priority.AUTO, evaluation.expires_in_ms,
                       only_on_path=generated.only_on_path)  # fmt: skip
         [teaser] = await self.delivery.send(event.site_id, [draft])
         self.metrics.auto_triggers.inc()

@@ -269,11 +269,6 @@ class TeaserStore:
             row = (await connection.execute(statement)).first()
         return None if row is None else _teaser_from_mapping(row._mapping)
 
-    async def pending_count(self, site_id: str, session_id: str) -> int:
-        statement = select(func.count()).where(self._deliverable(site_id, session_id, self.clock()))
-        async with self.engine.connect() as connection:
-            return int((await connection.execute(statement)).scalar_one())
-
     async def purge_expired(self, retention_ms: int) -> PurgeReport:
         """Count messages that expired unseen since the last call; delete those past retention."""
         now = self.clock()
