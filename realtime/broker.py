@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -72,8 +72,11 @@ def backend_from_url(url: str) -> BrokerBackend:
     raise ValueError(f"Unsupported broker URL scheme '{scheme}'. Expected 'memory' or 'redis'.")
 
 
+Listener = Callable[[Event], None]
+
+
 class Subscriber:
-    """One local listener. Holds at most `capacity` undelivered events."""
+    """A local listener that queues events for a task to read: at most `capacity` of them."""
 
     def __init__(self, channel: str, capacity: int = 64) -> None:
         self.channel = channel
@@ -101,7 +104,7 @@ class Broker:
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
         self._backend = backend_from_url(url)
-        self._subscribers: dict[str, set[Subscriber]] = {}
+        self._listeners: dict[str, set[Listener]] = {}
         self._reader: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
@@ -136,23 +139,31 @@ class Broker:
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscriber]:
         subscriber = Subscriber(channel)
-        listeners = self._subscribers.setdefault(channel, set())
+        async with self.listen(channel, subscriber.offer):
+            yield subscriber
+
+    @asynccontextmanager
+    async def listen(self, channel: str, listener: Listener) -> AsyncIterator[None]:
+        """Call `listener` (in the event loop, so it must not block) with each event on
+        `channel`: no queue and no task per listener, which is what keeps an idle socket
+        small."""
+        listeners = self._listeners.setdefault(channel, set())
         first = not listeners
-        listeners.add(subscriber)
+        listeners.add(listener)
         try:
             if first:
                 await self._backend.subscribe(channel)
-            yield subscriber
+            yield
         finally:
-            listeners.discard(subscriber)
-            if not listeners and self._subscribers.get(channel) is listeners:
-                del self._subscribers[channel]
+            listeners.discard(listener)
+            if not listeners and self._listeners.get(channel) is listeners:
+                del self._listeners[channel]
                 with suppress(Exception):
                     await self._backend.unsubscribe(channel)
 
     @property
     def channel_count(self) -> int:
-        return len(self._subscribers)
+        return len(self._listeners)
 
     async def _read_forever(self) -> None:
         while True:
@@ -161,8 +172,11 @@ class Broker:
 
     def _dispatch(self, event: Event) -> None:
         if event.channel == RESYNC:
-            targets = [s for listeners in self._subscribers.values() for s in listeners]
+            targets = [each for listeners in self._listeners.values() for each in listeners]
         else:
-            targets = list(self._subscribers.get(event.channel, ()))
-        for subscriber in targets:
-            subscriber.offer(event)
+            targets = list(self._listeners.get(event.channel, ()))
+        for listener in targets:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("a listener of %s failed", event.channel)

@@ -56,19 +56,31 @@ class Delivery:
             earlier = await self.store.previous_send(site_id, idempotency)
             if earlier is not None:
                 return Sent(earlier, replayed=True)
+        # A session with a socket here gets its messages stored already leased to that
+        # socket and handed over directly: no claim, and no trip through the broker.
+        sessions = dict.fromkeys(draft.session_id for draft in drafts)
+        sockets = self.hub.local_sockets(site_id, sessions)
         try:
-            teasers = await self.store.send(site_id, drafts, idempotency)
+            teasers = await self.store.send(site_id, drafts, idempotency, sockets)
         except DuplicateSend:
             assert idempotency is not None
             return Sent(await self.store.previous_send(site_id, idempotency) or [], True)
         self.metrics.sent.inc(len(teasers))
         for teaser in teasers:
             self.activity.announce(site_id, "teaser_sent", **teaser_activity(teaser))
-        sessions = dict.fromkeys(t.session_id for t in teasers)
+        handed: dict[str, list[Teaser]] = {}
+        to_wake: set[str] = set()
+        for teaser in teasers:
+            if teaser.leased_to is not None:
+                handed.setdefault(teaser.leased_to, []).append(teaser)
+            else:
+                to_wake.add(teaser.session_id)
+        for holder, leased in handed.items():
+            await self.hub.hand_over(holder, leased)
         # Both only speed delivery up (the store has it already), so they run side by side.
         await asyncio.gather(
             self.pending.mark([(site_id, t.session_id, t.expires_at) for t in teasers]),
-            *(self.hub.notify(site_id, session_id) for session_id in sessions),
+            *(self.hub.notify(site_id, session_id) for session_id in to_wake),
         )
         return Sent(teasers)
 

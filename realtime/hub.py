@@ -11,20 +11,20 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from contextlib import asynccontextmanager, suppress
 from typing import Protocol
 
 import orjson
 
 from realtime.activity import ActivityFeed
-from realtime.broker import Broker, Event, Subscriber
+from realtime.broker import Broker
 from realtime.channels import session_channel
 from realtime.clock import iso_time
 from realtime.metrics import Metrics
 from realtime.pending import PendingSessions
 from realtime.presence import PresenceRecorder
-from realtime.store import TeaserStore
+from realtime.store import LocalSocket, TeaserStore
 from realtime.teaser import Teaser
 
 logger = logging.getLogger("teaser.hub")
@@ -64,10 +64,33 @@ def teaser_activity(teaser: Teaser) -> dict[str, object]:
 
 
 class LiveConnection:
-    """One session socket. At most `window` messages are in flight (sent, not yet acked):
-    a reader that stops acking stops getting more, and is dropped after `send_timeout`,
-    so a stalled tab can never pile up memory here. Its messages wait for its next
-    connection, or poll."""
+    """One session socket. It owns no task while idle: the broker wakes it through a
+    callback, a short-lived task delivers, and the hub's sweep does its heartbeat.
+
+    At most `window` messages are in flight (sent, not yet acked): a reader that stops
+    acking stops getting more and is dropped after `send_timeout`, so a stalled tab can
+    never pile up memory here. Its messages wait for its next connection, or a poll."""
+
+    __slots__ = (
+        "_delivery",
+        "_handed",
+        "_look",
+        "closed",
+        "highest_sent",
+        "holder",
+        "hub",
+        "last_heard",
+        "last_pinged",
+        "last_progress",
+        "next_lease_check",
+        "next_recheck",
+        "path",
+        "session_id",
+        "since",
+        "site_id",
+        "transport",
+        "unacked",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -85,13 +108,39 @@ class LiveConnection:
         self.since = since
         self.transport = transport
         self.holder = secrets.token_hex(12)
-        self.last_heard = time.monotonic()
-        self.last_progress = time.monotonic()
-        self.last_pinged = time.monotonic()
+        now = time.monotonic()
+        self.last_heard = now
+        self.last_progress = now
+        self.last_pinged = now
         # Spread over the lease period, so sockets opened together do not look together.
-        self.next_lease_check = time.monotonic() + random.uniform(0.5, 1.5) * hub.lease_seconds
+        self.next_lease_check = now + random.uniform(0.5, 1.5) * hub.lease_seconds
+        self.next_recheck = now + hub.recheck_interval
         self.unacked: set[str] = set()
-        self._subscriber: Subscriber | None = None
+        # The client has every message of this session up to here (None: not known yet).
+        self.highest_sent = since
+        self.closed = False
+        self._look = True  # the store may hold something for this socket
+        self._handed: list[Teaser] = []  # stored already leased to this socket
+        self._delivery: asyncio.Task[None] | None = None
+
+    @property
+    def room(self) -> int:
+        return self.hub.window - len(self.unacked) - len(self._handed)
+
+    def wake(self, _event: object = None) -> None:
+        """Look in the store soon (a broker event: something was sent to this session)."""
+        self._look = True
+        self._start_delivery()
+
+    def hand_over(self, teasers: list[Teaser]) -> None:
+        """Send these, which a send on this worker stored already leased to this socket."""
+        self._handed.extend(teasers)
+        first = min(t.session_seq or 0 for t in teasers)
+        if self.highest_sent is None or first != self.highest_sent + 1:
+            # Something older may still wait in the store (sent by another worker, or
+            # before this socket opened): send that first, so seq never goes backwards.
+            self._look = True
+        self._start_delivery()
 
     async def heard(self, frame: dict[str, object]) -> None:
         """Handle one frame from the client: an ack consumes a message, anything proves life."""
@@ -99,68 +148,67 @@ class LiveConnection:
         message_id = frame.get("id")
         if frame.get("type") == "ack" and isinstance(message_id, str):
             if message_id in self.unacked:
-                window_was_full = self._window_full
+                window_was_full = self.room <= 0
                 self.unacked.discard(message_id)
                 self.last_progress = time.monotonic()
+                if window_was_full:
+                    self.wake()
                 await self.hub.acknowledge(self, message_id)
-                if window_was_full and self._subscriber is not None:
-                    self._subscriber.offer(Event(channel="", message="window"))
         elif frame.get("type") == "pong":
             self.hub.presence.seen(self.site_id, self.session_id, "websocket")
 
-    async def pump(self, subscriber: Subscriber) -> None:
-        self._subscriber = subscriber
-        if self.since is not None:
-            await self.replay_missed(self.since)
-        look = True
-        while True:
-            while look and await self.deliver_pending() and not self._window_full:
-                pass  # a full batch came back: there may be more waiting
-            try:
-                await asyncio.wait_for(subscriber.get(), timeout=self._until_next_check())
-                look = True
-            except TimeoutError:
-                look = await self._worth_a_look()
-                now = time.monotonic()
-                if now - self.last_heard >= self.hub.heartbeat_timeout:
-                    await self.transport.close(HEARTBEAT_TIMEOUT, "heartbeat timeout")
-                    return
-                if self._window_full and now - self.last_progress >= self.hub.send_timeout:
-                    await self.transport.close(TRY_AGAIN_LATER, "reader too slow")
-                    return
-                if now - self.last_pinged >= self.hub.heartbeat_interval:
-                    self.last_pinged = now
-                    await self.send(PING_FRAME)
+    def _start_delivery(self) -> None:
+        if self._delivery is None and not self.closed:
+            self._delivery = asyncio.create_task(self._deliver())
 
-    async def _worth_a_look(self) -> bool:
-        """On a quiet tick, read the store only if something may be waiting unannounced:
-        always while deaf to other workers, else once a lease period (a dead worker's
-        leases run out silently) and only for sessions the pending index names."""
-        if not self.hub.broker.listening:
-            return True
-        now = time.monotonic()
-        if now < self.next_lease_check:
-            return False
-        self.next_lease_check = now + self.hub.lease_seconds
-        return await self.hub.pending.may_have(self.site_id, self.session_id)
+    async def _deliver(self) -> None:
+        try:
+            if self.since is not None:
+                since, self.since = self.since, None
+                await self.replay_missed(since)
+            while (self._look or self._handed) and not self.closed:
+                if self._look and self.room > 0:
+                    self._look = False
+                    claimed = await self.claim_pending()
+                    self._look = self._look or claimed
+                handed, self._handed = self._handed, []
+                await self._send_teasers(handed)
+                if self.room <= 0:
+                    break  # an ack wakes it again
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A send on a closing socket, or the database gone: either way the client must
+            # reconnect (or poll) to be sure it misses nothing.
+            logger.warning("delivery to %s stopped: %r", self.session_id, exc)
+            self.closed = True
+            with suppress(Exception):
+                await self.transport.close(1011, "delivery failed")
+        finally:
+            self._delivery = None
 
-    @property
-    def _window_full(self) -> bool:
-        return len(self.unacked) >= self.hub.window
+    async def claim_pending(self) -> bool:
+        """Lease and send what waits in the store, as far as the window allows; True if
+        it filled the room (there may be more)."""
+        room = self.room
+        if not self.unacked:
+            self.last_progress = time.monotonic()
+        teasers = await self.hub.store.claim_pending(
+            self.site_id, self.session_id, self.holder, self.path, limit=room
+        )
+        await self._send_teasers(teasers)
+        return len(teasers) == room
 
-    def _until_next_check(self) -> float:
-        # Wake for the next ping, or exactly when silence or a stalled window becomes fatal.
-        now = time.monotonic()
-        deadlines = [
-            self.hub.heartbeat_interval,
-            self.last_heard + self.hub.heartbeat_timeout - now,
-        ]
-        if not self.hub.broker.listening:
-            # Deaf to other workers (Redis is down): look in the store as often as a poll would.
-            deadlines.append(self.hub.recheck_interval)
-        if self._window_full:
-            deadlines.append(self.last_progress + self.hub.send_timeout - now)
-        return max(0.01, min(deadlines))
+    async def _send_teasers(self, teasers: list[Teaser]) -> None:
+        if not teasers:
+            return
+        if not self.unacked:
+            self.last_progress = time.monotonic()
+        for teaser in sorted(teasers, key=lambda t: t.session_seq or 0):
+            self.unacked.add(teaser.id)
+            self.hub.record_latency(teaser)
+            await self.send(teaser_frame(teaser))
+            self.highest_sent = max(self.highest_sent or 0, teaser.session_seq or 0)
 
     async def replay_missed(self, since: int) -> None:
         """Resend what was handed out after `since` but never reached this client."""
@@ -168,29 +216,42 @@ class LiveConnection:
         for teaser in missed or []:
             await self.send(teaser_frame(teaser))
 
-    async def deliver_pending(self) -> bool:
-        """Send what is waiting, as far as the window allows; True if it filled the room."""
-        room = self.hub.window - len(self.unacked)
-        if room <= 0:
-            return False
-        if not self.unacked:
-            self.last_progress = time.monotonic()
-        teasers = await self.hub.store.claim_pending(
-            self.site_id, self.session_id, self.holder, self.path, limit=room
-        )
-        self.unacked.update(teaser.id for teaser in teasers)
-        for teaser in teasers:
-            self.hub.record_latency(teaser)
-            await self.send(teaser_frame(teaser))
-        return len(teasers) == room
-
     async def send(self, frame: str) -> None:
         """Send, but give up on a transport whose buffers stay full."""
         try:
             await asyncio.wait_for(self.transport.send_text(frame), self.hub.send_timeout)
         except TimeoutError:
-            await self.transport.close(TRY_AGAIN_LATER, "reader too slow")
+            await self.close(TRY_AGAIN_LATER, "reader too slow")
             raise
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = True
+        with suppress(Exception):
+            await self.transport.close(code, reason)
+
+    def check(self, now: float) -> Coroutine[None, None, None] | None:
+        """The sweep's look at this socket: what it needs done now, if anything."""
+        if now - self.last_heard >= self.hub.heartbeat_timeout:
+            return self.close(HEARTBEAT_TIMEOUT, "heartbeat timeout")
+        if self.room <= 0 and self.unacked and now - self.last_progress >= self.hub.send_timeout:
+            return self.close(TRY_AGAIN_LATER, "reader too slow")
+        if now - self.last_pinged >= self.hub.heartbeat_interval:
+            self.last_pinged = now
+            return self.send(PING_FRAME)
+        # Read the store unannounced only if something may be waiting there: every
+        # recheck interval while deaf to other workers (Redis is down), else once a lease
+        # period (a dead worker's leases run out silently) if the pending index says maybe.
+        if not self.hub.broker.listening and now >= self.next_recheck:
+            self.next_recheck = now + self.hub.recheck_interval
+            self.wake()
+        elif now >= self.next_lease_check:
+            self.next_lease_check = now + self.hub.lease_seconds
+            return self._look_if_pending()
+        return None
+
+    async def _look_if_pending(self) -> None:
+        if await self.hub.pending.may_have(self.site_id, self.session_id):
+            self.wake()
 
 
 class Hub:
@@ -221,16 +282,32 @@ class Hub:
         self.send_timeout = send_timeout
         self.window = window
         self.recheck_interval = recheck_interval
-        self._connections: set[LiveConnection] = set()
+        # Often enough to keep every deadline above to within a fraction of itself.
+        self.sweep_interval = min(1.0, heartbeat_interval, send_timeout, recheck_interval) / 4
+        self._sessions: dict[tuple[str, str], list[LiveConnection]] = {}
+        self._holders: dict[str, LiveConnection] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._chores: set[asyncio.Task[None]] = set()
         metrics.gauge(
             "teaser_open_sockets",
             "Open session WebSockets on this worker.",
-            lambda: len(self._connections),
+            lambda: len(self._holders),
         )
 
     @property
     def open_sockets(self) -> int:
-        return len(self._connections)
+        return len(self._holders)
+
+    def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="hub-sweep")
+
+    async def stop(self) -> None:
+        for task in [self._sweeper, *self._chores]:
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+        self._sweeper = None
 
     @asynccontextmanager
     async def attach(
@@ -242,20 +319,44 @@ class Hub:
         since: int | None = None,
     ) -> AsyncIterator[LiveConnection]:
         connection = LiveConnection(self, site_id, session_id, transport, path, since)
-        self._connections.add(connection)
+        key = (site_id, session_id)
+        self._sessions.setdefault(key, []).append(connection)
+        self._holders[connection.holder] = connection
         self.presence.seen(site_id, session_id, "websocket")
         try:
-            async with self.broker.subscribe(session_channel(site_id, session_id)) as subscriber:
-                pump = asyncio.create_task(self._run_pump(connection, subscriber))
-                try:
-                    yield connection
-                finally:
-                    pump.cancel()
-                    with suppress(asyncio.CancelledError):
-                        await pump
+            async with self.broker.listen(session_channel(site_id, session_id), connection.wake):
+                connection.wake()  # whatever waited for this session before it connected
+                yield connection
         finally:
-            self._connections.discard(connection)
+            connection.closed = True
+            self._forget(connection)
+            delivery = connection._delivery
+            if delivery is not None:
+                delivery.cancel()
+                with suppress(asyncio.CancelledError):
+                    await delivery
             await self._release(connection)
+
+    def local_sockets(self, site_id: str, sessions: Iterable[str]) -> dict[str, LocalSocket]:
+        """For each session with a socket on this worker that has room, that socket: a
+        send stores the session's messages already leased to it."""
+        found = {}
+        for session_id in sessions:
+            for connection in self._sessions.get((site_id, session_id), ()):
+                if connection.room > 0 and not connection.closed:
+                    found[session_id] = LocalSocket(connection.holder, connection.room)
+                    break
+        return found
+
+    async def hand_over(self, holder: str, teasers: list[Teaser]) -> None:
+        """Give messages stored leased to `holder` to its socket; if that socket closed
+        meanwhile, give them back to the store for the next poll or socket at once."""
+        connection = self._holders.get(holder)
+        if connection is not None and not connection.closed:
+            connection.hand_over(teasers)
+            return
+        with suppress(Exception):  # else the lease runs out by itself
+            await self.store.release(holder)
 
     async def notify(self, site_id: str, session_id: str) -> None:
         """Wake every socket of this session, on whichever worker holds it."""
@@ -275,24 +376,40 @@ class Hub:
 
     async def close_all(self, code: int = GOING_AWAY) -> None:
         """Tell every client to reconnect elsewhere (graceful shutdown)."""
-        for connection in list(self._connections):
-            with suppress(Exception):
-                await connection.transport.close(code, "server shutting down")
+        for connection in list(self._holders.values()):
+            await connection.close(code, "server shutting down")
 
-    async def _run_pump(self, connection: LiveConnection, subscriber: Subscriber) -> None:
-        try:
-            await connection.pump(subscriber)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # A send on a closing socket, or the database gone: either way the client must
-            # reconnect (or poll) to be sure it misses nothing.
-            logger.warning("delivery to %s stopped: %r", connection.session_id, exc)
-            with suppress(Exception):
-                await connection.transport.close(1011, "delivery failed")
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            now = time.monotonic()
+            for connection in list(self._holders.values()):
+                chore = connection.check(now)
+                if chore is not None:
+                    self._run_chore(chore)
+
+    def _run_chore(self, chore: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(self._quietly(chore))
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    @staticmethod
+    async def _quietly(chore: Coroutine[None, None, None]) -> None:
+        # A ping to a socket that is closing fails; its own receive loop ends it.
+        with suppress(Exception):
+            await chore
+
+    def _forget(self, connection: LiveConnection) -> None:
+        self._holders.pop(connection.holder, None)
+        key = (connection.site_id, connection.session_id)
+        connections = self._sessions.get(key, [])
+        if connection in connections:
+            connections.remove(connection)
+        if not connections:
+            self._sessions.pop(key, None)
 
     async def _release(self, connection: LiveConnection) -> None:
-        if not connection.unacked:
+        if not connection.unacked and not connection._handed:
             return
         try:
             await self.store.release(connection.holder)

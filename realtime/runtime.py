@@ -125,12 +125,14 @@ class Runtime:
         await self.broker.connect()
         await self.pending.start()
         self.activity.start()
+        self.hub.start()
         self._every(self.settings.purge_interval, self.purge, "purge")
         self._every(self.settings.poll_flush_interval, self.presence.flush, "presence-flush")
 
     async def stop(self) -> None:
         # Sockets first, with "going away", so widgets reconnect to another worker at once.
         await self.hub.close_all()
+        await self.hub.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

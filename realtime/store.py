@@ -10,11 +10,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import ReturningUpdate
 
+from realtime.batching import GroupCommit
 from realtime.clock import Clock, now_ms
 from realtime.database import upsert
 from realtime.errors import InvalidInput
@@ -39,6 +51,10 @@ COLUMNS = (
 
 
 IDEMPOTENCY_WINDOW_MS = 86_400_000  # a retry a day later is a new send
+COUNTERS_PER_STATEMENT = 500  # 3 parameters each, far below any database's limit
+INSERT_RETURNING_SEQ = insert(messages).returning(
+    messages.c.id, messages.c.seq, sort_by_parameter_order=True
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,49 @@ class IdempotencyKey:
 
 class DuplicateSend(Exception):
     """A concurrent send with the same idempotency key committed first."""
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    site_id: str
+    drafts: Sequence[Draft]
+    idempotency: IdempotencyKey | None
+    holders: Mapping[str, LocalSocket]
+
+
+@dataclass(frozen=True)
+class LocalSocket:
+    """A socket on this worker that takes a session's next `room` messages at once."""
+
+    holder: str
+    room: int
+
+
+@dataclass(frozen=True)
+class Ack:
+    site_id: str
+    session_id: str
+    message_id: str
+    holder: str
+
+
+# Built once: the statement and its compiled form are reused for every batch.
+ACK_RETURNING = (
+    update(messages)
+    .where(
+        messages.c.id.in_(bindparam("ids", expanding=True)),
+        messages.c.claimed_by.in_(bindparam("holders", expanding=True)),
+        messages.c.consumed_at.is_(None),
+    )
+    .values(consumed_at=bindparam("now"), delivered_via="websocket")
+    .returning(messages.c.id, messages.c.site_id, messages.c.session_id)
+)
+
+
+def _send_failure(request: SendRequest, exc: Exception) -> Exception:
+    if isinstance(exc, IntegrityError) and request.idempotency is not None:
+        return DuplicateSend(request.idempotency.key)
+    return exc
 
 
 @dataclass(frozen=True)
@@ -63,42 +122,78 @@ class TeaserStore:
         self.clock = clock
         self.lease_ms = lease_ms
         self._expired_counted_until = clock()
+        self._sends: GroupCommit[SendRequest, list[Teaser]] = GroupCommit(self._write_sends)
+        self._acks: GroupCommit[Ack, bool] = GroupCommit(self._write_acks)
 
     async def send(
-        self, site_id: str, drafts: Sequence[Draft], idempotency: IdempotencyKey | None = None
+        self,
+        site_id: str,
+        drafts: Sequence[Draft],
+        idempotency: IdempotencyKey | None = None,
+        holders: Mapping[str, LocalSocket] | None = None,
     ) -> list[Teaser]:
         """Store all drafts in one transaction, in order, numbering each session's messages
-        1, 2, 3…; with an idempotency key, raise DuplicateSend if that key was used."""
-        now = self.clock()
-        rows = [
-            {
-                "id": new_teaser_id(),
-                "site_id": site_id,
-                "session_id": draft.session_id,
-                "message": draft.message,
-                "priority": draft.priority.value,
-                "created_at": now,
-                "expires_at": now + draft.expires_in_ms,
-                "only_on_path": draft.only_on_path,
-            }
-            for draft in drafts
-        ]
-        statement = insert(messages).returning(
-            messages.c.id, messages.c.seq, sort_by_parameter_order=True
-        )
+        1, 2, 3…; with an idempotency key, raise DuplicateSend if that key was used.
+        `holders` names, per session, a socket on this worker that takes messages at once:
+        as many as it has room for are stored already leased to it, so no claim follows."""
+        return await self._sends.submit(SendRequest(site_id, drafts, idempotency, holders or {}))
+
+    async def _write_sends(
+        self, requests: Sequence[SendRequest]
+    ) -> Sequence[list[Teaser] | BaseException]:
         try:
-            async with self.engine.begin() as connection:
-                if idempotency is not None:
-                    await self._remember(connection, site_id, idempotency, rows, now)
-                await self._number(connection, site_id, rows)
-                result = await connection.execute(statement, rows)
-                for row, (_id, seq) in zip(rows, result.all(), strict=True):
-                    row["seq"] = seq
-        except IntegrityError:
-            if idempotency is None:
-                raise
-            raise DuplicateSend(idempotency.key) from None
-        return [_teaser_from_mapping(row) for row in rows]
+            return await self._write_together(requests)
+        except Exception as exc:
+            if len(requests) == 1:
+                return [_send_failure(requests[0], exc)]
+        # One bad request (a reused idempotency key) must not fail the others with it.
+        outcomes: list[list[Teaser] | BaseException] = []
+        for request in requests:
+            try:
+                outcomes.extend(await self._write_together([request]))
+            except Exception as exc:
+                outcomes.append(_send_failure(request, exc))
+        return outcomes
+
+    async def _write_together(self, requests: Sequence[SendRequest]) -> list[list[Teaser]]:
+        now = self.clock()
+        batches = [self._rows(request, now) for request in requests]
+        rows = [row for batch in batches for row in batch]
+        async with self.engine.begin() as connection:
+            for request, batch in zip(requests, batches, strict=True):
+                if request.idempotency is not None:
+                    await self._remember(connection, request, batch, now)
+            await self._number(connection, rows)
+            result = await connection.execute(INSERT_RETURNING_SEQ, rows)
+            for row, (_id, seq) in zip(rows, result.all(), strict=True):
+                row["seq"] = seq
+        return [[_teaser_from_mapping(row) for row in batch] for batch in batches]
+
+    def _rows(self, request: SendRequest, now: int) -> list[dict[str, Any]]:
+        lease_until = now + self.lease_ms
+        room = {session: socket.room for session, socket in request.holders.items()}
+        rows = []
+        for draft in request.drafts:
+            holder = None
+            # A message bound to a page waits for a claim that knows the socket's page.
+            if room.get(draft.session_id, 0) > 0 and draft.only_on_path is None:
+                holder = request.holders[draft.session_id].holder
+                room[draft.session_id] -= 1
+            rows.append(
+                {
+                    "id": new_teaser_id(),
+                    "site_id": request.site_id,
+                    "session_id": draft.session_id,
+                    "message": draft.message,
+                    "priority": draft.priority.value,
+                    "created_at": now,
+                    "expires_at": now + draft.expires_in_ms,
+                    "only_on_path": draft.only_on_path,
+                    "claimed_by": holder,
+                    "claimed_until": None if holder is None else lease_until,
+                }
+            )
+        return rows
 
     async def previous_send(self, site_id: str, idempotency: IdempotencyKey) -> list[Teaser] | None:
         """The messages an earlier send with this key created; None if the key is new."""
@@ -153,42 +248,50 @@ class TeaserStore:
             )
             return [_teaser_from_mapping(row._mapping) for row in rows]
 
-    async def _number(
-        self, connection: AsyncConnection, site_id: str, rows: list[dict[str, Any]]
-    ) -> None:
+    async def _number(self, connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         # The counter row is locked until commit, so concurrent sends to one session
         # take turns and numbers follow commit order, with no gaps.
-        per_session: dict[str, list[dict[str, Any]]] = {}
+        per_session: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for row in rows:
-            per_session.setdefault(row["session_id"], []).append(row)
+            per_session.setdefault((row["site_id"], row["session_id"]), []).append(row)
         # Always lock counters in the same (sorted) order: two bulk sends naming the same
         # sessions in different orders would otherwise deadlock on PostgreSQL.
-        for session_id, session_rows in sorted(per_session.items()):
-            count = len(session_rows)
+        ordered = sorted(per_session.items())
+        for start in range(0, len(ordered), COUNTERS_PER_STATEMENT):
+            chunk = ordered[start : start + COUNTERS_PER_STATEMENT]
             statement = upsert(connection, session_counters).values(
-                site_id=site_id, session_id=session_id, last_seq=count
+                [
+                    {"site_id": site, "session_id": session, "last_seq": len(session_rows)}
+                    for (site, session), session_rows in chunk
+                ]
             )
             statement = statement.on_conflict_do_update(
                 index_elements=[session_counters.c.site_id, session_counters.c.session_id],
-                set_={"last_seq": session_counters.c.last_seq + count},
-            ).returning(session_counters.c.last_seq)
-            last = int((await connection.execute(statement)).scalar_one())
-            for offset, row in enumerate(session_rows):
-                row["session_seq"] = last - count + 1 + offset
+                set_={"last_seq": session_counters.c.last_seq + statement.excluded.last_seq},
+            ).returning(
+                session_counters.c.site_id,
+                session_counters.c.session_id,
+                session_counters.c.last_seq,
+            )
+            for site, session, last in (await connection.execute(statement)).all():
+                session_rows = per_session[(site, session)]
+                first = int(last) - len(session_rows) + 1
+                for offset, row in enumerate(session_rows):
+                    row["session_seq"] = first + offset
 
     async def _remember(
         self,
         connection: AsyncConnection,
-        site_id: str,
-        idempotency: IdempotencyKey,
+        request: SendRequest,
         rows: list[dict[str, Any]],
         now: int,
     ) -> None:
+        assert request.idempotency is not None
         await connection.execute(
             insert(idempotency_keys).values(
-                site_id=site_id,
-                key=idempotency.key,
-                request_hash=idempotency.request_hash,
+                site_id=request.site_id,
+                key=request.idempotency.key,
+                request_hash=request.idempotency.request_hash,
                 message_ids=[row["id"] for row in rows],
                 created_at=now,
             )
@@ -235,20 +338,20 @@ class TeaserStore:
 
     async def ack(self, site_id: str, session_id: str, message_id: str, holder: str) -> bool:
         """Mark a message the socket `holder` sent as consumed; False if it was not theirs."""
-        statement = (
-            update(messages)
-            .where(
-                messages.c.id == message_id,
-                messages.c.site_id == site_id,
-                messages.c.session_id == session_id,
-                messages.c.claimed_by == holder,
-                messages.c.consumed_at.is_(None),
-            )
-            .values(consumed_at=self.clock(), delivered_via="websocket")
-        )
+        return await self._acks.submit(Ack(site_id, session_id, message_id, holder))
+
+    async def _write_acks(self, acks: Sequence[Ack]) -> list[bool]:
+        # One statement for the batch. Message ids are unique, so matching any of the
+        # batch's holders is only looser than matching each ack's own holder when a lease
+        # ran out and another socket re-sent the message: it reached a client either way.
+        parameters = {
+            "ids": [ack.message_id for ack in acks],
+            "holders": sorted({ack.holder for ack in acks}),
+            "now": self.clock(),
+        }
         async with self.engine.begin() as connection:
-            result = await connection.execute(statement)
-        return result.rowcount == 1
+            consumed = set((await connection.execute(ACK_RETURNING, parameters)).all())
+        return [(ack.message_id, ack.site_id, ack.session_id) in consumed for ack in acks]
 
     async def release(self, holder: str) -> int:
         """Give back what a closed socket sent but never got acked, for the next poll or socket."""
@@ -351,4 +454,5 @@ def _teaser_from_mapping(data: Mapping[Any, Any]) -> Teaser:
         delivered_via=data.get("delivered_via"),
         only_on_path=data.get("only_on_path"),
         session_seq=data.get("session_seq"),
+        leased_to=data.get("claimed_by"),
     )

@@ -53,6 +53,8 @@ class Teaser:
     delivered_via: str | None = None
     only_on_path: str | None = None
     session_seq: int | None = None
+    # Set by a send that stored it already leased to a socket on this worker.
+    leased_to: str | None = None
 
     def status(self, now: int) -> Status:
         if self.consumed_at is not None:
