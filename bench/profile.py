@@ -11,6 +11,7 @@ import argparse
 import json
 import subprocess
 import sys
+import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL + Redis, not SQLite")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (samples one)")
     parser.add_argument("--sql", action="store_true", help="also time each SQL statement")
+    parser.add_argument("--keep", type=Path, help="also copy py-spy's raw stacks here")
     args = parser.parse_args(argv)
     fd_limit()
     load, needs_sockets = LOADS[args.load]
@@ -181,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             print(load(bench, sender, holder, args.seconds + 1), file=sys.stderr)
         for name, path in zip(("worker A (sender)", "worker B (sockets)"), files, strict=False):
             print(f"== {args.load}: {name if two else 'worker'}\n{summarise(path.read_text())}\n")
+            if args.keep:
+                shutil.copy(path, args.keep / f"{args.load}-{path.name}")
         if args.sql:
             stack.close()  # the worker writes its statement times as it exits
             print(sql_table(json.loads(sql_out.read_text())))

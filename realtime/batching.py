@@ -28,8 +28,8 @@ class GroupCommit(Generic[Request, Result]):
         self._waiting.append((request, future))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_all())
-        # A cancelled caller does not cancel the batch: the others in it still need it.
-        return await asyncio.shield(future)
+        # A cancelled caller cancels only its own future; the batch is written regardless.
+        return await future
 
     async def _write_all(self) -> None:
         batch: list[tuple[Request, asyncio.Future[Result]]] = []

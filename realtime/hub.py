@@ -85,6 +85,7 @@ class LiveConnection:
         "next_lease_check",
         "next_recheck",
         "path",
+        "sending_since",
         "session_id",
         "since",
         "site_id",
@@ -119,6 +120,7 @@ class LiveConnection:
         # The client has every message of this session up to here (None: not known yet).
         self.highest_sent = since
         self.closed = False
+        self.sending_since: float | None = None
         self._look = True  # the store may hold something for this socket
         self._handed: list[Teaser] = []  # stored already leased to this socket
         self._delivery: asyncio.Task[None] | None = None
@@ -166,6 +168,13 @@ class LiveConnection:
             if self.since is not None:
                 since, self.since = self.since, None
                 await self.replay_missed(since)
+            elif self.highest_sent is None:
+                # Read before the first claim: everything up to here is either claimed
+                # now, or not for this socket (consumed, expired, or held by another).
+                self._look = False  # a wake meanwhile sets it again
+                self.highest_sent = await self.hub.store.position(self.site_id, self.session_id)
+                waiting = await self.hub.pending.may_have(self.site_id, self.session_id)
+                self._look = self._look or waiting
             while (self._look or self._handed) and not self.closed:
                 if self._look and self.room > 0:
                     self._look = False
@@ -217,12 +226,11 @@ class LiveConnection:
             await self.send(teaser_frame(teaser))
 
     async def send(self, frame: str) -> None:
-        """Send, but give up on a transport whose buffers stay full."""
-        try:
-            await asyncio.wait_for(self.transport.send_text(frame), self.hub.send_timeout)
-        except TimeoutError:
-            await self.close(TRY_AGAIN_LATER, "reader too slow")
-            raise
+        # A send waits only while the transport's buffers are full; the sweep closes a
+        # socket stuck like that for send_timeout, which ends the wait.
+        self.sending_since = time.monotonic()
+        await self.transport.send_text(frame)
+        self.sending_since = None
 
     async def close(self, code: int, reason: str) -> None:
         self.closed = True
@@ -233,7 +241,11 @@ class LiveConnection:
         """The sweep's look at this socket: what it needs done now, if anything."""
         if now - self.last_heard >= self.hub.heartbeat_timeout:
             return self.close(HEARTBEAT_TIMEOUT, "heartbeat timeout")
-        if self.room <= 0 and self.unacked and now - self.last_progress >= self.hub.send_timeout:
+        # A reader too slow: it stopped acking a full window, or a send is stuck.
+        waiting_since = [self.sending_since or now]
+        if self.room <= 0 and self.unacked:
+            waiting_since.append(self.last_progress)
+        if now - min(waiting_since) >= self.hub.send_timeout:
             return self.close(TRY_AGAIN_LATER, "reader too slow")
         if now - self.last_pinged >= self.hub.heartbeat_interval:
             self.last_pinged = now

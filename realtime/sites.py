@@ -4,6 +4,7 @@ latency to every send."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -68,6 +69,7 @@ class SiteRegistry:
         self.cache_ttl = cache_ttl
         # A revoked key stops working on every worker within cache_ttl seconds.
         self._cache: dict[str, tuple[float, Site | None]] = {}
+        self._loading: dict[str, asyncio.Future[Site | None]] = {}
 
     async def create(
         self,
@@ -149,7 +151,13 @@ class SiteRegistry:
         cached = self._cache.get(site_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        site = await self._load(site_id)
+        # Requests that miss together share one load, rather than queueing a load each.
+        loading = self._loading.get(site_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(site_id))
+            self._loading[site_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(site_id, None))
+        site = await asyncio.shield(loading)
         if len(self._cache) >= CACHE_LIMIT:
             self._cache.clear()
         self._cache[site_id] = (time.monotonic() + self.cache_ttl, site)

@@ -28,7 +28,7 @@ from sqlalchemy.sql.dml import ReturningUpdate
 
 from realtime.batching import GroupCommit
 from realtime.clock import Clock, now_ms
-from realtime.database import upsert
+from realtime.database import UPSERT_BUILDERS
 from realtime.errors import InvalidInput
 from realtime.models import idempotency_keys, session_counters
 from realtime.models import teaser_messages as messages
@@ -51,10 +51,8 @@ COLUMNS = (
 
 
 IDEMPOTENCY_WINDOW_MS = 86_400_000  # a retry a day later is a new send
-COUNTERS_PER_STATEMENT = 500  # 3 parameters each, far below any database's limit
-INSERT_RETURNING_SEQ = insert(messages).returning(
-    messages.c.id, messages.c.seq, sort_by_parameter_order=True
-)
+COUNTERS_PER_STATEMENT = 500  # far below any database's limit on parameters
+INSERT_RETURNING_SEQ = insert(messages).returning(messages.c.id, messages.c.seq)
 
 
 @dataclass(frozen=True)
@@ -91,7 +89,25 @@ class Ack:
     holder: str
 
 
-# Built once: the statement and its compiled form are reused for every batch.
+# Built once: the statements and their compiled forms are reused for every batch.
+def _count_up(insert_for: Any) -> Any:
+    counters = session_counters.c
+    statement = insert_for(session_counters).values(
+        site_id=bindparam("site_id"),
+        session_id=bindparam("session_id"),
+        last_seq=bindparam("count"),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[counters.site_id, counters.session_id],
+        set_={"last_seq": counters.last_seq + statement.excluded.last_seq},
+    )
+
+
+COUNT_UP = {dialect: _count_up(insert_for) for dialect, insert_for in UPSERT_BUILDERS.items()}
+COUNTERS = select(session_counters.c.session_id, session_counters.c.last_seq).where(
+    session_counters.c.site_id == bindparam("site"),
+    session_counters.c.session_id.in_(bindparam("sessions", expanding=True)),
+)
 ACK_RETURNING = (
     update(messages)
     .where(
@@ -164,9 +180,12 @@ class TeaserStore:
                 if request.idempotency is not None:
                     await self._remember(connection, request, batch, now)
             await self._number(connection, rows)
-            result = await connection.execute(INSERT_RETURNING_SEQ, rows)
-            for row, (_id, seq) in zip(rows, result.all(), strict=True):
-                row["seq"] = seq
+            # Matched by id, not by position: asking for rows back in parameter order makes
+            # SQLite insert one row per statement.
+            returned = await connection.execute(INSERT_RETURNING_SEQ, rows)
+            seqs: dict[str, int] = {row_id: seq for row_id, seq in returned.all()}
+            for row in rows:
+                row["seq"] = seqs[row["id"]]
         return [[_teaser_from_mapping(row) for row in batch] for batch in batches]
 
     def _rows(self, request: SendRequest, now: int) -> list[dict[str, Any]]:
@@ -257,27 +276,22 @@ class TeaserStore:
         # Always lock counters in the same (sorted) order: two bulk sends naming the same
         # sessions in different orders would otherwise deadlock on PostgreSQL.
         ordered = sorted(per_session.items())
-        for start in range(0, len(ordered), COUNTERS_PER_STATEMENT):
-            chunk = ordered[start : start + COUNTERS_PER_STATEMENT]
-            statement = upsert(connection, session_counters).values(
-                [
-                    {"site_id": site, "session_id": session, "last_seq": len(session_rows)}
-                    for (site, session), session_rows in chunk
-                ]
-            )
-            statement = statement.on_conflict_do_update(
-                index_elements=[session_counters.c.site_id, session_counters.c.session_id],
-                set_={"last_seq": session_counters.c.last_seq + statement.excluded.last_seq},
-            ).returning(
-                session_counters.c.site_id,
-                session_counters.c.session_id,
-                session_counters.c.last_seq,
-            )
-            for site, session, last in (await connection.execute(statement)).all():
-                session_rows = per_session[(site, session)]
-                first = int(last) - len(session_rows) + 1
-                for offset, row in enumerate(session_rows):
-                    row["session_seq"] = first + offset
+        await connection.execute(
+            COUNT_UP[connection.dialect.name],
+            [{"site_id": s, "session_id": ss, "count": len(r)} for (s, ss), r in ordered],
+        )
+        sites: dict[str, list[str]] = {}
+        for site, session in per_session:
+            sites.setdefault(site, []).append(session)
+        for site, sessions in sites.items():
+            for start in range(0, len(sessions), COUNTERS_PER_STATEMENT):
+                chunk = sessions[start : start + COUNTERS_PER_STATEMENT]
+                found = await connection.execute(COUNTERS, {"site": site, "sessions": chunk})
+                for session, last in found.all():
+                    session_rows = per_session[(site, session)]
+                    first = int(last) - len(session_rows) + 1
+                    for offset, row in enumerate(session_rows):
+                        row["session_seq"] = first + offset
 
     async def _remember(
         self,
@@ -296,6 +310,14 @@ class TeaserStore:
                 created_at=now,
             )
         )
+
+    async def position(self, site_id: str, session_id: str) -> int:
+        """The session_seq of this session's latest message (0: none yet)."""
+        statement = select(session_counters.c.last_seq).where(
+            session_counters.c.site_id == site_id, session_counters.c.session_id == session_id
+        )
+        async with self.engine.connect() as connection:
+            return int((await connection.execute(statement)).scalar_one_or_none() or 0)
 
     async def claim_pending(
         self,
