@@ -136,12 +136,14 @@ class LiveConnection:
 
     def hand_over(self, teasers: list[Teaser]) -> None:
         """Send these, which a send on this worker stored already leased to this socket."""
-        self._handed.extend(teasers)
         first = min(t.session_seq or 0 for t in teasers)
-        if self.highest_sent is None or first != self.highest_sent + 1:
+        if self.highest_sent is None or first != 1 + max(
+            [self.highest_sent, *(t.session_seq or 0 for t in self._handed)]
+        ):
             # Something older may still wait in the store (sent by another worker, or
             # before this socket opened): send that first, so seq never goes backwards.
             self._look = True
+        self._handed.extend(teasers)
         self._start_delivery()
 
     async def heard(self, frame: dict[str, object]) -> None:

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    Integer,
+    String,
     and_,
     bindparam,
     delete,
     func,
     insert,
-    literal,
     or_,
     select,
     update,
@@ -261,9 +264,10 @@ class TeaserStore:
                     messages.c.session_seq > since,
                     messages.c.consumed_at.is_not(None),
                     messages.c.expires_at > now,
-                    _shown_on(path),
+                    _shown_on(path is not None),
                 )
-                .order_by(messages.c.session_seq)
+                .order_by(messages.c.session_seq),
+                {"path": path},
             )
             return [_teaser_from_mapping(row._mapping) for row in rows]
 
@@ -330,33 +334,16 @@ class TeaserStore:
         """Lease a session's deliverable messages (the oldest `limit`) to one socket until
         it acks them."""
         now = self.clock()
-        deliverable = self._deliverable(site_id, session_id, now, path)
-        if limit is not None:
-            # The outer condition stays: a row a racing poll took meanwhile is re-checked.
-            oldest = select(messages.c.seq).where(deliverable).order_by(messages.c.seq)
-            deliverable = and_(
-                deliverable, messages.c.seq.in_(oldest.limit(limit).scalar_subquery())
-            )
-        statement = (
-            update(messages)
-            .where(deliverable)
-            .values(claimed_by=holder, claimed_until=now + self.lease_ms)
-            .returning(*COLUMNS)
-        )
-        return await self._hand_over(statement)
+        parameters = {"site": site_id, "session": session_id, "now": now, "path": path,
+                      "holder": holder, "until": now + self.lease_ms, "limit": limit}  # fmt: skip
+        return await self._hand_over(_claim(path is not None, limit is not None), parameters)
 
     async def consume_pending(
         self, site_id: str, session_id: str, path: str | None = None
     ) -> list[Teaser]:
         """Hand a session's deliverable messages to a poll; they are consumed at once."""
-        now = self.clock()
-        statement = (
-            update(messages)
-            .where(self._deliverable(site_id, session_id, now, path))
-            .values(consumed_at=now, delivered_via="poll", claimed_by=None, claimed_until=None)
-            .returning(*COLUMNS)
-        )
-        return await self._hand_over(statement)
+        parameters = {"site": site_id, "session": session_id, "now": self.clock(), "path": path}
+        return await self._hand_over(_consume(path is not None), parameters)
 
     async def ack(self, site_id: str, session_id: str, message_id: str, holder: str) -> bool:
         """Mark a message the socket `holder` sent as consumed; False if it was not theirs."""
@@ -419,23 +406,54 @@ class TeaserStore:
         self._expired_counted_until = now
         return PurgeReport(expired=expired, deleted=result.rowcount)
 
-    async def _hand_over(self, statement: ReturningUpdate[Any]) -> list[Teaser]:
+    async def _hand_over(
+        self, statement: ReturningUpdate[Any], parameters: dict[str, Any]
+    ) -> list[Teaser]:
         async with self.engine.begin() as connection:
-            rows = (await connection.execute(statement)).all()
+            rows = (await connection.execute(statement, parameters)).all()
         return sorted((_teaser_from_mapping(row._mapping) for row in rows), key=lambda t: t.seq)
 
-    @staticmethod
-    def _deliverable(
-        site_id: str, session_id: str, now: int, path: str | None = None
-    ) -> ColumnElement[bool]:
-        return and_(
-            messages.c.site_id == site_id,
-            messages.c.session_id == session_id,
-            messages.c.consumed_at.is_(None),
-            messages.c.expires_at > now,
-            or_(messages.c.claimed_until.is_(None), messages.c.claimed_until <= now),
-            _shown_on(path),
+
+# Built once per shape and reused, with the values bound at each execution: building
+# SQLAlchemy expressions per call cost more than the database's own work.
+@cache
+def _claim(has_path: bool, limited: bool) -> ReturningUpdate[Any]:
+    deliverable = _deliverable(has_path)
+    if limited:
+        # The outer condition stays: a row a racing poll took meanwhile is re-checked.
+        oldest = select(messages.c.seq).where(deliverable).order_by(messages.c.seq)
+        oldest = oldest.limit(bindparam("limit", type_=Integer))
+        deliverable = and_(deliverable, messages.c.seq.in_(oldest.scalar_subquery()))
+    return (
+        update(messages)
+        .where(deliverable)
+        .values(claimed_by=bindparam("holder"), claimed_until=bindparam("until"))
+        .returning(*COLUMNS)
+    )
+
+
+@cache
+def _consume(has_path: bool) -> ReturningUpdate[Any]:
+    return (
+        update(messages)
+        .where(_deliverable(has_path))
+        .values(
+            consumed_at=bindparam("now"), delivered_via="poll", claimed_by=None, claimed_until=None
         )
+        .returning(*COLUMNS)
+    )
+
+
+def _deliverable(has_path: bool) -> ColumnElement[bool]:
+    now = bindparam("now", type_=BigInteger)
+    return and_(
+        messages.c.site_id == bindparam("site"),
+        messages.c.session_id == bindparam("session"),
+        messages.c.consumed_at.is_(None),
+        messages.c.expires_at > now,
+        or_(messages.c.claimed_until.is_(None), messages.c.claimed_until <= now),
+        _shown_on(has_path),
+    )
 
 
 def _has_messages(counters: Any) -> ColumnElement[bool]:
@@ -449,15 +467,16 @@ def _has_messages(counters: Any) -> ColumnElement[bool]:
     )
 
 
-def _shown_on(path: str | None) -> ColumnElement[bool]:
+def _shown_on(has_path: bool) -> ColumnElement[bool]:
     """Messages bound to a page ("/cart", or a prefix "/chairs*") only go to a transport
-    that reports a matching page; unbound ones go anywhere."""
+    that reports a matching page (bound as "path"); unbound ones go anywhere."""
     pattern = messages.c.only_on_path
-    if path is None:
+    if not has_path:
         return pattern.is_(None)
+    path = bindparam("path", type_=String)
     stem = func.length(pattern) - 1
     prefix_match = and_(
-        pattern.like("%*"), func.substr(literal(path), 1, stem) == func.substr(pattern, 1, stem)
+        pattern.like("%*"), func.substr(path, 1, stem) == func.substr(pattern, 1, stem)
     )
     return or_(pattern.is_(None), pattern == path, prefix_match)
 
