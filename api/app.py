@@ -21,7 +21,7 @@ from api.openapi import openapi
 from api.pages import routes as page_routes
 from api.privacy import erase_person
 from api.schemas import MAX_BODY_BYTES, MAX_SEND_BODY_BYTES
-from api.teasers import TeaserMessage, TeaserMessages, open_session, teaser_socket
+from api.teasers import open_session, teaser_message, teaser_messages, teaser_socket
 from realtime.config import Settings
 from realtime.runtime import Runtime
 
@@ -30,8 +30,8 @@ WIDGET_PATHS = frozenset({"/api/teaser-messages", "/api/events", "/api/sessions"
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/api/teaser-messages", TeaserMessages),
-        Route("/api/teaser-messages/{message_id}", TeaserMessage),
+        Route("/api/teaser-messages", teaser_messages, methods=["PUT", "POST"]),
+        Route("/api/teaser-messages/{message_id}", teaser_message, methods=["GET"]),
         WebSocketRoute("/api/teaser-ws", teaser_socket),
         Route("/api/events", record_event, methods=["POST"]),
         Route("/api/sessions", open_session, methods=["POST"]),

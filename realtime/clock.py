@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import lru_cache
 
 Clock = Callable[[], int]
 
@@ -11,7 +12,10 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@lru_cache(maxsize=4096)
 def iso_time(epoch_ms: int) -> str:
     """RFC 3339 UTC with milliseconds, the form every JS Date parses."""
+    # Cached: a batch of messages shares its creation and expiry times, so each frame of a
+    # bulk send would otherwise format the same two instants again.
     seconds, millis = divmod(epoch_ms, 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"

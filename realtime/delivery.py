@@ -77,9 +77,13 @@ class Delivery:
                 to_wake.add(teaser.session_id)
         for holder, leased in handed.items():
             await self.hub.hand_over(holder, leased)
+        markers = [(site_id, t.session_id, t.expires_at) for t in teasers]
+        if not to_wake:
+            await self.pending.mark(markers)
+            return Sent(teasers)
         # Both only speed delivery up (the store has it already), so they run side by side.
         await asyncio.gather(
-            self.pending.mark([(site_id, t.session_id, t.expires_at) for t in teasers]),
+            self.pending.mark(markers),
             *(self.hub.notify(site_id, session_id) for session_id in to_wake),
         )
         return Sent(teasers)
