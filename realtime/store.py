@@ -360,7 +360,12 @@ class TeaserStore:
         }
         async with self.engine.begin() as connection:
             consumed = set((await connection.execute(ACK_RETURNING, parameters)).all())
-        return [(ack.message_id, ack.site_id, ack.session_id) in consumed for ack in acks]
+        answers = []
+        for ack in acks:
+            key = (ack.message_id, ack.site_id, ack.session_id)
+            answers.append(key in consumed)
+            consumed.discard(key)  # a repeated ack in the same batch consumed nothing
+        return answers
 
     async def release(self, holder: str) -> int:
         """Give back what a closed socket sent but never got acked, for the next poll or socket."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from realtime.models import teaser_messages
-from realtime.store import TeaserStore
+from realtime.store import DuplicateSend, IdempotencyKey, LocalSocket, TeaserStore
 from realtime.teaser import Draft, Priority, Status
 
 
@@ -158,3 +158,79 @@ async def test_purge_counts_unseen_expiries_and_deletes_past_retention(
         ).scalar_one()
     assert remaining == 1
     assert (await store.purge_expired(retention_ms=500)).expired == 0
+
+
+async def test_concurrent_sends_are_written_together_and_numbered_without_gaps(
+    engine: AsyncEngine,
+) -> None:
+    store = TeaserStore(engine)
+    commits = 0
+
+    def count_commit(*_: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(engine.sync_engine, "commit", count_commit)
+    try:
+        sent = await asyncio.gather(
+            *(store.send(SITE, drafts(f"s{i % 3}", f"m{i}")) for i in range(30))
+        )
+    finally:
+        event.remove(engine.sync_engine, "commit", count_commit)
+
+    assert commits < 30  # group commit: sends that waited together shared a transaction
+    for session in ("s0", "s1", "s2"):
+        numbers = [t.session_seq for [t] in sent if t.session_id == session]
+        assert sorted(numbers) == list(range(1, 11))
+        polled = await store.consume_pending(SITE, session)
+        assert [t.session_seq for t in polled] == list(range(1, 11))
+
+
+async def test_a_reused_idempotency_key_fails_only_its_own_send_in_a_batch(
+    engine: AsyncEngine,
+) -> None:
+    store = TeaserStore(engine)
+    key = IdempotencyKey("order-7", "hash-a")
+    await store.send(SITE, drafts("s1", "first"), key)
+
+    outcomes = await asyncio.gather(
+        store.send(SITE, drafts("s2", "before")),
+        store.send(SITE, drafts("s1", "again"), key),
+        store.send(SITE, drafts("s3", "after")),
+        return_exceptions=True,
+    )
+
+    assert isinstance(outcomes[1], DuplicateSend)
+    assert [t.message for t in outcomes[0]] == ["before"]  # type: ignore[union-attr]
+    assert [t.message for t in outcomes[2]] == ["after"]  # type: ignore[union-attr]
+    assert [t.message for t in await store.consume_pending(SITE, "s1")] == ["first"]
+
+
+async def test_a_send_to_a_local_socket_is_stored_leased_to_it_up_to_its_room(
+    engine: AsyncEngine,
+) -> None:
+    store = TeaserStore(engine)
+    sent = await store.send(
+        SITE, drafts("s1", "a", "b", "c"), holders={"s1": LocalSocket("socket-a", room=2)}
+    )
+
+    assert [t.leased_to for t in sent] == ["socket-a", "socket-a", None]
+    assert [t.message for t in await store.consume_pending(SITE, "s1")] == ["c"]
+    assert await store.ack(SITE, "s1", sent[0].id, "socket-a") is True
+    assert await store.release("socket-a") == 1  # "b": sent, never acked
+    assert [t.message for t in await store.consume_pending(SITE, "s1")] == ["b"]
+
+
+async def test_acks_that_arrive_together_each_get_their_own_answer(engine: AsyncEngine) -> None:
+    store = TeaserStore(engine)
+    await store.send(SITE, drafts("s1", "a", "b"))
+    mine = await store.claim_pending(SITE, "s1", "socket-a")
+
+    answers = await asyncio.gather(
+        store.ack(SITE, "s1", mine[0].id, "socket-a"),
+        store.ack(SITE, "s1", mine[1].id, "socket-a"),
+        store.ack(SITE, "s1", "tm_never-sent", "socket-a"),
+        store.ack(SITE, "s1", mine[0].id, "socket-a"),
+    )
+
+    assert answers == [True, True, False, False]  # a repeated ack consumes nothing

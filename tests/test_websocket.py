@@ -205,3 +205,46 @@ async def wait_for_status(client: httpx.AsyncClient, message_id: str, status: st
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"{message_id} never became {status}; last {current}")
+
+
+async def test_a_socket_gets_its_session_in_seq_order_when_old_and_new_messages_meet(
+    server: InProcessServer, client: httpx.AsyncClient
+) -> None:
+    session = new_session_id()
+    # "old" waits in the store, unleased: the socket has to claim it. The sends made while
+    # the socket is open go to it directly. Seq must still never go backwards.
+    await client.put(
+        "/api/teaser-messages",
+        headers=DEMO_HEADERS,
+        json={"sessionId": session, "message": "old", "onlyOnPath": "/cart"},
+    )
+    async with connect(socket_url(server, session) + "&path=/cart") as socket:
+        await asyncio.gather(*(send(client, session, f"new {i}") for i in range(5)))
+        frames = [await next_teaser(socket) for _ in range(6)]
+        for frame in frames:
+            await ack(socket, frame)
+
+    assert [f["seq"] for f in frames] == [1, 2, 3, 4, 5, 6]
+    assert frames[0]["message"] == "old"
+
+
+async def test_sends_to_an_open_socket_are_delivered_once_and_consumed_on_ack(
+    server: InProcessServer, client: httpx.AsyncClient
+) -> None:
+    session = new_session_id()
+    async with connect(socket_url(server, session)) as socket:
+        sent = await asyncio.gather(*(send(client, session, f"m{i}") for i in range(20)))
+        frames = [await next_teaser(socket) for _ in range(20)]
+        for frame in frames:
+            await ack(socket, frame)
+        with pytest.raises(asyncio.TimeoutError):
+            await next_teaser(socket, timeout=0.3)  # nothing twice
+        await asyncio.sleep(0.2)
+
+    assert sorted(f["id"] for f in frames) == sorted(s["id"] for s in sent)
+    assert [f["seq"] for f in frames] == list(range(1, 21))
+    for message in sent:
+        status = json_of(
+            await client.get(f"/api/teaser-messages/{message['id']}", headers=DEMO_HEADERS)
+        )
+        assert status["status"] == "delivered"

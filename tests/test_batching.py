@@ -1,0 +1,92 @@
+"""Group commit: requests that wait together are written together, each gets its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from realtime.batching import GroupCommit
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    async def flush(self, requests: Sequence[int]) -> list[int | BaseException]:
+        self.batches.append(list(requests))
+        await asyncio.sleep(0.01)  # a transaction takes a while; others queue meanwhile
+        return [ValueError(n) if n < 0 else n * 10 for n in requests]
+
+
+async def test_a_lone_request_is_written_at_once_on_its_own() -> None:
+    recorder = Recorder()
+    commit: GroupCommit[int, int] = GroupCommit(recorder.flush)
+
+    assert await commit.submit(1) == 10
+    assert recorder.batches == [[1]]
+
+
+async def test_requests_arriving_during_a_write_go_together_in_the_next_one() -> None:
+    recorder = Recorder()
+    commit: GroupCommit[int, int] = GroupCommit(recorder.flush)
+    first = asyncio.create_task(commit.submit(1))
+    await asyncio.sleep(0.001)  # the first batch is being written
+
+    rest = await asyncio.gather(*(commit.submit(n) for n in range(2, 8)))
+
+    assert [await first, *rest] == [n * 10 for n in range(1, 8)]
+    assert recorder.batches == [[1], [2, 3, 4, 5, 6, 7]]
+
+
+async def test_a_failed_request_fails_alone() -> None:
+    commit: GroupCommit[int, int] = GroupCommit(Recorder().flush)
+
+    outcomes = await asyncio.gather(
+        commit.submit(1), commit.submit(-1), commit.submit(2), return_exceptions=True
+    )
+
+    assert outcomes[0] == 10 and outcomes[2] == 20
+    assert isinstance(outcomes[1], ValueError)
+
+
+async def test_a_flush_that_raises_fails_its_whole_batch_and_the_next_batch_still_runs() -> None:
+    calls = 0
+
+    async def flaky(requests: Sequence[int]) -> list[int | BaseException]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("database went away")
+        return list(requests)
+
+    commit: GroupCommit[int, int] = GroupCommit(flaky)
+    with pytest.raises(ConnectionError):
+        await commit.submit(1)
+    assert await commit.submit(2) == 2
+
+
+async def test_batches_are_capped() -> None:
+    recorder = Recorder()
+    commit: GroupCommit[int, int] = GroupCommit(recorder.flush, max_batch=3)
+
+    await asyncio.gather(*(commit.submit(n) for n in range(1, 9)))
+
+    assert max(len(batch) for batch in recorder.batches) == 3
+    assert sorted(n for batch in recorder.batches for n in batch) == list(range(1, 9))
+
+
+async def test_a_cancelled_caller_does_not_stop_the_others() -> None:
+    recorder = Recorder()
+    commit: GroupCommit[int, int] = GroupCommit(recorder.flush)
+    first = asyncio.create_task(commit.submit(1))
+    await asyncio.sleep(0)
+    doomed = asyncio.create_task(commit.submit(2))
+    survivor = asyncio.create_task(commit.submit(3))
+    await asyncio.sleep(0)
+    doomed.cancel()
+
+    assert await first == 10
+    assert await survivor == 30
+    assert [2, 3] in recorder.batches  # written anyway: the batch was already formed
