@@ -17,9 +17,13 @@ Flush = Callable[[Sequence[Request]], Awaitable[Sequence[Result | BaseException]
 
 
 class GroupCommit(Generic[Request, Result]):
-    def __init__(self, flush: Flush[Request, Result], max_batch: int = 256) -> None:
+    def __init__(
+        self, flush: Flush[Request, Result], max_batch: int = 256, linger: float = 0.0
+    ) -> None:
         self._flush = flush
         self._max_batch = max_batch
+        # For requests nobody waits on urgently: gather them this long before writing.
+        self._linger = linger
         self._waiting: list[tuple[Request, asyncio.Future[Result]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -34,6 +38,8 @@ class GroupCommit(Generic[Request, Result]):
     async def _write_all(self) -> None:
         batch: list[tuple[Request, asyncio.Future[Result]]] = []
         try:
+            if self._linger:
+                await asyncio.sleep(self._linger)
             while self._waiting:
                 batch = self._waiting[: self._max_batch]
                 del self._waiting[: self._max_batch]

@@ -35,8 +35,16 @@ def _sqlite_engine(url: str, database: str | None) -> AsyncEngine:
     Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
     # One connection per worker: SQLite has one writer anyway, and queueing for it here
     # (in asyncio) is far cheaper than SQLite's busy handler, which sleeps up to 100 ms.
+    # No rollback when a connection goes back to the pool: SQLAlchemy already ended any
+    # transaction when the connection closed, and here each extra statement is a round trip
+    # to aiosqlite's thread.
     engine = create_async_engine(
-        url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
+        url,
+        connect_args={"timeout": 30},
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=60,
+        pool_reset_on_return=None,
     )
     event.listen(engine.sync_engine, "connect", _tune_sqlite)
     return engine

@@ -297,7 +297,9 @@ class Hub:
         self.window = window
         self.recheck_interval = recheck_interval
         # Often enough to keep every deadline above to within a fraction of itself.
-        self.sweep_interval = min(1.0, heartbeat_interval, send_timeout, recheck_interval) / 4
+        self.sweep_interval = min(
+            1.0, heartbeat_interval / 4, send_timeout / 4, recheck_interval / 4
+        )
         self._sessions: dict[tuple[str, str], list[LiveConnection]] = {}
         self._holders: dict[str, LiveConnection] = {}
         self._sweeper: asyncio.Task[None] | None = None

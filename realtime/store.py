@@ -107,6 +107,10 @@ def _count_up(insert_for: Any) -> Any:
 
 
 COUNT_UP = {dialect: _count_up(insert_for) for dialect, insert_for in UPSERT_BUILDERS.items()}
+COUNT_UP_RETURNING = {
+    dialect: statement.returning(session_counters.c.last_seq)
+    for dialect, statement in COUNT_UP.items()
+}
 COUNTERS = select(session_counters.c.session_id, session_counters.c.last_seq).where(
     session_counters.c.site_id == bindparam("site"),
     session_counters.c.session_id.in_(bindparam("sessions", expanding=True)),
@@ -123,6 +127,12 @@ ACK_RETURNING = (
 )
 
 
+def _number_rows(rows: list[dict[str, Any]], last: int) -> None:
+    """Number one session's new rows so that the last of them gets `last`."""
+    for offset, row in enumerate(rows):
+        row["session_seq"] = last - len(rows) + 1 + offset
+
+
 def _send_failure(request: SendRequest, exc: Exception) -> Exception:
     if isinstance(exc, IntegrityError) and request.idempotency is not None:
         return DuplicateSend(request.idempotency.key)
@@ -136,13 +146,23 @@ class PurgeReport:
 
 
 class TeaserStore:
-    def __init__(self, engine: AsyncEngine, *, clock: Clock = now_ms, lease_ms: int = 30_000):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Clock = now_ms,
+        lease_ms: int = 30_000,
+        ack_linger: float = 0.01,
+    ):
         self.engine = engine
         self.clock = clock
         self.lease_ms = lease_ms
         self._expired_counted_until = clock()
         self._sends: GroupCommit[SendRequest, list[Teaser]] = GroupCommit(self._write_sends)
-        self._acks: GroupCommit[Ack, bool] = GroupCommit(self._write_acks)
+        # An ack only records what the client already has, so it may wait a little: on
+        # SQLite's single connection it then no longer holds up the next send, and under
+        # load more acks share one statement.
+        self._acks: GroupCommit[Ack, bool] = GroupCommit(self._write_acks, linger=ack_linger)
 
     async def send(
         self,
@@ -280,10 +300,13 @@ class TeaserStore:
         # Always lock counters in the same (sorted) order: two bulk sends naming the same
         # sessions in different orders would otherwise deadlock on PostgreSQL.
         ordered = sorted(per_session.items())
-        await connection.execute(
-            COUNT_UP[connection.dialect.name],
-            [{"site_id": s, "session_id": ss, "count": len(r)} for (s, ss), r in ordered],
-        )
+        counts = [{"site_id": s, "session_id": ss, "count": len(r)} for (s, ss), r in ordered]
+        if len(counts) == 1:  # the usual send: one statement, not two
+            statement = COUNT_UP_RETURNING[connection.dialect.name]
+            last = (await connection.execute(statement, counts[0])).scalar_one()
+            _number_rows(ordered[0][1], int(last))
+            return
+        await connection.execute(COUNT_UP[connection.dialect.name], counts)
         sites: dict[str, list[str]] = {}
         for site, session in per_session:
             sites.setdefault(site, []).append(session)
@@ -292,10 +315,7 @@ class TeaserStore:
                 chunk = sessions[start : start + COUNTERS_PER_STATEMENT]
                 found = await connection.execute(COUNTERS, {"site": site, "sessions": chunk})
                 for session, last in found.all():
-                    session_rows = per_session[(site, session)]
-                    first = int(last) - len(session_rows) + 1
-                    for offset, row in enumerate(session_rows):
-                        row["session_seq"] = first + offset
+                    _number_rows(per_session[(site, session)], int(last))
 
     async def _remember(
         self,
