@@ -28,12 +28,16 @@ class GroupCommit(Generic[Request, Result]):
         self._writer: asyncio.Task[None] | None = None
 
     async def submit(self, request: Request) -> Result:
+        # A cancelled caller cancels only its own future; the batch is written regardless.
+        return await self.enqueue(request)
+
+    def enqueue(self, request: Request) -> asyncio.Future[Result]:
+        """Queue without waiting: for a caller that only needs to know the outcome later."""
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((request, future))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_all())
-        # A cancelled caller cancels only its own future; the batch is written regardless.
-        return await future
+        return future
 
     async def _write_all(self) -> None:
         batch: list[tuple[Request, asyncio.Future[Result]]] = []

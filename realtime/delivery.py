@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass
 
 from realtime.activity import ActivityFeed
@@ -58,11 +59,16 @@ class Delivery:
                 return Sent(earlier, replayed=True)
         # A session with a socket here gets its messages stored already leased to that
         # socket and handed over directly: no claim, and no trip through the broker.
-        sessions = dict.fromkeys(draft.session_id for draft in drafts)
-        sockets = self.hub.local_sockets(site_id, sessions)
+        sockets = self.hub.reserve(
+            site_id, Counter(d.session_id for d in drafts if d.only_on_path is None)
+        )
         try:
             teasers = await self.store.send(site_id, drafts, idempotency, sockets)
-        except DuplicateSend:
+        except BaseException as exc:
+            for socket in sockets.values():
+                await self.hub.hand_over(socket, [])  # nothing was stored for it
+            if not isinstance(exc, DuplicateSend):
+                raise
             assert idempotency is not None
             return Sent(await self.store.previous_send(site_id, idempotency) or [], True)
         self.metrics.sent.inc(len(teasers))
@@ -75,8 +81,8 @@ class Delivery:
                 handed.setdefault(teaser.leased_to, []).append(teaser)
             else:
                 to_wake.add(teaser.session_id)
-        for holder, leased in handed.items():
-            await self.hub.hand_over(holder, leased)
+        for socket in sockets.values():
+            await self.hub.hand_over(socket, handed.get(socket.holder, []))
         markers = [(site_id, t.session_id, t.expires_at) for t in teasers]
         if not to_wake:
             await self.pending.mark(markers)

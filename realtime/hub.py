@@ -11,7 +11,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Protocol
 
@@ -75,6 +75,7 @@ class LiveConnection:
         "_delivery",
         "_handed",
         "_look",
+        "claiming",
         "closed",
         "highest_sent",
         "holder",
@@ -85,6 +86,7 @@ class LiveConnection:
         "next_lease_check",
         "next_recheck",
         "path",
+        "reserved",
         "sending_since",
         "session_id",
         "since",
@@ -121,13 +123,27 @@ class LiveConnection:
         self.highest_sent = since
         self.closed = False
         self.sending_since: float | None = None
+        self.claiming = False
+        self.reserved = 0  # leases a send on this worker is writing for this socket
         self._look = True  # the store may hold something for this socket
         self._handed: list[Teaser] = []  # stored already leased to this socket
         self._delivery: asyncio.Task[None] | None = None
 
     @property
     def room(self) -> int:
-        return self.hub.window - len(self.unacked) - len(self._handed)
+        """How many more may be sent before acks come back."""
+        return self.hub.window - len(self.unacked)
+
+    @property
+    def settled(self) -> bool:
+        """Whether a send may lease to this socket: it is not closed, knows its position,
+        and has no look in the store due (else order could break between the two)."""
+        return not (self.closed or self._look or self.claiming or self.highest_sent is None)
+
+    @property
+    def free(self) -> int:
+        """How many more a send on this worker may lease to this socket."""
+        return self.room - len(self._handed) - self.reserved
 
     def wake(self, _event: object = None) -> None:
         """Look in the store soon (a broker event: something was sent to this session)."""
@@ -135,7 +151,11 @@ class LiveConnection:
         self._start_delivery()
 
     def hand_over(self, teasers: list[Teaser]) -> None:
-        """Send these, which a send on this worker stored already leased to this socket."""
+        """Send these, which a send on this worker stored already leased to this socket
+        (none: that send failed, but a claim may have waited for it to end)."""
+        if not teasers:
+            self._start_delivery()
+            return
         first = min(t.session_seq or 0 for t in teasers)
         if self.highest_sent is None or first != 1 + max(
             [self.highest_sent, *(t.session_seq or 0 for t in self._handed)]
@@ -157,7 +177,9 @@ class LiveConnection:
                 self.last_progress = time.monotonic()
                 if window_was_full:
                     self.wake()
-                await self.hub.acknowledge(self, message_id)
+                # Not awaited: this socket's next frames (its close, say) must not queue up
+                # behind the database.
+                self.hub.acknowledge(self, message_id)
         elif frame.get("type") == "pong":
             self.hub.presence.seen(self.site_id, self.session_id, "websocket")
 
@@ -173,19 +195,26 @@ class LiveConnection:
             elif self.highest_sent is None:
                 # Read before the first claim: everything up to here is either claimed
                 # now, or not for this socket (consumed, expired, or held by another).
-                self._look = False  # a wake meanwhile sets it again
+                # The claim always follows: a send that committed before this socket was
+                # listening woke nobody, and the pending index may not be marked yet.
                 self.highest_sent = await self.hub.store.position(self.site_id, self.session_id)
-                waiting = await self.hub.pending.may_have(self.site_id, self.session_id)
-                self._look = self._look or waiting
+                self._look = True
             while (self._look or self._handed) and not self.closed:
-                if self._look and self.room > 0:
+                claimed: list[Teaser] = []
+                limit = self.room - len(self._handed)
+                if self._look and limit > 0:
+                    if self.reserved:
+                        # A send is leasing messages to this socket: they may be older than
+                        # what a claim finds now. Its hand-over starts this again, and no
+                        # new lease is taken while a look is due (Hub.reserve).
+                        break
                     self._look = False
-                    claimed = await self.claim_pending()
-                    self._look = self._look or claimed
+                    claimed = await self.claim(limit)
+                    self._look = self._look or len(claimed) == limit
                 handed, self._handed = self._handed, []
-                await self._send_teasers(handed)
+                await self._send_teasers(claimed + handed)
                 if self.room <= 0:
-                    break  # an ack wakes it again
+                    break  # an ack starts it again
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -198,25 +227,26 @@ class LiveConnection:
         finally:
             self._delivery = None
 
-    async def claim_pending(self) -> bool:
-        """Lease and send what waits in the store, as far as the window allows; True if
-        it filled the room (there may be more)."""
-        room = self.room
-        if not self.unacked:
-            self.last_progress = time.monotonic()
+    async def claim(self, limit: int) -> list[Teaser]:
+        """Lease the oldest `limit` messages waiting in the store to this socket."""
+        self.claiming = True
         teasers = await self.hub.store.claim_pending(
-            self.site_id, self.session_id, self.holder, self.path, limit=room
+            self.site_id, self.session_id, self.holder, self.path, limit=limit
         )
-        await self._send_teasers(teasers)
-        return len(teasers) == room
+        self.claiming = False
+        # In flight from here on: a close before they are sent still gives them back.
+        self.unacked.update(teaser.id for teaser in teasers)
+        return teasers
 
     async def _send_teasers(self, teasers: list[Teaser]) -> None:
         if not teasers:
             return
-        if not self.unacked:
+        if len(self.unacked) <= len(teasers):
             self.last_progress = time.monotonic()
+        # All count as in flight before the first await: a socket closed (this task
+        # cancelled) halfway must still give every one of them back.
+        self.unacked.update(teaser.id for teaser in teasers)
         for teaser in sorted(teasers, key=lambda t: t.session_seq or 0):
-            self.unacked.add(teaser.id)
             self.hub.record_latency(teaser)
             await self.send(teaser_frame(teaser))
             self.highest_sent = max(self.highest_sent or 0, teaser.session_seq or 0)
@@ -353,39 +383,55 @@ class Hub:
                     await delivery
             await self._release(connection)
 
-    def local_sockets(self, site_id: str, sessions: Iterable[str]) -> dict[str, LocalSocket]:
-        """For each session with a socket on this worker that has room, that socket: a
-        send stores the session's messages already leased to it."""
+    def reserve(self, site_id: str, counts: Mapping[str, int]) -> dict[str, LocalSocket]:
+        """For each session with a socket on this worker that has room, reserve up to
+        `counts[session]` of it: a send stores that many already leased to the socket.
+        Every reservation ends in `hand_over`."""
         found = {}
-        for session_id in sessions:
+        for session_id, count in counts.items():
             for connection in self._sessions.get((site_id, session_id), ()):
-                if connection.room > 0 and not connection.closed:
-                    found[session_id] = LocalSocket(connection.holder, connection.room)
+                take = min(count, connection.free)
+                if take > 0 and connection.settled:
+                    connection.reserved += take
+                    found[session_id] = LocalSocket(connection.holder, take)
                     break
         return found
 
-    async def hand_over(self, holder: str, teasers: list[Teaser]) -> None:
-        """Give messages stored leased to `holder` to its socket; if that socket closed
-        meanwhile, give them back to the store for the next poll or socket at once."""
-        connection = self._holders.get(holder)
-        if connection is not None and not connection.closed:
-            connection.hand_over(teasers)
-            return
-        with suppress(Exception):  # else the lease runs out by itself
-            await self.store.release(holder)
+    async def hand_over(self, socket: LocalSocket, teasers: list[Teaser]) -> None:
+        """End a reservation: give the messages stored leased to the socket to it, or, if
+        it closed meanwhile, back to the store for the next poll or socket at once."""
+        connection = self._holders.get(socket.holder)
+        if connection is not None:
+            connection.reserved -= socket.room
+            if not connection.closed:
+                connection.hand_over(teasers)
+                return
+        if teasers:
+            with suppress(Exception):  # else the lease runs out by itself
+                await self.store.release(socket.holder, [teaser.id for teaser in teasers])
 
     async def notify(self, site_id: str, session_id: str) -> None:
         """Wake every socket of this session, on whichever worker holds it."""
         if not await self.broker.publish(session_channel(site_id, session_id)):
             self.metrics.broker_failures.inc()
 
-    async def acknowledge(self, connection: LiveConnection, message_id: str) -> None:
-        if await self.store.ack(
-            connection.site_id, connection.session_id, message_id, connection.holder
-        ):
-            self.metrics.delivered_ws.inc()
-            self.activity.announce(connection.site_id, "teaser_delivered", via="websocket",
-                                   id=message_id, sessionId=connection.session_id)  # fmt: skip
+    def acknowledge(self, connection: LiveConnection, message_id: str) -> None:
+        site_id, session_id = connection.site_id, connection.session_id
+
+        def recorded(written: asyncio.Future[bool]) -> None:
+            if written.cancelled():
+                return
+            if written.exception() is not None:
+                # Not consumed: the lease runs out and the message is offered again.
+                logger.warning("ack of %s not recorded: %r", message_id, written.exception())
+            elif written.result():
+                self.metrics.delivered_ws.inc()
+                self.activity.announce(site_id, "teaser_delivered", via="websocket",
+                                       id=message_id, sessionId=session_id)  # fmt: skip
+
+        self.store.queue_ack(site_id, session_id, message_id, connection.holder).add_done_callback(
+            recorded
+        )
 
     def record_latency(self, teaser: Teaser) -> None:
         self.metrics.latency.observe(max(0, self.store.clock() - teaser.created_at) / 1000)
@@ -425,10 +471,12 @@ class Hub:
             self._sessions.pop(key, None)
 
     async def _release(self, connection: LiveConnection) -> None:
-        if not connection.unacked and not connection._handed:
+        held = connection.unacked | {teaser.id for teaser in connection._handed}
+        if not held and not connection.claiming:
             return
         try:
-            await self.store.release(connection.holder)
+            # Closed in the middle of a claim: what it leased is known only to the store.
+            await self.store.release(connection.holder, None if connection.claiming else held)
         except Exception:
             # The lease still expires by itself; the message is only delayed.
             logger.exception("could not release messages of a closed socket")

@@ -6,7 +6,8 @@ the same message, even on two workers, can never both get it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -367,7 +368,13 @@ class TeaserStore:
 
     async def ack(self, site_id: str, session_id: str, message_id: str, holder: str) -> bool:
         """Mark a message the socket `holder` sent as consumed; False if it was not theirs."""
-        return await self._acks.submit(Ack(site_id, session_id, message_id, holder))
+        return await self.queue_ack(site_id, session_id, message_id, holder)
+
+    def queue_ack(
+        self, site_id: str, session_id: str, message_id: str, holder: str
+    ) -> asyncio.Future[bool]:
+        """The same, without waiting for it to be written."""
+        return self._acks.enqueue(Ack(site_id, session_id, message_id, holder))
 
     async def _write_acks(self, acks: Sequence[Ack]) -> list[bool]:
         # One statement for the batch. Message ids are unique, so matching any of the
@@ -387,13 +394,16 @@ class TeaserStore:
             consumed.discard(key)  # a repeated ack in the same batch consumed nothing
         return answers
 
-    async def release(self, holder: str) -> int:
-        """Give back what a closed socket sent but never got acked, for the next poll or socket."""
-        statement = (
-            update(messages)
-            .where(messages.c.claimed_by == holder, messages.c.consumed_at.is_(None))
-            .values(claimed_by=None, claimed_until=None)
-        )
+    async def release(self, holder: str, message_ids: Collection[str] | None = None) -> int:
+        """Give back what a closed socket sent but never got acked, for the next poll or
+        socket. With `message_ids` (what the socket knows it holds) the lookup goes by id;
+        without, every message of the holder is found by a scan."""
+        condition = and_(messages.c.claimed_by == holder, messages.c.consumed_at.is_(None))
+        if message_ids is not None:
+            if not message_ids:
+                return 0
+            condition = and_(condition, messages.c.id.in_(sorted(message_ids)))
+        statement = update(messages).where(condition).values(claimed_by=None, claimed_until=None)
         async with self.engine.begin() as connection:
             result = await connection.execute(statement)
         return result.rowcount
