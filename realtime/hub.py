@@ -381,7 +381,9 @@ class Hub:
                 delivery.cancel()
                 with suppress(asyncio.CancelledError):
                     await delivery
-            await self._release(connection)
+            # In the background: the closed socket's handler (and the place it holds in
+            # the per-address quota) need not wait for the database.
+            self._run_chore(self._release(connection))
 
     def reserve(self, site_id: str, counts: Mapping[str, int]) -> dict[str, LocalSocket]:
         """For each session with a socket on this worker that has room, reserve up to
