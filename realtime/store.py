@@ -153,7 +153,7 @@ class TeaserStore:
         *,
         clock: Clock = now_ms,
         lease_ms: int = 30_000,
-        ack_linger: float = 0.01,
+        ack_linger: float = 0.05,
     ):
         self.engine = engine
         self.clock = clock
