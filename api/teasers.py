@@ -19,8 +19,8 @@ from api.schemas import (
     widget_request,
 )
 from api.sockets import json_frame, refuse
+from realtime.connection import LiveConnection
 from realtime.errors import InvalidInput, NotFound, TeaserError
-from realtime.hub import LiveConnection
 from realtime.sessions import new_session_id
 from realtime.teaser import check_site_id
 

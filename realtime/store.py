@@ -9,20 +9,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    ColumnElement,
-    Integer,
-    String,
     and_,
-    bindparam,
     delete,
     func,
     insert,
-    or_,
     select,
     update,
 )
@@ -32,31 +25,26 @@ from sqlalchemy.sql.dml import ReturningUpdate
 
 from realtime.batching import GroupCommit
 from realtime.clock import Clock, now_ms
-from realtime.database import UPSERT_BUILDERS
 from realtime.errors import InvalidInput
 from realtime.models import idempotency_keys, session_counters
 from realtime.models import teaser_messages as messages
-from realtime.teaser import Draft, Priority, Teaser, new_teaser_id
-
-COLUMNS = (
-    messages.c.id,
-    messages.c.site_id,
-    messages.c.session_id,
-    messages.c.message,
-    messages.c.priority,
-    messages.c.created_at,
-    messages.c.expires_at,
-    messages.c.seq,
-    messages.c.consumed_at,
-    messages.c.delivered_via,
-    messages.c.only_on_path,
-    messages.c.session_seq,
+from realtime.statements import (
+    ACK_RETURNING,
+    COLUMNS,
+    COUNT_UP,
+    COUNT_UP_RETURNING,
+    COUNTERS,
+    INSERT_RETURNING_SEQ,
+    claim_statement,
+    consume_statement,
+    has_messages,
+    shown_on,
+    teaser_from_mapping,
 )
-
+from realtime.teaser import Draft, Teaser, new_teaser_id
 
 IDEMPOTENCY_WINDOW_MS = 86_400_000  # a retry a day later is a new send
 COUNTERS_PER_STATEMENT = 500  # far below any database's limit on parameters
-INSERT_RETURNING_SEQ = insert(messages).returning(messages.c.id, messages.c.seq)
 
 
 @dataclass(frozen=True)
@@ -91,41 +79,6 @@ class Ack:
     session_id: str
     message_id: str
     holder: str
-
-
-# Built once: the statements and their compiled forms are reused for every batch.
-def _count_up(insert_for: Any) -> Any:
-    counters = session_counters.c
-    statement = insert_for(session_counters).values(
-        site_id=bindparam("site_id"),
-        session_id=bindparam("session_id"),
-        last_seq=bindparam("count"),
-    )
-    return statement.on_conflict_do_update(
-        index_elements=[counters.site_id, counters.session_id],
-        set_={"last_seq": counters.last_seq + statement.excluded.last_seq},
-    )
-
-
-COUNT_UP = {dialect: _count_up(insert_for) for dialect, insert_for in UPSERT_BUILDERS.items()}
-COUNT_UP_RETURNING = {
-    dialect: statement.returning(session_counters.c.last_seq)
-    for dialect, statement in COUNT_UP.items()
-}
-COUNTERS = select(session_counters.c.session_id, session_counters.c.last_seq).where(
-    session_counters.c.site_id == bindparam("site"),
-    session_counters.c.session_id.in_(bindparam("sessions", expanding=True)),
-)
-ACK_RETURNING = (
-    update(messages)
-    .where(
-        messages.c.id.in_(bindparam("ids", expanding=True)),
-        messages.c.claimed_by.in_(bindparam("holders", expanding=True)),
-        messages.c.consumed_at.is_(None),
-    )
-    .values(consumed_at=bindparam("now"), delivered_via="websocket")
-    .returning(messages.c.id, messages.c.site_id, messages.c.session_id)
-)
 
 
 def _number_rows(rows: list[dict[str, Any]], last: int) -> None:
@@ -210,7 +163,7 @@ class TeaserStore:
             seqs: dict[str, int] = {row_id: seq for row_id, seq in returned.all()}
             for row in rows:
                 row["seq"] = seqs[row["id"]]
-        return [[_teaser_from_mapping(row) for row in batch] for batch in batches]
+        return [[teaser_from_mapping(row) for row in batch] for batch in batches]
 
     def _rows(self, request: SendRequest, now: int) -> list[dict[str, Any]]:
         lease_until = now + self.lease_ms
@@ -256,7 +209,7 @@ class TeaserStore:
             found = await connection.execute(
                 select(*COLUMNS).where(messages.c.id.in_(row.message_ids))
             )
-            by_id = {r.id: _teaser_from_mapping(r._mapping) for r in found}
+            by_id = {r.id: teaser_from_mapping(r._mapping) for r in found}
         return [by_id[i] for i in row.message_ids if i in by_id]
 
     async def recover(
@@ -285,12 +238,12 @@ class TeaserStore:
                     messages.c.session_seq > since,
                     messages.c.consumed_at.is_not(None),
                     messages.c.expires_at > now,
-                    _shown_on(path is not None),
+                    shown_on(path is not None),
                 )
                 .order_by(messages.c.session_seq),
                 {"path": path},
             )
-            return [_teaser_from_mapping(row._mapping) for row in rows]
+            return [teaser_from_mapping(row._mapping) for row in rows]
 
     async def _number(self, connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         # The counter row is locked until commit, so concurrent sends to one session
@@ -357,14 +310,16 @@ class TeaserStore:
         now = self.clock()
         parameters = {"site": site_id, "session": session_id, "now": now, "path": path,
                       "holder": holder, "until": now + self.lease_ms, "limit": limit}  # fmt: skip
-        return await self._hand_over(_claim(path is not None, limit is not None), parameters)
+        return await self._hand_over(
+            claim_statement(path is not None, limit is not None), parameters
+        )
 
     async def consume_pending(
         self, site_id: str, session_id: str, path: str | None = None
     ) -> list[Teaser]:
         """Hand a session's deliverable messages to a poll; they are consumed at once."""
         parameters = {"site": site_id, "session": session_id, "now": self.clock(), "path": path}
-        return await self._hand_over(_consume(path is not None), parameters)
+        return await self._hand_over(consume_statement(path is not None), parameters)
 
     async def ack(self, site_id: str, session_id: str, message_id: str, holder: str) -> bool:
         """Mark a message the socket `holder` sent as consumed; False if it was not theirs."""
@@ -414,7 +369,7 @@ class TeaserStore:
         )
         async with self.engine.connect() as connection:
             row = (await connection.execute(statement)).first()
-        return None if row is None else _teaser_from_mapping(row._mapping)
+        return None if row is None else teaser_from_mapping(row._mapping)
 
     async def purge_expired(self, retention_ms: int) -> PurgeReport:
         """Count messages that expired unseen since the last call; delete those past retention."""
@@ -436,7 +391,7 @@ class TeaserStore:
             )
             # A counter outlives its messages only while a client might still resume from it.
             await connection.execute(
-                delete(session_counters).where(~_has_messages(session_counters))
+                delete(session_counters).where(~has_messages(session_counters))
             )
         self._expired_counted_until = now
         return PurgeReport(expired=expired, deleted=result.rowcount)
@@ -446,89 +401,4 @@ class TeaserStore:
     ) -> list[Teaser]:
         async with self.engine.begin() as connection:
             rows = (await connection.execute(statement, parameters)).all()
-        return sorted((_teaser_from_mapping(row._mapping) for row in rows), key=lambda t: t.seq)
-
-
-# Built once per shape and reused, with the values bound at each execution: building
-# SQLAlchemy expressions per call cost more than the database's own work.
-@cache
-def _claim(has_path: bool, limited: bool) -> ReturningUpdate[Any]:
-    deliverable = _deliverable(has_path)
-    if limited:
-        # The outer condition stays: a row a racing poll took meanwhile is re-checked.
-        oldest = select(messages.c.seq).where(deliverable).order_by(messages.c.seq)
-        oldest = oldest.limit(bindparam("limit", type_=Integer))
-        deliverable = and_(deliverable, messages.c.seq.in_(oldest.scalar_subquery()))
-    return (
-        update(messages)
-        .where(deliverable)
-        .values(claimed_by=bindparam("holder"), claimed_until=bindparam("until"))
-        .returning(*COLUMNS)
-    )
-
-
-@cache
-def _consume(has_path: bool) -> ReturningUpdate[Any]:
-    return (
-        update(messages)
-        .where(_deliverable(has_path))
-        .values(
-            consumed_at=bindparam("now"), delivered_via="poll", claimed_by=None, claimed_until=None
-        )
-        .returning(*COLUMNS)
-    )
-
-
-def _deliverable(has_path: bool) -> ColumnElement[bool]:
-    now = bindparam("now", type_=BigInteger)
-    return and_(
-        messages.c.site_id == bindparam("site"),
-        messages.c.session_id == bindparam("session"),
-        messages.c.consumed_at.is_(None),
-        messages.c.expires_at > now,
-        or_(messages.c.claimed_until.is_(None), messages.c.claimed_until <= now),
-        _shown_on(has_path),
-    )
-
-
-def _has_messages(counters: Any) -> ColumnElement[bool]:
-    return (
-        select(messages.c.seq)
-        .where(
-            messages.c.site_id == counters.c.site_id,
-            messages.c.session_id == counters.c.session_id,
-        )
-        .exists()
-    )
-
-
-def _shown_on(has_path: bool) -> ColumnElement[bool]:
-    """Messages bound to a page ("/cart", or a prefix "/chairs*") only go to a transport
-    that reports a matching page (bound as "path"); unbound ones go anywhere."""
-    pattern = messages.c.only_on_path
-    if not has_path:
-        return pattern.is_(None)
-    path = bindparam("path", type_=String)
-    stem = func.length(pattern) - 1
-    prefix_match = and_(
-        pattern.like("%*"), func.substr(path, 1, stem) == func.substr(pattern, 1, stem)
-    )
-    return or_(pattern.is_(None), pattern == path, prefix_match)
-
-
-def _teaser_from_mapping(data: Mapping[Any, Any]) -> Teaser:
-    return Teaser(
-        id=data["id"],
-        site_id=data["site_id"],
-        session_id=data["session_id"],
-        message=data["message"],
-        priority=Priority(data["priority"]),
-        created_at=data["created_at"],
-        expires_at=data["expires_at"],
-        seq=data["seq"],
-        consumed_at=data.get("consumed_at"),
-        delivered_via=data.get("delivered_via"),
-        only_on_path=data.get("only_on_path"),
-        session_seq=data.get("session_seq"),
-        leased_to=data.get("claimed_by"),
-    )
+        return sorted((teaser_from_mapping(row._mapping) for row in rows), key=lambda t: t.seq)
