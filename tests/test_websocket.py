@@ -12,6 +12,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from realtime.teaser import Draft
 from tests.conftest import ServerFactory
 from tests.support import DEMO_HEADERS, InProcessServer, json_of, new_session_id
 
@@ -248,3 +249,53 @@ async def test_sends_to_an_open_socket_are_delivered_once_and_consumed_on_ack(
             await client.get(f"/api/teaser-messages/{message['id']}", headers=DEMO_HEADERS)
         )
         assert status["status"] == "delivered"
+
+
+# Sends on this worker lease messages to its sockets and hand them over directly.
+
+
+async def test_racing_retries_of_one_idempotent_send_leave_the_socket_open_for_more(
+    server: InProcessServer, client: httpx.AsyncClient
+) -> None:
+    assert server.runtime is not None
+    session = new_session_id()
+    body = {"sessionId": session, "message": "once"}
+    headers = {**DEMO_HEADERS, "Idempotency-Key": "order-9"}
+    async with connect(socket_url(server, session)) as socket:
+        await asyncio.sleep(0.1)  # settled: its first look in the store is done
+        answers = await asyncio.gather(
+            *(client.put("/api/teaser-messages", headers=headers, json=body) for _ in range(8))
+        )
+        first = await next_teaser(socket)
+        await ack(socket, first)
+        later = await send(client, session, "later")
+        second = await next_teaser(socket)
+        with pytest.raises(asyncio.TimeoutError):
+            await next_teaser(socket, timeout=0.3)
+        [connection] = list(server.runtime.hub._holders.values())
+
+    assert {a.status_code for a in answers} == {201}
+    assert len({json_of(a)["id"] for a in answers}) == 1
+    assert (first["message"], second["id"]) == ("once", later["id"])
+    assert connection.reserved == 0  # the retries that lost the race gave their room back
+
+
+async def test_a_lease_for_a_socket_that_closed_meanwhile_goes_back_to_the_store_at_once(
+    server: InProcessServer, client: httpx.AsyncClient
+) -> None:
+    assert server.runtime is not None
+    hub, store = server.runtime.hub, server.runtime.store
+    session = new_session_id()
+    async with connect(socket_url(server, session)):
+        await asyncio.sleep(0.1)
+        reserved = hub.reserve(SITE, {session: 1})
+    await asyncio.sleep(0.2)  # the server has seen the close
+    leased = await store.send(SITE, [Draft(session, "for a closed tab")], holders=reserved)
+    await hub.hand_over(reserved[session], leased)
+    await server.runtime.pending.mark([(SITE, session, leased[0].expires_at)])  # as sends do
+    polled = json_of(
+        await client.post("/api/teaser-messages", json={"sessionId": session, "siteId": SITE})
+    )
+
+    assert leased[0].leased_to == reserved[session].holder
+    assert [m["message"] for m in polled["messages"]] == ["for a closed tab"]
