@@ -21,6 +21,7 @@ from api.openapi import openapi
 from api.pages import routes as page_routes
 from api.privacy import erase_person
 from api.schemas import MAX_BODY_BYTES, MAX_SEND_BODY_BYTES
+from api.sockets import DirectSocket
 from api.teasers import open_session, teaser_message, teaser_messages, teaser_socket
 from realtime.config import Settings
 from realtime.runtime import Runtime
@@ -28,11 +29,14 @@ from realtime.runtime import Runtime
 WIDGET_PATHS = frozenset({"/api/teaser-messages", "/api/events", "/api/sessions"})
 
 
+SESSION_SOCKET_PATH = "/api/teaser-ws"
+
+
 def routes() -> list[BaseRoute]:
     return [
         Route("/api/teaser-messages", teaser_messages, methods=["PUT", "POST"]),
         Route("/api/teaser-messages/{message_id}", teaser_message, methods=["GET"]),
-        WebSocketRoute("/api/teaser-ws", teaser_socket),
+        WebSocketRoute(SESSION_SOCKET_PATH, teaser_socket),
         Route("/api/events", record_event, methods=["POST"]),
         Route("/api/sessions", open_session, methods=["POST"]),
         Route("/api/privacy/erase", erase_person, methods=["POST"]),
@@ -61,6 +65,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     return Starlette(
         routes=routes(),
         middleware=[
+            Middleware(DirectSocket, path=SESSION_SOCKET_PATH, endpoint=teaser_socket),
             Middleware(WidgetCORSMiddleware, paths=WIDGET_PATHS),
             Middleware(
                 BodyLimitMiddleware,

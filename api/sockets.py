@@ -1,11 +1,13 @@
-"""What every WebSocket endpoint here does alike: read a JSON frame, refuse an upgrade."""
+"""What every WebSocket endpoint here does alike: read a JSON frame, refuse an upgrade;
+and the shortcut that serves the session socket past the HTTP middleware."""
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from api.errors import status_for
@@ -37,3 +39,24 @@ async def refuse(websocket: WebSocket, exc: TeaserError) -> None:
         await websocket.send_denial_response(response)
     else:
         await websocket.close(code=POLICY_VIOLATION, reason=exc.code)
+
+
+class DirectSocket:
+    """Serve one WebSocket path from the top of the middleware stack. The HTTP middleware
+    below (CORS, body limits, exception pages, routing) does nothing for it, yet each layer
+    would be a coroutine frame kept as long as the socket lives: with thousands of idle
+    sockets, memory for nothing. Other paths, and this one under a root path, go on down
+    to the router, which serves the same endpoint."""
+
+    def __init__(
+        self, app: ASGIApp, path: str, endpoint: Callable[[WebSocket], Awaitable[None]]
+    ) -> None:
+        self.app = app
+        self.path = path
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == self.path:
+            await self.endpoint(WebSocket(scope, receive, send))
+        else:
+            await self.app(scope, receive, send)

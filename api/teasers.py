@@ -105,9 +105,12 @@ async def teaser_socket(websocket: WebSocket) -> None:
         return
     try:
         await websocket.accept()
-        attached = runtime.hub.attach(site.id, asked.session_id, websocket, asked.path, asked.since)
-        async with attached as connection:
+        hub = runtime.hub
+        connection = await hub.attach(site.id, asked.session_id, websocket, asked.path, asked.since)
+        try:
             await _listen(websocket, connection)
+        finally:
+            await hub.detach(connection)
     finally:
         runtime.limits.sockets_per_ip.release(address)
 

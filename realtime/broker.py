@@ -144,22 +144,34 @@ class Broker:
 
     @asynccontextmanager
     async def listen(self, channel: str, listener: Listener) -> AsyncIterator[None]:
-        """Call `listener` (in the event loop, so it must not block) with each event on
-        `channel`: no queue and no task per listener, which is what keeps an idle socket
-        small."""
-        listeners = self._listeners.setdefault(channel, set())
-        first = not listeners
-        listeners.add(listener)
+        await self.add_listener(channel, listener)
         try:
-            if first:
-                await self._backend.subscribe(channel)
             yield
         finally:
-            listeners.discard(listener)
-            if not listeners and self._listeners.get(channel) is listeners:
-                del self._listeners[channel]
-                with suppress(Exception):
-                    await self._backend.unsubscribe(channel)
+            await self.remove_listener(channel, listener)
+
+    async def add_listener(self, channel: str, listener: Listener) -> None:
+        """Call `listener` (in the event loop, so it must not block) with each event on
+        `channel`: no queue and no task per listener, which is what keeps an idle socket
+        small. Every add is paired with a remove_listener."""
+        listeners = self._listeners.setdefault(channel, set())
+        listeners.add(listener)
+        if len(listeners) == 1:
+            try:
+                await self._backend.subscribe(channel)
+            except BaseException:
+                await self.remove_listener(channel, listener)
+                raise
+
+    async def remove_listener(self, channel: str, listener: Listener) -> None:
+        listeners = self._listeners.get(channel)
+        if listeners is None:
+            return
+        listeners.discard(listener)
+        if not listeners:
+            del self._listeners[channel]
+            with suppress(Exception):
+                await self._backend.unsubscribe(channel)
 
     @property
     def channel_count(self) -> int:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine, Mapping
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Coroutine, Mapping
+from contextlib import suppress
 
 from realtime.activity import ActivityFeed
 from realtime.broker import Broker
@@ -92,7 +92,6 @@ class Hub:
                     await task
         self._sweeper = None
 
-    @asynccontextmanager
     async def attach(
         self,
         site_id: str,
@@ -100,27 +99,35 @@ class Hub:
         transport: Transport,
         path: str | None = None,
         since: int | None = None,
-    ) -> AsyncIterator[LiveConnection]:
+    ) -> LiveConnection:
+        """Start delivering to a socket that was just accepted. Every attach is paired
+        with a detach (no context manager: its frame would live as long as the socket)."""
         connection = LiveConnection(self, site_id, session_id, transport, path, since)
-        key = (site_id, session_id)
-        self._sessions.setdefault(key, []).append(connection)
+        self._sessions.setdefault((site_id, session_id), []).append(connection)
         self._holders[connection.holder] = connection
         self.presence.seen(site_id, session_id, "websocket")
         try:
-            async with self.broker.listen(session_channel(site_id, session_id), connection.wake):
-                connection.wake()  # whatever waited for this session before it connected
-                yield connection
-        finally:
-            connection.closed = True
-            self._forget(connection)
-            delivery = connection._delivery
-            if delivery is not None:
-                delivery.cancel()
-                with suppress(asyncio.CancelledError):
-                    await delivery
-            # In the background: the closed socket's handler (and the place it holds in
-            # the per-address quota) need not wait for the database.
-            self._run_chore(self._release(connection))
+            await self.broker.add_listener(session_channel(site_id, session_id), connection.wake)
+        except BaseException:
+            await self.detach(connection, listening=False)
+            raise
+        connection.wake()  # whatever waited for this session before it connected
+        return connection
+
+    async def detach(self, connection: LiveConnection, *, listening: bool = True) -> None:
+        connection.closed = True
+        self._forget(connection)
+        if listening:
+            channel = session_channel(connection.site_id, connection.session_id)
+            await self.broker.remove_listener(channel, connection.wake)
+        delivery = connection._delivery
+        if delivery is not None:
+            delivery.cancel()
+            with suppress(asyncio.CancelledError):
+                await delivery
+        # In the background: the closed socket's handler (and the place it holds in
+        # the per-address quota) need not wait for the database.
+        self._run_chore(self._release(connection))
 
     def reserve(self, site_id: str, counts: Mapping[str, int]) -> dict[str, LocalSocket]:
         """For each session with a socket on this worker that has room, reserve up to
