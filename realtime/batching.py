@@ -31,6 +31,11 @@ class GroupCommit(Generic[Request, Result]):
         # A cancelled caller cancels only its own future; the batch is written regardless.
         return await self.enqueue(request)
 
+    async def drain(self) -> None:
+        """Wait until everything queued so far is written (a stopping worker's last acks)."""
+        while self._writer is not None:
+            await asyncio.shield(self._writer)
+
     def enqueue(self, request: Request) -> asyncio.Future[Result]:
         """Queue without waiting: for a caller that only needs to know the outcome later."""
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()

@@ -135,6 +135,8 @@ class Runtime:
         # Sockets first, with "going away", so widgets reconnect to another worker at once.
         await self.hub.close_all()
         await self.hub.stop()
+        with suppress(Exception):
+            await self.store.drain()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

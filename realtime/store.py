@@ -118,6 +118,11 @@ class TeaserStore:
         # load more acks share one statement.
         self._acks: GroupCommit[Ack, bool] = GroupCommit(self._write_acks, linger=ack_linger)
 
+    async def drain(self) -> None:
+        """Write what is still queued: acks linger before they are written."""
+        await self._sends.drain()
+        await self._acks.drain()
+
     async def send(
         self,
         site_id: str,

@@ -90,3 +90,14 @@ async def test_a_cancelled_caller_does_not_stop_the_others() -> None:
     assert await first == 10
     assert await survivor == 30
     assert [2, 3] in recorder.batches  # written anyway: the batch was already formed
+
+
+async def test_drain_waits_until_a_lingering_batch_is_written() -> None:
+    recorder = Recorder()
+    commit: GroupCommit[int, int] = GroupCommit(recorder.flush, linger=0.05)
+    future = commit.enqueue(4)
+
+    await commit.drain()
+
+    assert future.done() and future.result() == 40
+    assert recorder.batches == [[4]]
