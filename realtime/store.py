@@ -74,6 +74,15 @@ class LocalSocket:
 
 
 @dataclass(frozen=True)
+class Claim:
+    site_id: str
+    session_id: str
+    holder: str
+    path: str | None
+    limit: int | None
+
+
+@dataclass(frozen=True)
 class Ack:
     site_id: str
     session_id: str
@@ -113,6 +122,7 @@ class TeaserStore:
         self.lease_ms = lease_ms
         self._expired_counted_until = clock()
         self._sends: GroupCommit[SendRequest, list[Teaser]] = GroupCommit(self._write_sends)
+        self._claims: GroupCommit[Claim, list[Teaser]] = GroupCommit(self._write_claims)
         # An ack only records what the client already has, so it may wait a little: on
         # SQLite's single connection it then no longer holds up the next send, and under
         # load more acks share one statement.
@@ -120,8 +130,8 @@ class TeaserStore:
 
     async def drain(self) -> None:
         """Write what is still queued: acks linger before they are written."""
-        await self._sends.drain()
-        await self._acks.drain()
+        for queue in (self._sends, self._claims, self._acks):
+            await queue.drain()
 
     async def send(
         self,
@@ -312,12 +322,24 @@ class TeaserStore:
     ) -> list[Teaser]:
         """Lease a session's deliverable messages (the oldest `limit`) to one socket until
         it acks them."""
+        return await self._claims.submit(Claim(site_id, session_id, holder, path, limit))
+
+    async def _write_claims(self, claims: Sequence[Claim]) -> list[list[Teaser]]:
+        # One transaction for the sockets woken together (one statement each), taken in
+        # session order: two workers' batches then lock rows in the same order.
         now = self.clock()
-        parameters = {"site": site_id, "session": session_id, "now": now, "path": path,
-                      "holder": holder, "until": now + self.lease_ms, "limit": limit}  # fmt: skip
-        return await self._hand_over(
-            claim_statement(path is not None, limit is not None), parameters
-        )
+        found: dict[Claim, list[Teaser]] = {}
+        async with self.engine.begin() as connection:
+            for claim in sorted(set(claims), key=lambda c: (c.site_id, c.session_id, c.holder)):
+                parameters = {"site": claim.site_id, "session": claim.session_id, "now": now,
+                              "path": claim.path, "holder": claim.holder,
+                              "until": now + self.lease_ms, "limit": claim.limit}  # fmt: skip
+                statement = claim_statement(claim.path is not None, claim.limit is not None)
+                rows = (await connection.execute(statement, parameters)).all()
+                found[claim] = sorted(
+                    (teaser_from_mapping(row._mapping) for row in rows), key=lambda t: t.seq
+                )
+        return [found[claim] for claim in claims]
 
     async def consume_pending(
         self, site_id: str, session_id: str, path: str | None = None
