@@ -43,6 +43,8 @@ from realtime.statements import (
 )
 from realtime.teaser import Draft, Teaser, new_teaser_id
 
+# Concurrent transactions per kind of write on PostgreSQL (its pool holds 20 connections).
+PARALLEL_WRITERS = 6
 IDEMPOTENCY_WINDOW_MS = 86_400_000  # a retry a day later is a new send
 COUNTERS_PER_STATEMENT = 500  # far below any database's limit on parameters
 
@@ -121,8 +123,13 @@ class TeaserStore:
         self.clock = clock
         self.lease_ms = lease_ms
         self._expired_counted_until = clock()
-        self._sends: GroupCommit[SendRequest, list[Teaser]] = GroupCommit(self._write_sends)
-        self._claims: GroupCommit[Claim, list[Teaser]] = GroupCommit(self._write_claims)
+        writers = 1 if engine.dialect.name == "sqlite" else PARALLEL_WRITERS
+        self._sends: GroupCommit[SendRequest, list[Teaser]] = GroupCommit(
+            self._write_sends, writers=writers
+        )
+        self._claims: GroupCommit[Claim, list[Teaser]] = GroupCommit(
+            self._write_claims, writers=writers
+        )
         # An ack only records what the client already has, so it may wait a little: on
         # SQLite's single connection it then no longer holds up the next send, and under
         # load more acks share one statement.

@@ -101,3 +101,31 @@ async def test_drain_waits_until_a_lingering_batch_is_written() -> None:
 
     assert future.done() and future.result() == 40
     assert recorder.batches == [[4]]
+
+
+async def test_with_several_writers_a_slow_batch_does_not_hold_up_the_next() -> None:
+    started: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def flush(requests: Sequence[int]) -> list[int | BaseException]:
+        started.append(list(requests))
+        if requests[0] == 1:
+            await release.wait()  # a stuck transaction
+        return list(requests)
+
+    commit: GroupCommit[int, int] = GroupCommit(flush, writers=2)
+    stuck = asyncio.create_task(commit.submit(1))
+    await asyncio.sleep(0)
+
+    assert await asyncio.wait_for(commit.submit(2), 1) == 2
+    release.set()
+    assert await stuck == 1
+
+
+async def test_a_request_queued_as_a_writer_finishes_is_still_written() -> None:
+    commit: GroupCommit[int, int] = GroupCommit(Recorder().flush)
+    for n in range(50):
+        first = asyncio.create_task(commit.submit(n))
+        await asyncio.sleep(0.011)  # the writer is just done with it
+        assert await asyncio.wait_for(commit.submit(n), 1) == n * 10
+        await first
