@@ -170,6 +170,20 @@ class LiveConnection:
         elif frame.get("type") == "pong":
             self.hub.presence.seen(self.site_id, self.session_id, "websocket")
 
+    @property
+    def held(self) -> set[str]:
+        """Ids leased to this socket and not yet acked: in flight, or waiting to be sent."""
+        return self.unacked | {teaser.id for teaser in self._handed}
+
+    async def stop(self) -> None:
+        """Closed: deliver nothing more."""
+        self.closed = True
+        delivery = self._delivery
+        if delivery is not None:
+            delivery.cancel()
+            with suppress(asyncio.CancelledError):
+                await delivery
+
     def _start_delivery(self) -> None:
         if self._delivery is None and not self.closed:
             self._delivery = asyncio.create_task(self._deliver())

@@ -115,16 +115,12 @@ class Hub:
         return connection
 
     async def detach(self, connection: LiveConnection, *, listening: bool = True) -> None:
-        connection.closed = True
+        connection.closed = True  # from now on nothing starts a delivery
         self._forget(connection)
         if listening:
             channel = session_channel(connection.site_id, connection.session_id)
             await self.broker.remove_listener(channel, connection.wake)
-        delivery = connection._delivery
-        if delivery is not None:
-            delivery.cancel()
-            with suppress(asyncio.CancelledError):
-                await delivery
+        await connection.stop()
         # In the background: the closed socket's handler (and the place it holds in
         # the per-address quota) need not wait for the database.
         self._run_chore(self._release(connection))
@@ -217,7 +213,7 @@ class Hub:
             self._sessions.pop(key, None)
 
     async def _release(self, connection: LiveConnection) -> None:
-        held = connection.unacked | {teaser.id for teaser in connection._handed}
+        held = connection.held
         if not held and not connection.claiming:
             return
         try:
