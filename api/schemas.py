@@ -139,14 +139,3 @@ def teaser_status(teaser: Teaser, now: int) -> dict[str, Any]:
         "deliveredVia": teaser.delivered_via,
         "deliveredAt": None if teaser.consumed_at is None else iso_time(teaser.consumed_at),
     }
-
-
-def polled(teaser: Teaser) -> dict[str, Any]:
-    return {
-        "id": teaser.id,
-        "seq": teaser.session_seq,
-        "message": teaser.message,
-        "priority": teaser.priority.value,
-        "createdAt": iso_time(teaser.created_at),
-        "expiresAt": iso_time(teaser.expires_at),
-    }

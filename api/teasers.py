@@ -13,7 +13,6 @@ from api.schemas import (
     idempotency_key,
     parse_json,
     poll_request,
-    polled,
     teaser_created,
     teaser_status,
     widget_request,
@@ -22,7 +21,7 @@ from api.sockets import json_frame, refuse
 from realtime.connection import LiveConnection
 from realtime.errors import InvalidInput, NotFound, TeaserError
 from realtime.sessions import new_session_id
-from realtime.teaser import check_site_id
+from realtime.teaser import check_site_id, client_fields
 
 
 async def teaser_messages(request: Request) -> Response:
@@ -56,7 +55,7 @@ async def poll_teasers(request: Request) -> Response:
     runtime.limits.polls_per_session.take(f"{site.id}:{asked.session_id}")
     result = await runtime.delivery.poll(site.id, asked.session_id, asked.path, asked.since)
     body = {
-        "messages": [polled(teaser) for teaser in result.teasers],
+        "messages": [client_fields(teaser) for teaser in result.teasers],
         "pollInterval": runtime.settings.poll_interval_ms,
     }
     if result.recovered is not None:

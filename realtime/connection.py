@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import orjson
 
-from realtime.clock import iso_time
-from realtime.teaser import Teaser
+from realtime.teaser import Teaser, client_fields
 
 if TYPE_CHECKING:
     from realtime.hub import Hub
@@ -34,17 +33,7 @@ class Transport(Protocol):
 
 
 def teaser_frame(teaser: Teaser) -> str:
-    return orjson.dumps(
-        {
-            "type": "teaser",
-            "id": teaser.id,
-            "seq": teaser.session_seq,
-            "message": teaser.message,
-            "priority": teaser.priority.value,
-            "createdAt": iso_time(teaser.created_at),
-            "expiresAt": iso_time(teaser.expires_at),
-        }
-    ).decode()
+    return orjson.dumps({"type": "teaser", **client_fields(teaser)}).decode()
 
 
 PING_FRAME = '{"type":"ping"}'

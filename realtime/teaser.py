@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
+from realtime.clock import iso_time
 from realtime.errors import InvalidInput
 
 SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
@@ -133,3 +134,15 @@ def check_current_path(value: object, field: str = "path") -> str | None:
     if not isinstance(value, str) or not value.startswith("/") or len(value) > 512:
         raise InvalidInput(field, "must be the page path, starting with '/'")
     return value
+
+
+def client_fields(teaser: Teaser) -> dict[str, object]:
+    """A teaser as a visitor's browser gets it, by socket frame or poll answer alike."""
+    return {
+        "id": teaser.id,
+        "seq": teaser.session_seq,
+        "message": teaser.message,
+        "priority": teaser.priority.value,
+        "createdAt": iso_time(teaser.created_at),
+        "expiresAt": iso_time(teaser.expires_at),
+    }
