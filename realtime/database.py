@@ -54,11 +54,11 @@ def _sqlite_engine(url: str, database: str | None) -> AsyncEngine:
         pool_timeout=60,
         pool_reset_on_return=None,
     )
-    event.listen(engine.sync_engine, "connect", _tune_sqlite)
+    event.listen(engine.sync_engine, "connect", tune_sqlite)
     return engine
 
 
-def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+def tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets polls read while a send writes, and lets several workers share the file.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -136,7 +136,7 @@ class Runtime:
         await self.hub.close_all()
         await self.hub.stop()
         with suppress(Exception):
-            await self.store.drain()
+            await self.store.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -7,11 +7,14 @@ the same message, even on two workers, can never both get it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
+    Row,
     and_,
     delete,
     func,
@@ -20,8 +23,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.dml import ReturningUpdate
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from realtime.batching import GroupCommit
 from realtime.clock import Clock, now_ms
@@ -42,6 +44,7 @@ from realtime.statements import (
     teaser_from_mapping,
 )
 from realtime.teaser import Draft, Teaser, new_teaser_id
+from realtime.transactions import transactions_for
 
 # Concurrent transactions per kind of write on PostgreSQL (its pool holds 20 connections).
 PARALLEL_WRITERS = 6
@@ -120,6 +123,8 @@ class TeaserStore:
         ack_linger: float = 0.05,
     ):
         self.engine = engine
+        # Every statement of the store runs through here, as a function of a connection.
+        self._database = transactions_for(engine)
         self.clock = clock
         self.lease_ms = lease_ms
         self._expired_counted_until = clock()
@@ -140,6 +145,10 @@ class TeaserStore:
         for queue in (self._sends, self._claims, self._acks):
             await queue.drain()
 
+    async def close(self) -> None:
+        await self.drain()
+        await self._database.close()
+
     async def send(
         self,
         site_id: str,
@@ -156,8 +165,11 @@ class TeaserStore:
     async def _write_sends(
         self, requests: Sequence[SendRequest]
     ) -> Sequence[list[Teaser] | BaseException]:
+        now = self.clock()
         try:
-            return await self._write_together(requests)
+            return await self._database.write(
+                partial(self._write_together, requests=requests, now=now)
+            )
         except Exception as exc:
             if len(requests) == 1:
                 return [_send_failure(requests[0], exc)]
@@ -165,26 +177,27 @@ class TeaserStore:
         outcomes: list[list[Teaser] | BaseException] = []
         for request in requests:
             try:
-                outcomes.extend(await self._write_together([request]))
+                alone = partial(self._write_together, requests=[request], now=now)
+                outcomes.extend(await self._database.write(alone))
             except Exception as exc:
                 outcomes.append(_send_failure(request, exc))
         return outcomes
 
-    async def _write_together(self, requests: Sequence[SendRequest]) -> list[list[Teaser]]:
-        now = self.clock()
+    def _write_together(
+        self, connection: Connection, requests: Sequence[SendRequest], now: int
+    ) -> list[list[Teaser]]:
         batches = [self._rows(request, now) for request in requests]
         rows = [row for batch in batches for row in batch]
-        async with self.engine.begin() as connection:
-            for request, batch in zip(requests, batches, strict=True):
-                if request.idempotency is not None:
-                    await self._remember(connection, request, batch, now)
-            await self._number(connection, rows)
-            # Matched by id, not by position: asking for rows back in parameter order makes
-            # SQLite insert one row per statement.
-            returned = await connection.execute(INSERT_RETURNING_SEQ, rows)
-            seqs: dict[str, int] = {row_id: seq for row_id, seq in returned.all()}
-            for row in rows:
-                row["seq"] = seqs[row["id"]]
+        for request, batch in zip(requests, batches, strict=True):
+            if request.idempotency is not None:
+                self._remember(connection, request, batch, now)
+        self._number(connection, rows)
+        # Matched by id, not by position: asking for rows back in parameter order makes
+        # SQLite insert one row per statement.
+        returned = connection.execute(INSERT_RETURNING_SEQ, rows)
+        seqs: dict[str, int] = {row_id: seq for row_id, seq in returned.all()}
+        for row in rows:
+            row["seq"] = seqs[row["id"]]
         return [[teaser_from_mapping(row) for row in batch] for batch in batches]
 
     def _rows(self, request: SendRequest, now: int) -> list[dict[str, Any]]:
@@ -216,23 +229,22 @@ class TeaserStore:
     async def previous_send(self, site_id: str, idempotency: IdempotencyKey) -> list[Teaser] | None:
         """The messages an earlier send with this key created; None if the key is new."""
         keys = idempotency_keys.c
-        async with self.engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(keys.request_hash, keys.message_ids).where(
-                        keys.site_id == site_id, keys.key == idempotency.key
-                    )
+
+        def find(connection: Connection) -> list[Teaser] | None:
+            row = connection.execute(
+                select(keys.request_hash, keys.message_ids).where(
+                    keys.site_id == site_id, keys.key == idempotency.key
                 )
             ).first()
             if row is None:
                 return None
             if row.request_hash != idempotency.request_hash:
                 raise InvalidInput("Idempotency-Key", "was already used for a different request")
-            found = await connection.execute(
-                select(*COLUMNS).where(messages.c.id.in_(row.message_ids))
-            )
+            found = connection.execute(select(*COLUMNS).where(messages.c.id.in_(row.message_ids)))
             by_id = {r.id: teaser_from_mapping(r._mapping) for r in found}
-        return [by_id[i] for i in row.message_ids if i in by_id]
+            return [by_id[i] for i in row.message_ids if i in by_id]
+
+        return await self._database.read(find)
 
     async def recover(
         self, site_id: str, session_id: str, since: int, path: str | None = None
@@ -241,18 +253,12 @@ class TeaserStore:
         (a poll answer lost on the way). None for a position this session never reached:
         an unknown position replays nothing."""
         now = self.clock()
-        async with self.engine.connect() as connection:
-            last = (
-                await connection.execute(
-                    select(session_counters.c.last_seq).where(
-                        session_counters.c.site_id == site_id,
-                        session_counters.c.session_id == session_id,
-                    )
-                )
-            ).scalar_one_or_none()
+
+        def replay(connection: Connection) -> list[Teaser] | None:
+            last = _last_seq(connection, site_id, session_id)
             if last is None or since > last:
                 return None
-            rows = await connection.execute(
+            rows = connection.execute(
                 select(*COLUMNS)
                 .where(
                     messages.c.site_id == site_id,
@@ -267,7 +273,9 @@ class TeaserStore:
             )
             return [teaser_from_mapping(row._mapping) for row in rows]
 
-    async def _number(self, connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        return await self._database.read(replay)
+
+    def _number(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
         # The counter row is locked until commit, so concurrent sends to one session
         # take turns and numbers follow commit order, with no gaps.
         per_session: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -279,29 +287,29 @@ class TeaserStore:
         counts = [{"site_id": s, "session_id": ss, "count": len(r)} for (s, ss), r in ordered]
         if len(counts) == 1:  # the usual send: one statement, not two
             statement = COUNT_UP_RETURNING[connection.dialect.name]
-            last = (await connection.execute(statement, counts[0])).scalar_one()
+            last = connection.execute(statement, counts[0]).scalar_one()
             _number_rows(ordered[0][1], int(last))
             return
-        await connection.execute(COUNT_UP[connection.dialect.name], counts)
+        connection.execute(COUNT_UP[connection.dialect.name], counts)
         sites: dict[str, list[str]] = {}
         for site, session in per_session:
             sites.setdefault(site, []).append(session)
         for site, sessions in sites.items():
             for start in range(0, len(sessions), COUNTERS_PER_STATEMENT):
                 chunk = sessions[start : start + COUNTERS_PER_STATEMENT]
-                found = await connection.execute(COUNTERS, {"site": site, "sessions": chunk})
+                found = connection.execute(COUNTERS, {"site": site, "sessions": chunk})
                 for session, last in found.all():
                     _number_rows(per_session[(site, session)], int(last))
 
-    async def _remember(
+    def _remember(
         self,
-        connection: AsyncConnection,
+        connection: Connection,
         request: SendRequest,
         rows: list[dict[str, Any]],
         now: int,
     ) -> None:
         assert request.idempotency is not None
-        await connection.execute(
+        connection.execute(
             insert(idempotency_keys).values(
                 site_id=request.site_id,
                 key=request.idempotency.key,
@@ -313,11 +321,8 @@ class TeaserStore:
 
     async def position(self, site_id: str, session_id: str) -> int:
         """The session_seq of this session's latest message (0: none yet)."""
-        statement = select(session_counters.c.last_seq).where(
-            session_counters.c.site_id == site_id, session_counters.c.session_id == session_id
-        )
-        async with self.engine.connect() as connection:
-            return int((await connection.execute(statement)).scalar_one_or_none() or 0)
+        last = await self._database.read(partial(_last_seq, site_id=site_id, session_id=session_id))
+        return last or 0
 
     async def claim_pending(
         self,
@@ -332,20 +337,21 @@ class TeaserStore:
         return await self._claims.submit(Claim(site_id, session_id, holder, path, limit))
 
     async def _write_claims(self, claims: Sequence[Claim]) -> list[list[Teaser]]:
+        now = self.clock()
+        return await self._database.write(partial(self._claim_each, claims=claims, now=now))
+
+    def _claim_each(
+        self, connection: Connection, claims: Sequence[Claim], now: int
+    ) -> list[list[Teaser]]:
         # One transaction for the sockets woken together (one statement each), taken in
         # session order: two workers' batches then lock rows in the same order.
-        now = self.clock()
         found: dict[Claim, list[Teaser]] = {}
-        async with self.engine.begin() as connection:
-            for claim in sorted(set(claims), key=lambda c: (c.site_id, c.session_id, c.holder)):
-                parameters = {"site": claim.site_id, "session": claim.session_id, "now": now,
-                              "path": claim.path, "holder": claim.holder,
-                              "until": now + self.lease_ms, "limit": claim.limit}  # fmt: skip
-                statement = claim_statement(claim.path is not None, claim.limit is not None)
-                rows = (await connection.execute(statement, parameters)).all()
-                found[claim] = sorted(
-                    (teaser_from_mapping(row._mapping) for row in rows), key=lambda t: t.seq
-                )
+        for claim in sorted(set(claims), key=lambda c: (c.site_id, c.session_id, c.holder)):
+            parameters = {"site": claim.site_id, "session": claim.session_id, "now": now,
+                          "path": claim.path, "holder": claim.holder,
+                          "until": now + self.lease_ms, "limit": claim.limit}  # fmt: skip
+            statement = claim_statement(claim.path is not None, claim.limit is not None)
+            found[claim] = _in_seq_order(connection.execute(statement, parameters))
         return [found[claim] for claim in claims]
 
     async def consume_pending(
@@ -353,7 +359,10 @@ class TeaserStore:
     ) -> list[Teaser]:
         """Hand a session's deliverable messages to a poll; they are consumed at once."""
         parameters = {"site": site_id, "session": session_id, "now": self.clock(), "path": path}
-        return await self._hand_over(consume_statement(path is not None), parameters)
+        statement = consume_statement(path is not None)
+        return await self._database.write(
+            lambda connection: _in_seq_order(connection.execute(statement, parameters))
+        )
 
     async def ack(self, site_id: str, session_id: str, message_id: str, holder: str) -> bool:
         """Mark a message the socket `holder` sent as consumed; False if it was not theirs."""
@@ -374,8 +383,9 @@ class TeaserStore:
             "holders": sorted({ack.holder for ack in acks}),
             "now": self.clock(),
         }
-        async with self.engine.begin() as connection:
-            consumed = set((await connection.execute(ACK_RETURNING, parameters)).all())
+        consumed = await self._database.write(
+            lambda connection: set(connection.execute(ACK_RETURNING, parameters).all())
+        )
         answers = []
         for ack in acks:
             key = (ack.message_id, ack.site_id, ack.session_id)
@@ -393,16 +403,13 @@ class TeaserStore:
                 return 0
             condition = and_(condition, messages.c.id.in_(sorted(message_ids)))
         statement = update(messages).where(condition).values(claimed_by=None, claimed_until=None)
-        async with self.engine.begin() as connection:
-            result = await connection.execute(statement)
-        return result.rowcount
+        return await self._database.write(lambda connection: connection.execute(statement).rowcount)
 
     async def get(self, site_id: str, message_id: str) -> Teaser | None:
         statement = select(*COLUMNS).where(
             messages.c.id == message_id, messages.c.site_id == site_id
         )
-        async with self.engine.connect() as connection:
-            row = (await connection.execute(statement)).first()
+        row = await self._database.read(lambda connection: connection.execute(statement).first())
         return None if row is None else teaser_from_mapping(row._mapping)
 
     async def purge_expired(self, retention_ms: int) -> PurgeReport:
@@ -413,26 +420,33 @@ class TeaserStore:
             messages.c.expires_at > self._expired_counted_until,
             messages.c.expires_at <= now,
         )
-        async with self.engine.begin() as connection:
-            expired = int((await connection.execute(newly_expired)).scalar_one())
-            result = await connection.execute(
+
+        def purge(connection: Connection) -> PurgeReport:
+            expired = int(connection.execute(newly_expired).scalar_one())
+            result = connection.execute(
                 delete(messages).where(messages.c.expires_at < now - retention_ms)
             )
-            await connection.execute(
+            connection.execute(
                 delete(idempotency_keys).where(
                     idempotency_keys.c.created_at < now - IDEMPOTENCY_WINDOW_MS
                 )
             )
             # A counter outlives its messages only while a client might still resume from it.
-            await connection.execute(
-                delete(session_counters).where(~has_messages(session_counters))
-            )
-        self._expired_counted_until = now
-        return PurgeReport(expired=expired, deleted=result.rowcount)
+            connection.execute(delete(session_counters).where(~has_messages(session_counters)))
+            return PurgeReport(expired=expired, deleted=result.rowcount)
 
-    async def _hand_over(
-        self, statement: ReturningUpdate[Any], parameters: dict[str, Any]
-    ) -> list[Teaser]:
-        async with self.engine.begin() as connection:
-            rows = (await connection.execute(statement, parameters)).all()
-        return sorted((teaser_from_mapping(row._mapping) for row in rows), key=lambda t: t.seq)
+        report = await self._database.write(purge)
+        self._expired_counted_until = now
+        return report
+
+
+def _last_seq(connection: Connection, site_id: str, session_id: str) -> int | None:
+    statement = select(session_counters.c.last_seq).where(
+        session_counters.c.site_id == site_id, session_counters.c.session_id == session_id
+    )
+    last = connection.execute(statement).scalar_one_or_none()
+    return None if last is None else int(last)
+
+
+def _in_seq_order(rows: Iterable[Row[Any]]) -> list[Teaser]:
+    return sorted((teaser_from_mapping(row._mapping) for row in rows), key=lambda t: t.seq)

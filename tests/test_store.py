@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import event, func, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from realtime.models import teaser_messages
@@ -170,15 +170,16 @@ async def test_concurrent_sends_are_written_together_and_numbered_without_gaps(
         nonlocal commits
         commits += 1
 
-    event.listen(engine.sync_engine, "commit", count_commit)
+    # Every engine of the process: on SQLite the store writes on a connection of its own.
+    event.listen(Engine, "commit", count_commit)
     try:
         sent = await asyncio.gather(
             *(store.send(SITE, drafts(f"s{i % 3}", f"m{i}")) for i in range(30))
         )
     finally:
-        event.remove(engine.sync_engine, "commit", count_commit)
+        event.remove(Engine, "commit", count_commit)
 
-    assert commits < 30  # group commit: sends that waited together shared a transaction
+    assert 0 < commits < 30  # group commit: sends that waited together shared a transaction
     for session in ("s0", "s1", "s2"):
         numbers = [t.session_seq for [t] in sent if t.session_id == session]
         assert sorted(numbers) == list(range(1, 11))

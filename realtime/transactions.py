@@ -1,0 +1,95 @@
+"""Where the store's SQL runs: a unit of work is a plain function of a SQLAlchemy
+`Connection`, and a `Transactions` runs it to completion in one transaction.
+
+On SQLite the work runs in one dedicated thread, on that thread's own connection: a whole
+batch of statements then costs one trip between the event loop and the database's thread.
+Through the aiosqlite adapter each statement made four (cursor, execute, fetch, close).
+On PostgreSQL the work runs on the async pool, each statement awaited by SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol, TypeVar
+
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from realtime.database import tune_sqlite
+
+Result = TypeVar("Result")
+Work = Callable[[Connection], Result]
+
+
+class Transactions(Protocol):
+    async def write(self, work: Work[Result]) -> Result:
+        """Run `work` in a transaction that commits when it returns."""
+        ...
+
+    async def read(self, work: Work[Result]) -> Result: ...
+
+    async def close(self) -> None: ...
+
+
+def transactions_for(engine: AsyncEngine) -> Transactions:
+    if engine.dialect.name == "sqlite":
+        return ThreadTransactions(engine)
+    return PooledTransactions(engine)
+
+
+class PooledTransactions:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def write(self, work: Work[Result]) -> Result:
+        async with self._engine.begin() as connection:
+            return await connection.run_sync(work)
+
+    async def read(self, work: Work[Result]) -> Result:
+        async with self._engine.connect() as connection:
+            return await connection.run_sync(work)
+
+    async def close(self) -> None:
+        """The pool belongs to the engine, which its owner disposes."""
+
+
+class ThreadTransactions:
+    """One connection, used only by one thread: SQLite has one writer anyway, so queueing
+    here costs nothing that SQLite would not make a second connection wait for."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        url = engine.url.set(drivername="sqlite+pysqlite")
+        self._engine: Engine = create_sync_engine(
+            url,
+            connect_args={"timeout": 30},
+            pool_size=1,
+            max_overflow=0,
+        )
+        event.listen(self._engine, "connect", tune_sqlite)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teaser-sqlite")
+
+    async def write(self, work: Work[Result]) -> Result:
+        return await self._run(self._write, work)
+
+    async def read(self, work: Work[Result]) -> Result:
+        return await self._run(self._read, work)
+
+    async def close(self) -> None:
+        # The connection may only be closed by the thread that opened it.
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._engine.dispose)
+        self._thread.shutdown(wait=False)
+
+    async def _run(self, call: Callable[[Work[Result]], Result], work: Work[Result]) -> Result:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call, work)
+
+    def _write(self, work: Work[Result]) -> Result:
+        with self._engine.begin() as connection:
+            return work(connection)
+
+    def _read(self, work: Work[Result]) -> Result:
+        with self._engine.connect() as connection:
+            return work(connection)

@@ -1,0 +1,82 @@
+"""Transactions: a unit of work runs whole, on SQLite in the store's own thread and on
+PostgreSQL on the pool, and commits only if it returns."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from realtime.database import create_engine
+from realtime.migrations.migrate import upgrade
+from realtime.models import session_counters
+from realtime.transactions import transactions_for
+
+
+def add_counter(session_id: str) -> Callable[[Connection], str]:
+    def work(connection: Connection) -> str:
+        connection.execute(
+            insert(session_counters).values(site_id="shop", session_id=session_id, last_seq=1)
+        )
+        return session_id
+
+    return work
+
+
+def count_counters(connection: Connection) -> int:
+    return int(connection.execute(select(func.count()).select_from(session_counters)).scalar_one())
+
+
+async def test_work_that_returns_is_committed_and_seen_by_the_engine(engine: AsyncEngine) -> None:
+    database = transactions_for(engine)
+    try:
+        written = await database.write(add_counter("s1"))
+        seen = await database.read(count_counters)
+        async with engine.connect() as connection:
+            seen_by_engine = (
+                await connection.execute(select(func.count()).select_from(session_counters))
+            ).scalar_one()
+    finally:
+        await database.close()
+
+    assert written == "s1"
+    assert seen == 1 and seen_by_engine == 1
+
+
+async def test_work_that_raises_leaves_nothing_behind(engine: AsyncEngine) -> None:
+    database = transactions_for(engine)
+
+    def half_done(connection: Connection) -> None:
+        connection.execute(
+            insert(session_counters).values(site_id="shop", session_id="s1", last_seq=1)
+        )
+        raise LookupError("changed its mind")
+
+    try:
+        with pytest.raises(LookupError, match="changed its mind"):
+            await database.write(half_done)
+        remaining = await database.read(count_counters)
+    finally:
+        await database.close()
+
+    assert remaining == 0
+
+
+async def test_on_sqlite_every_unit_of_work_runs_in_one_thread_off_the_event_loop(
+    sqlite_url: str,
+) -> None:
+    engine = create_engine(sqlite_url)
+    await upgrade(engine)
+    database = transactions_for(engine)
+    try:
+        threads = {await database.read(lambda _: threading.get_ident()) for _ in range(5)}
+        threads.add(await database.write(lambda _: threading.get_ident()))
+    finally:
+        await database.close()
+        await engine.dispose()
+
+    assert len(threads) == 1
+    assert threading.get_ident() not in threads
