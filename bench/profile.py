@@ -43,22 +43,37 @@ def frames(stack: str) -> list[str]:
     """py-spy raw frames "function (path)" as "path:function", outermost first."""
     parsed = []
     for frame in stack.split(";"):
+        if frame.startswith("thread ("):  # --threads: which thread the stack is from
+            continue
         function, _, path = frame.rpartition(" (")
         parsed.append(f"{shorten(path.rstrip(')'))}:{function}")
     return parsed
+
+
+def thread_name(stack: str) -> str:
+    """With --threads, py-spy starts each stack with "thread (id): name"."""
+    first = stack.split(";", 1)[0]
+    if not first.startswith("thread ("):
+        return "?"
+    name = first.split("): ", 1)[-1]
+    return "event loop" if name == "MainThread" else name
 
 
 def summarise(raw: str, top: int = 15) -> str:
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     packages: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
     total = 0
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue
         samples, chain = int(count), frames(stack)
+        if not chain:
+            continue
         total += samples
+        threads[thread_name(stack)] += samples
         own[chain[-1]] += samples
         packages[chain[-1].split("/", 1)[0].split(".py", 1)[0]] += samples
         for frame in set(chain):
@@ -69,7 +84,9 @@ def summarise(raw: str, top: int = 15) -> str:
     def pct(n: int) -> str:
         return f"{100 * n / total:5.1f}%"
 
-    lines = [f"{total} samples", "", "self time by package:"]
+    lines = [f"{total} samples", "", "by thread:"]
+    lines += [f"  {pct(n)}  {name}" for name, n in threads.most_common()]
+    lines += ["", "self time by package:"]
     lines += [f"  {pct(n)}  {name}" for name, n in packages.most_common(10)]
     lines += ["", "hottest functions (self):"]
     lines += [f"  {pct(n)}  {name}" for name, n in own.most_common(top)]
@@ -107,6 +124,7 @@ def sampling(servers: list[Server], seconds: float, out: Path) -> Iterator[list[
                 "--format",
                 "raw",
                 "--nolineno",
+                "--threads",
                 "--full-filenames",
                 "--nonblocking",
                 "-o",
@@ -184,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, path in zip(("worker A (sender)", "worker B (sockets)"), files, strict=False):
             print(f"== {args.load}: {name if two else 'worker'}\n{summarise(path.read_text())}\n")
             if args.keep:
+                args.keep.mkdir(parents=True, exist_ok=True)
                 shutil.copy(path, args.keep / f"{args.load}-{path.name}")
         if args.sql:
             stack.close()  # the worker writes its statement times as it exits

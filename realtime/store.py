@@ -43,7 +43,7 @@ from realtime.statements import (
     shown_on,
     teaser_from_mapping,
 )
-from realtime.teaser import Draft, Teaser, new_teaser_id
+from realtime.teaser import Draft, Teaser, new_teaser_ids
 from realtime.transactions import transactions_for
 
 # Concurrent transactions per kind of write on PostgreSQL (its pool holds 20 connections).
@@ -204,7 +204,9 @@ class TeaserStore:
         lease_until = now + self.lease_ms
         room = {session: socket.room for session, socket in request.holders.items()}
         rows = []
-        for draft in request.drafts:
+        for draft, message_id in zip(
+            request.drafts, new_teaser_ids(len(request.drafts)), strict=True
+        ):
             holder = None
             # A message bound to a page waits for a claim that knows the socket's page.
             if room.get(draft.session_id, 0) > 0 and draft.only_on_path is None:
@@ -212,7 +214,7 @@ class TeaserStore:
                 room[draft.session_id] -= 1
             rows.append(
                 {
-                    "id": new_teaser_id(),
+                    "id": message_id,
                     "site_id": request.site_id,
                     "session_id": draft.session_id,
                     "message": draft.message,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import re
-import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -63,8 +64,14 @@ class Teaser:
         return Status.PENDING if now < self.expires_at else Status.EXPIRED
 
 
-def new_teaser_id() -> str:
-    return "tm_" + secrets.token_urlsafe(16)
+def new_teaser_ids(count: int) -> list[str]:
+    """`count` ids as random as new_teaser_id's, from one read of the system's randomness
+    (a bulk send of 100 had spent more time in that syscall than in its INSERT)."""
+    entropy = os.urandom(16 * count)
+    return [
+        "tm_" + base64.urlsafe_b64encode(entropy[i : i + 16]).rstrip(b"=").decode()
+        for i in range(0, 16 * count, 16)
+    ]
 
 
 def check_session_id(value: object, field: str = "sessionId") -> str:

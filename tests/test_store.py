@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -235,3 +236,18 @@ async def test_acks_that_arrive_together_each_get_their_own_answer(engine: Async
     )
 
     assert answers == [True, True, False, False]  # a repeated ack consumes nothing
+
+
+async def test_every_message_of_a_bulk_send_gets_its_own_unguessable_id(
+    engine: AsyncEngine,
+) -> None:
+    store = TeaserStore(engine)
+
+    sent = await store.send(
+        SITE, [*drafts("s1", *(f"m{i}" for i in range(150))), *drafts("s2", "x")]
+    )
+
+    ids = [teaser.id for teaser in sent]
+    assert len(set(ids)) == len(ids) == 151
+    # 16 random bytes each, url-safe: as long as secrets.token_urlsafe(16) makes them.
+    assert all(re.fullmatch(r"tm_[A-Za-z0-9_-]{22}", i) for i in ids)
