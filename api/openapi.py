@@ -282,7 +282,7 @@ PATHS: dict[str, Any] = {
                     "schema": {"type": "string"},
                 },
             ],
-            "responses": {"200": _json(_ref("Teaser"), "The teaser"), **_errors(401, 404)},
+            "responses": {"200": _json(_ref("Teaser"), "The teaser"), **_errors(400, 401, 404)},
         }
     },
     "/api/events": {
@@ -310,7 +310,7 @@ PATHS: dict[str, Any] = {
                     },
                     "A page of the feed",
                 ),
-                **_errors(401, 422),
+                **_errors(400, 401, 422),
             },
         },
         "post": {
@@ -353,7 +353,7 @@ PATHS: dict[str, Any] = {
                     },
                     "Metrics of this site",
                 ),
-                **_errors(401, 422),
+                **_errors(400, 401, 422),
             },
         }
     },
@@ -377,7 +377,7 @@ PATHS: dict[str, Any] = {
                         "text/csv": {"schema": {"type": "string"}},
                     },
                 },
-                **_errors(401, 422),
+                **_errors(400, 401, 422),
             },
         }
     },

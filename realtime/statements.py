@@ -20,6 +20,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from realtime.database import UPSERT_BUILDERS
@@ -65,6 +66,40 @@ COUNT_UP_RETURNING = {
     dialect: statement.returning(session_counters.c.last_seq)
     for dialect, statement in COUNT_UP.items()
 }
+# The columns a send writes, bound with a prefix: SQLAlchemy keeps a column's own name for
+# the VALUES clause it would build.
+SENT_COLUMNS = (
+    "id", "site_id", "session_id", "message", "priority", "created_at", "expires_at",
+    "only_on_path", "claimed_by", "claimed_until",
+)  # fmt: skip
+
+
+def send_alone() -> Any:
+    """PostgreSQL: number and insert one message in one statement, so a lone send is one
+    round trip in autocommit instead of BEGIN, upsert, insert and COMMIT."""
+    counters = session_counters.c
+    counter = (
+        postgresql.insert(session_counters)
+        .values(site_id=bindparam("p_site_id"), session_id=bindparam("p_session_id"), last_seq=1)
+        .on_conflict_do_update(
+            index_elements=[counters.site_id, counters.session_id],
+            set_={"last_seq": counters.last_seq + 1},
+        )
+        .returning(counters.last_seq)
+        .cte("counter")
+    )
+    row = select(
+        *(bindparam(f"p_{name}", type_=messages.c[name].type) for name in SENT_COLUMNS),
+        counter.c.last_seq,
+    )
+    return (
+        insert(messages)
+        .from_select([*SENT_COLUMNS, "session_seq"], row)
+        .returning(messages.c.seq, messages.c.session_seq)
+    )
+
+
+SEND_ALONE = send_alone()
 COUNTERS = select(session_counters.c.session_id, session_counters.c.last_seq).where(
     session_counters.c.site_id == bindparam("site"),
     session_counters.c.session_id.in_(bindparam("sessions", expanding=True)),

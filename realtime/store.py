@@ -37,6 +37,8 @@ from realtime.statements import (
     COUNT_UP_RETURNING,
     COUNTERS,
     INSERT_RETURNING_SEQ,
+    SEND_ALONE,
+    SENT_COLUMNS,
     claim_statement,
     consume_statement,
     has_messages,
@@ -101,6 +103,11 @@ def _number_rows(rows: list[dict[str, Any]], last: int) -> None:
         row["session_seq"] = last - len(rows) + 1 + offset
 
 
+def _alone(request: SendRequest) -> bool:
+    """A send that is one statement: one message, no idempotency key to record."""
+    return len(request.drafts) == 1 and request.idempotency is None
+
+
 def _send_failure(request: SendRequest, exc: Exception) -> Exception:
     if isinstance(exc, IntegrityError) and request.idempotency is not None:
         return DuplicateSend(request.idempotency.key)
@@ -129,6 +136,8 @@ class TeaserStore:
         self.lease_ms = lease_ms
         self._expired_counted_until = clock()
         writers = 1 if engine.dialect.name == "sqlite" else PARALLEL_WRITERS
+        # SQLite has no INSERT inside WITH, and there a transaction costs no round trip.
+        self._one_statement_sends = engine.dialect.name == "postgresql"
         self._sends: GroupCommit[SendRequest, list[Teaser]] = GroupCommit(
             self._write_sends, writers=writers
         )
@@ -166,6 +175,13 @@ class TeaserStore:
         self, requests: Sequence[SendRequest]
     ) -> Sequence[list[Teaser] | BaseException]:
         now = self.clock()
+        if len(requests) == 1 and self._one_statement_sends and _alone(requests[0]):
+            try:
+                return await self._database.autocommit(
+                    partial(self._write_alone, request=requests[0], now=now)
+                )
+            except Exception as exc:
+                return [_send_failure(requests[0], exc)]
         try:
             return await self._database.write(
                 partial(self._write_together, requests=requests, now=now)
@@ -199,6 +215,14 @@ class TeaserStore:
         for row in rows:
             row["seq"] = seqs[row["id"]]
         return [[teaser_from_mapping(row) for row in batch] for batch in batches]
+
+    def _write_alone(
+        self, connection: Connection, request: SendRequest, now: int
+    ) -> list[list[Teaser]]:
+        [row] = self._rows(request, now)
+        written = connection.execute(SEND_ALONE, {f"p_{k}": row[k] for k in SENT_COLUMNS})
+        row["seq"], row["session_seq"] = written.one()
+        return [[teaser_from_mapping(row)]]
 
     def _rows(self, request: SendRequest, now: int) -> list[dict[str, Any]]:
         lease_until = now + self.lease_ms
@@ -340,7 +364,10 @@ class TeaserStore:
 
     async def _write_claims(self, claims: Sequence[Claim]) -> list[list[Teaser]]:
         now = self.clock()
-        return await self._database.write(partial(self._claim_each, claims=claims, now=now))
+        work = partial(self._claim_each, claims=claims, now=now)
+        if len(set(claims)) == 1:  # one statement
+            return await self._database.autocommit(work)
+        return await self._database.write(work)
 
     def _claim_each(
         self, connection: Connection, claims: Sequence[Claim], now: int
@@ -362,7 +389,7 @@ class TeaserStore:
         """Hand a session's deliverable messages to a poll; they are consumed at once."""
         parameters = {"site": site_id, "session": session_id, "now": self.clock(), "path": path}
         statement = consume_statement(path is not None)
-        return await self._database.write(
+        return await self._database.autocommit(
             lambda connection: _in_seq_order(connection.execute(statement, parameters))
         )
 
@@ -385,7 +412,7 @@ class TeaserStore:
             "holders": sorted({ack.holder for ack in acks}),
             "now": self.clock(),
         }
-        consumed = await self._database.write(
+        consumed = await self._database.autocommit(
             lambda connection: set(connection.execute(ACK_RETURNING, parameters).all())
         )
         answers = []
@@ -405,7 +432,7 @@ class TeaserStore:
                 return 0
             condition = and_(condition, messages.c.id.in_(sorted(message_ids)))
         statement = update(messages).where(condition).values(claimed_by=None, claimed_until=None)
-        return await self._database.write(lambda connection: connection.execute(statement).rowcount)
+        return await self._database.autocommit(lambda c: c.execute(statement).rowcount)
 
     async def get(self, site_id: str, message_id: str) -> Teaser | None:
         statement = select(*COLUMNS).where(
