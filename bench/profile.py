@@ -2,7 +2,8 @@
 the worker (all threads, idle excluded) while the load runs; the summary names the hot
 functions as file:function with their share of samples.
 
-Run: .venv/bin/python -m bench.profile polls|sends|bulk|latency|scaleout [--seconds 10]
+Run: .venv/bin/python -m bench.profile polls|sends|bulk|latency|scaleout|scaleout-latency
+     [--seconds 10]
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ LOADS: dict[str, tuple[Load, bool]] = {  # load, and whether it needs sockets op
     "bulk": (_sends(100), True),
     "latency": (_latency, True),
     "scaleout": (_sends(1), True),
+    "scaleout-latency": (_latency, True),
 }
 
 
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="teaser-profile-") as tmp, ExitStack() as stack:
         bench = Bench(QUICK, Path(tmp))
         stack.callback(bench.close)
-        two = args.load == "scaleout"
+        two = args.load.startswith("scaleout")
         if two or args.postgres:
             spec = teaser(stack.enter_context(fresh_postgres()), redis=True, workers=args.workers)
         else:
@@ -190,7 +192,12 @@ def main(argv: list[str] | None = None) -> int:
             env = {**spec.env, "BENCH_SQL_OUT": str(sql_out)}
             spec = replace(spec, app="bench.sqltimed:create_app", env=env)
         sender = stack.enter_context(Server(spec, Path(tmp)))
-        holder = stack.enter_context(Server(spec, Path(tmp))) if two else sender
+        holder_out = Path(tmp) / "sql-holder.json"
+        if args.sql and two:  # each worker writes its own statement times
+            holder_spec = replace(spec, env={**spec.env, "BENCH_SQL_OUT": str(holder_out)})
+        else:
+            holder_spec = spec
+        holder = stack.enter_context(Server(holder_spec, Path(tmp))) if two else sender
         if needs_sockets:
             bench.open_sockets("teaser", holder, 1000, "profile")
             bench.latency(sender, 20)  # warm-up, as in the benchmark
@@ -207,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.sql:
             stack.close()  # the worker writes its statement times as it exits
             print(sql_table(json.loads(sql_out.read_text())))
+            if two:
+                print("worker B (sockets):")
+                print(sql_table(json.loads(holder_out.read_text())))
     return 0
 
 
