@@ -1,5 +1,5 @@
 """Teaser's app with every SQL statement timed, for `bench.profile --sql`: py-spy shows the
-database time only as aiosqlite's worker thread, not which statement spent it. Times are
+database time only as the thread that spent it, not which statement. Times are
 wall time per execute (queueing for the connection's thread and lock waits included); the
 table is written to BENCH_SQL_OUT when the worker exits.
 

@@ -41,8 +41,9 @@ def _sqlite_engine(url: str, database: str | None) -> AsyncEngine:
             "connection sees empty. Use a file, e.g. sqlite+aiosqlite:///./teaser.db"
         )
     Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-    # One connection per worker: SQLite has one writer anyway, and queueing for it here
-    # (in asyncio) is far cheaper than SQLite's busy handler, which sleeps up to 100 ms.
+    # One connection per worker for everything but the store, which has its own in its own
+    # thread (realtime/transactions.py): SQLite has one writer anyway, and queueing for it
+    # here (in asyncio) is far cheaper than SQLite's busy handler, which sleeps up to 100 ms.
     # No rollback when a connection goes back to the pool: SQLAlchemy already ended any
     # transaction when the connection closed, and here each extra statement is a round trip
     # to aiosqlite's thread.
