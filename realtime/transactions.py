@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as create_sync_engine
@@ -80,7 +80,8 @@ class ThreadTransactions:
             pool_size=1,
             max_overflow=0,
         )
-        event.listen(self._engine, "connect", tune_sqlite)
+        event.listen(self._engine, "connect", _own_transactions)
+        event.listen(self._engine, "begin", _begin)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teaser-sqlite")
 
     async def write(self, work: Work[Result]) -> Result:
@@ -108,4 +109,19 @@ class ThreadTransactions:
 
     def _read(self, work: Work[Result]) -> Result:
         with self._engine.connect() as connection:
+            connection.execution_options(teaser_read_only=True)
             return work(connection)
+
+
+def _own_transactions(dbapi_connection: Any, record: Any) -> None:
+    tune_sqlite(dbapi_connection, record)
+    # pysqlite's own BEGIN is deferred: a transaction that reads first (a purge counts
+    # before it deletes) fails at once, without waiting, if another connection wrote
+    # meanwhile. This engine begins its own transactions instead (_begin).
+    dbapi_connection.isolation_level = None
+
+
+def _begin(connection: Connection) -> None:
+    # A writer takes the write lock up front, waiting for it in SQLite's busy handler.
+    read_only = connection.get_execution_options().get("teaser_read_only", False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -3,6 +3,7 @@ PostgreSQL on the pool, and commits only if it returns."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
 
@@ -80,3 +81,38 @@ async def test_on_sqlite_every_unit_of_work_runs_in_one_thread_off_the_event_loo
 
     assert len(threads) == 1
     assert threading.get_ident() not in threads
+
+
+async def test_on_sqlite_a_unit_of_work_holds_the_write_lock_from_its_start(
+    sqlite_url: str,
+) -> None:
+    # Were the lock taken only at the first write, a unit that reads first would fail
+    # outright if another connection wrote in between.
+    engine = create_engine(sqlite_url)
+    await upgrade(engine)
+    database = transactions_for(engine)
+    path = sqlite_url.split("///", 1)[1]
+    other_writer_refused: list[str] = []
+
+    def reads_then_writes(connection: Connection) -> int:
+        before = count_counters(connection)
+        other = sqlite3.connect(path, timeout=0.05)
+        try:
+            other.execute("INSERT INTO session_counters VALUES ('shop', 'other', 1)")
+            other.commit()
+        except sqlite3.OperationalError as exc:
+            other_writer_refused.append(str(exc))
+        finally:
+            other.close()
+        add_counter("mine")(connection)
+        return before
+
+    try:
+        before = await database.write(reads_then_writes)
+        after = await database.read(count_counters)
+    finally:
+        await database.close()
+        await engine.dispose()
+
+    assert other_writer_refused == ["database is locked"]
+    assert (before, after) == (0, 1)
