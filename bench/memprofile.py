@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _wait(port: int) -> None:
-    for _ in range(100):
+    for _ in range(400):  # migrations under tracemalloc take a while
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
             return
