@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
@@ -93,15 +93,19 @@ async def teaser_message(request: Request) -> Response:
 
 async def teaser_socket(websocket: WebSocket) -> None:
     runtime = runtime_of(websocket)
-    address = client_address(websocket)
+    # The handshake is read through a connection object of its own: the headers and query
+    # it parses then go with it, instead of staying cached on the socket for its lifetime.
+    handshake = HTTPConnection(websocket.scope)
+    address = client_address(handshake)
     try:
-        asked = widget_request(websocket.query_params)
-        site = await widget_site(websocket, asked.site_id)
+        asked = widget_request(handshake.query_params)
+        site = await widget_site(handshake, asked.site_id)
         runtime.session_tokens.check(site.id, asked.session_id, asked.token)
         runtime.limits.sockets_per_ip.acquire(address)
     except TeaserError as exc:
         await refuse(websocket, exc)
         return
+    del handshake
     try:
         await websocket.accept()
         hub = runtime.hub
