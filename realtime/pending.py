@@ -1,9 +1,9 @@
 """Which sessions may have something waiting, so that a poll for a session with nothing
-pending (nearly every poll) answers without touching the database.
+pending (nearly every poll) answers without touching the database, or Redis.
 
 The store stays the truth: a marker only ever says "maybe". It is set after a send
 commits and lives until that message's expiry (never shortened), and it is rebuilt
-from the store at start and whenever Redis may have lost it."""
+from the store at start and whenever a worker may have missed one."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from contextlib import suppress
 
-import redis.asyncio as aioredis
+import orjson
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.broker import RESYNC, Broker
+from realtime.broker import RESYNC, Broker, Event
 from realtime.brokers.redis import LINK_ERRORS
 from realtime.clock import Clock, now_ms
 from realtime.models import teaser_messages as messages
@@ -30,15 +30,28 @@ INDEX_CHANNEL = "teaser:pending-index"
 PAUSE_AFTER_FAILURE = 5.0
 
 
+class MarkerNotShared(Exception):
+    """The other workers could not be told of a marker."""
+
+
 class PendingIndex(ABC):
     @abstractmethod
-    async def mark(self, markers: Iterable[Marker]) -> None: ...
+    async def mark(self, markers: Iterable[Marker]) -> None:
+        """Markers of a send, for every worker."""
 
     @abstractmethod
-    async def may_have(self, site_id: str, session_id: str) -> bool: ...
+    def restore(self, markers: Iterable[Marker]) -> None:
+        """Markers read from the store, for this worker (each worker reads its own)."""
 
     @abstractmethod
-    async def close(self) -> None: ...
+    def heard(self, message: str) -> None:
+        """Markers another worker broadcast."""
+
+    @abstractmethod
+    def may_have(self, site_id: str, session_id: str) -> bool: ...
+
+    @abstractmethod
+    def prune(self) -> None: ...
 
 
 class MemoryPendingIndex(PendingIndex):
@@ -49,11 +62,17 @@ class MemoryPendingIndex(PendingIndex):
         self._until: dict[tuple[str, str], int] = {}
 
     async def mark(self, markers: Iterable[Marker]) -> None:
+        self.restore(markers)
+
+    def heard(self, message: str) -> None:
+        """One worker: nobody else broadcasts."""
+
+    def restore(self, markers: Iterable[Marker]) -> None:
         for site_id, session_id, until in markers:
             key = (site_id, session_id)
             self._until[key] = max(until, self._until.get(key, 0))
 
-    async def may_have(self, site_id: str, session_id: str) -> bool:
+    def may_have(self, site_id: str, session_id: str) -> bool:
         until = self._until.get((site_id, session_id))
         if until is None:
             return False
@@ -62,37 +81,36 @@ class MemoryPendingIndex(PendingIndex):
             return False
         return True
 
-    async def close(self) -> None:
-        self._until.clear()
-
     def prune(self) -> None:
         now = self.clock()
         self._until = {key: until for key, until in self._until.items() if until > now}
 
+    def forget(self) -> None:
+        self._until.clear()
 
-class RedisPendingIndex(PendingIndex):
-    """Shared by every worker: a key per session that expires with its last message."""
 
-    def __init__(self, url: str) -> None:
-        self._client = aioredis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+class SharedPendingIndex(MemoryPendingIndex):
+    """For several workers: each holds the whole index in memory, and a send's markers are
+    broadcast to all of them over the broker. A poll then asks nobody; asking Redis had
+    cost every poll a round trip. A worker that may have missed a broadcast (its Redis
+    link dropped) hears RESYNC and rebuilds from the store."""
+
+    def __init__(self, broker: Broker, clock: Clock = now_ms) -> None:
+        super().__init__(clock)
+        self.broker = broker
 
     async def mark(self, markers: Iterable[Marker]) -> None:
-        async with self._client.pipeline(transaction=False) as pipe:
-            for site_id, session_id, until in markers:
-                key = _key(site_id, session_id)
-                pipe.set(key, 1, nx=True, pxat=until)
-                pipe.pexpireat(key, until, gt=True)  # a later expiry extends, never shortens
-            await pipe.execute()
+        markers = list(markers)
+        self.restore(markers)  # this worker at once, whatever the broker does
+        if not await self.broker.publish(INDEX_CHANNEL, orjson.dumps(markers).decode()):
+            raise MarkerNotShared("the broker is unavailable")
 
-    async def may_have(self, site_id: str, session_id: str) -> bool:
-        return bool(await self._client.exists(_key(site_id, session_id)))
-
-    async def close(self) -> None:
-        await self._client.aclose()
-
-
-def _key(site_id: str, session_id: str) -> str:
-    return f"teaser:pending:{site_id}:{session_id}"
+    def heard(self, message: str) -> None:
+        with suppress(orjson.JSONDecodeError, TypeError, ValueError):
+            self.restore(
+                (str(site), str(session), int(until))
+                for site, session, until in orjson.loads(message)
+            )
 
 
 class PendingSessions:
@@ -110,30 +128,31 @@ class PendingSessions:
         self._trusted = False
         self._failed_at = float("-inf")
         self._next_rebuild = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._rebuilding: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        # Listening before reading the store: a send is marked only after it commits, so
+        # it is either in what the rebuild reads or in what this worker hears.
+        await self.broker.add_listener(INDEX_CHANNEL, self._heard)
         await self.rebuild()
-        self._task = asyncio.create_task(self._rebuild_on_resync(), name="pending-index")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        await self.broker.remove_listener(INDEX_CHANNEL, self._heard)
+        if self._rebuilding is not None:
+            self._rebuilding.cancel()
             with suppress(asyncio.CancelledError):
-                await self._task
-        await self.index.close()
+                await self._rebuilding
 
     def prune(self) -> None:
-        """Drop markers that have expired (Redis does this by itself)."""
-        if isinstance(self.index, MemoryPendingIndex):
-            self.index.prune()
+        """Drop markers that have expired."""
+        self.index.prune()
 
     async def mark(self, markers: list[Marker]) -> None:
         if self._paused:
             return  # the store has it; the rebuild after the pause marks it
         try:
             await self.index.mark(markers)
-        except LINK_ERRORS as exc:
+        except (MarkerNotShared, *LINK_ERRORS) as exc:
             logger.warning(
                 "pending index not updated (%s); polls read the store until rebuilt", exc
             )
@@ -142,13 +161,10 @@ class PendingSessions:
     async def may_have(self, site_id: str, session_id: str) -> bool:
         if not self._trusted:
             await self._try_rebuild()
-        if not self._trusted:
+        # Deaf to other workers (Redis is away): their sends could be anywhere.
+        if not (self._trusted and self.broker.listening):
             return True
-        try:
-            return await self.index.may_have(site_id, session_id)
-        except LINK_ERRORS:
-            self._failed()
-            return True
+        return self.index.may_have(site_id, session_id)
 
     async def rebuild(self) -> None:
         """Mark every session with something pending, from the store. Trusted afterwards
@@ -162,12 +178,7 @@ class PendingSessions:
         )
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).all()
-        try:
-            await self.index.mark([(site, session, int(until)) for site, session, until in rows])
-        except LINK_ERRORS as exc:
-            logger.warning("pending index could not be rebuilt (%s); polls read the store", exc)
-            self._failed()
-            return
+        self.index.restore((site, session, int(until)) for site, session, until in rows)
         self._trusted = self._failed_at < started
 
     @property
@@ -186,8 +197,9 @@ class PendingSessions:
         with suppress(Exception):
             await self.rebuild()
 
-    async def _rebuild_on_resync(self) -> None:
-        async with self.broker.subscribe(INDEX_CHANNEL) as subscriber:
-            async for event in subscriber:
-                if event.channel == RESYNC:
-                    await self._try_rebuild()
+    def _heard(self, event: Event) -> None:
+        if event.channel != RESYNC:
+            self.index.heard(event.message)
+        elif self._rebuilding is None or self._rebuilding.done():
+            # Back after a dropped link: broadcasts may have been missed meanwhile.
+            self._rebuilding = asyncio.create_task(self._try_rebuild(), name="pending-rebuild")

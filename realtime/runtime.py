@@ -24,7 +24,7 @@ from realtime.journey import Journeys
 from realtime.metrics import Metrics
 from realtime.migrations.migrate import upgrade
 from realtime.operators import OperatorRegistry
-from realtime.pending import MemoryPendingIndex, PendingSessions, RedisPendingIndex
+from realtime.pending import MemoryPendingIndex, PendingSessions, SharedPendingIndex
 from realtime.presence import PresenceRecorder
 from realtime.privacy import Privacy
 from realtime.ratelimit import Limits, RateLimiter
@@ -64,7 +64,7 @@ class Runtime:
         self.activity = ActivityFeed(self.broker)
         self.privacy = Privacy(self.engine, clock=clock)
         index = (
-            RedisPendingIndex(settings.redis_url)
+            SharedPendingIndex(self.broker, clock)
             if settings.redis_url
             else MemoryPendingIndex(clock)
         )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 
 from tests.conftest import ServerFactory
@@ -53,6 +54,46 @@ async def test_a_send_on_worker_a_reaches_a_socket_on_worker_b_within_a_second(
     assert response.status_code == 201
     assert (frame["type"], frame["id"]) == ("teaser", json_of(response)["id"])
     assert elapsed < 1.0
+
+
+async def test_a_poll_on_worker_b_finds_a_send_made_on_worker_a_without_asking_redis(
+    two_workers: tuple[ServerProcess, ServerProcess], redis_url: str
+) -> None:
+    worker_a, worker_b = two_workers
+    session, idle_session = new_session_id(), new_session_id()
+    admin = aioredis.from_url(redis_url)
+    poll_b = f"{worker_b.base_url}/api/teaser-messages"
+    async with httpx.AsyncClient() as client:
+        response = await client.put(
+            f"{worker_a.base_url}/api/teaser-messages",
+            headers=DEMO_HEADERS,
+            json={"sessionId": session, "message": "marked on every worker"},
+        )
+        polled: list[str] = []
+        for _ in range(20):  # the broadcast reaches worker B about when the 201 does
+            answer = await client.post(poll_b, json={"sessionId": session, "siteId": SITE})
+            polled += [m["id"] for m in json_of(answer)["messages"]]
+            if polled:
+                break
+            await asyncio.sleep(0.05)
+        commands_before = await _redis_commands(admin)
+        idle = [
+            await client.post(poll_b, json={"sessionId": idle_session, "siteId": SITE})
+            for _ in range(50)
+        ]
+        commands_after = await _redis_commands(admin)
+    await admin.aclose()
+
+    assert polled == [json_of(response)["id"]]
+    assert all(json_of(answer)["messages"] == [] for answer in idle)
+    # 50 idle polls: had each asked Redis, 50 commands. The few counted are INFO itself and
+    # the workers' own background traffic.
+    assert commands_after - commands_before < 10
+
+
+async def _redis_commands(admin: aioredis.Redis) -> int:
+    stats = await admin.info("stats")
+    return int(stats["total_commands_processed"])
 
 
 async def test_polls_and_sockets_racing_on_two_workers_hand_out_each_message_once(
