@@ -23,7 +23,7 @@ from realtime.connection import GOING_AWAY, LiveConnection, Transport
 from realtime.metrics import Metrics
 from realtime.pending import PendingSessions
 from realtime.presence import PresenceRecorder
-from realtime.store import LocalSocket, TeaserStore
+from realtime.store import Ack, LocalSocket, TeaserStore
 from realtime.teaser import Teaser
 
 logger = logging.getLogger("teaser.hub")
@@ -158,22 +158,17 @@ class Hub:
             self.metrics.broker_failures.inc()
 
     def acknowledge(self, connection: LiveConnection, message_id: str) -> None:
-        site_id, session_id = connection.site_id, connection.session_id
+        ack = Ack(connection.site_id, connection.session_id, message_id, connection.holder)
+        self.store.queue_ack(ack, self._ack_written)
 
-        def recorded(written: asyncio.Future[bool]) -> None:
-            if written.cancelled():
-                return
-            if written.exception() is not None:
-                # Not consumed: the lease runs out and the message is offered again.
-                logger.warning("ack of %s not recorded: %r", message_id, written.exception())
-            elif written.result():
-                self.metrics.delivered_ws.inc()
-                self.activity.announce(site_id, "teaser_delivered", via="websocket",
-                                       id=message_id, sessionId=session_id)  # fmt: skip
-
-        self.store.queue_ack(site_id, session_id, message_id, connection.holder).add_done_callback(
-            recorded
-        )
+    def _ack_written(self, ack: Ack, consumed: bool | BaseException) -> None:
+        if isinstance(consumed, BaseException):
+            # Not consumed: the lease runs out and the message is offered again.
+            logger.warning("ack of %s not recorded: %r", ack.message_id, consumed)
+        elif consumed:
+            self.metrics.delivered_ws.inc()
+            self.activity.announce(ack.site_id, "teaser_delivered", via="websocket",
+                                   id=ack.message_id, sessionId=ack.session_id)  # fmt: skip
 
     def record_latency(self, teaser: Teaser) -> None:
         self.metrics.latency.observe(max(0, self.store.clock() - teaser.created_at) / 1000)

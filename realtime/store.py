@@ -6,7 +6,6 @@ the same message, even on two workers, can never both get it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -25,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.batching import GroupCommit
+from realtime.batching import Done, GroupCommit
 from realtime.clock import Clock, now_ms
 from realtime.errors import InvalidInput
 from realtime.models import idempotency_keys, session_counters
@@ -395,13 +394,11 @@ class TeaserStore:
 
     async def ack(self, site_id: str, session_id: str, message_id: str, holder: str) -> bool:
         """Mark a message the socket `holder` sent as consumed; False if it was not theirs."""
-        return await self.queue_ack(site_id, session_id, message_id, holder)
+        return await self._acks.enqueue(Ack(site_id, session_id, message_id, holder))
 
-    def queue_ack(
-        self, site_id: str, session_id: str, message_id: str, holder: str
-    ) -> asyncio.Future[bool]:
-        """The same, without waiting for it to be written."""
-        return self._acks.enqueue(Ack(site_id, session_id, message_id, holder))
+    def queue_ack(self, ack: Ack, done: Done[Ack, bool]) -> None:
+        """The same, without waiting: `done` is told the outcome once it is written."""
+        self._acks.post(ack, done)
 
     async def _write_acks(self, acks: Sequence[Ack]) -> list[bool]:
         # One statement for the batch. Message ids are unique, so matching any of the

@@ -129,3 +129,40 @@ async def test_a_request_queued_as_a_writer_finishes_is_still_written() -> None:
         await asyncio.sleep(0.011)  # the writer is just done with it
         assert await asyncio.wait_for(commit.submit(n), 1) == n * 10
         await first
+
+
+async def test_a_posted_request_has_its_callback_told_its_own_outcome_once_written() -> None:
+    recorder = Recorder()
+    commit: GroupCommit[int, int] = GroupCommit(recorder.flush)
+    told: list[tuple[int, object]] = []
+    written = asyncio.Event()
+
+    def done(request: int, outcome: int | BaseException) -> None:
+        told.append((request, outcome))
+        if len(told) == 3:
+            written.set()
+
+    for request in (1, -1, 2):
+        commit.post(request, done)
+    assert told == []  # not before the batch is written
+    await asyncio.wait_for(written.wait(), 1)
+
+    assert [(request, outcome) for request, outcome in told if request != -1] == [(1, 10), (2, 20)]
+    [(_, failure)] = [(request, outcome) for request, outcome in told if request == -1]
+    assert isinstance(failure, ValueError)
+
+
+async def test_a_callback_that_raises_does_not_keep_the_others_from_their_outcome() -> None:
+    commit: GroupCommit[int, int] = GroupCommit(Recorder().flush)
+    told: list[int] = []
+
+    def broken(request: int, outcome: int | BaseException) -> None:
+        raise RuntimeError("a bug in one caller")
+
+    commit.post(1, broken)
+    second = commit.enqueue(2)
+    commit.post(3, lambda request, outcome: told.append(request))
+
+    assert await asyncio.wait_for(second, 1) == 20
+    await commit.drain()
+    assert told == [3]
