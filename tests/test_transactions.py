@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from sqlalchemy import Connection, func, insert, select
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from realtime.database import create_engine
 from realtime.migrations.migrate import upgrade
 from realtime.models import session_counters
-from realtime.transactions import transactions_for
+from realtime.transactions import Transactions, transactions_for
 
 
 def add_counter(session_id: str) -> Callable[[Connection], str]:
@@ -31,66 +31,69 @@ def count_counters(connection: Connection) -> int:
     return int(connection.execute(select(func.count()).select_from(session_counters)).scalar_one())
 
 
-async def test_work_that_returns_is_committed_and_seen_by_the_engine(engine: AsyncEngine) -> None:
+@pytest.fixture
+async def database(engine: AsyncEngine) -> AsyncIterator[Transactions]:
     database = transactions_for(engine)
     try:
-        written = await database.write(add_counter("s1"))
-        seen = await database.read(count_counters)
-        async with engine.connect() as connection:
-            seen_by_engine = (
-                await connection.execute(select(func.count()).select_from(session_counters))
-            ).scalar_one()
+        yield database
     finally:
         await database.close()
+
+
+@pytest.fixture
+async def sqlite_database(sqlite_url: str) -> AsyncIterator[Transactions]:
+    engine = create_engine(sqlite_url)
+    await upgrade(engine)
+    database = transactions_for(engine)
+    try:
+        yield database
+    finally:
+        await database.close()
+        await engine.dispose()
+
+
+async def test_work_that_returns_is_committed_and_seen_by_the_engine(
+    engine: AsyncEngine, database: Transactions
+) -> None:
+    written = await database.write(add_counter("s1"))
+    seen = await database.read(count_counters)
+    async with engine.connect() as connection:
+        seen_by_engine = (
+            await connection.execute(select(func.count()).select_from(session_counters))
+        ).scalar_one()
 
     assert written == "s1"
     assert seen == 1 and seen_by_engine == 1
 
 
-async def test_work_that_raises_leaves_nothing_behind(engine: AsyncEngine) -> None:
-    database = transactions_for(engine)
-
+async def test_work_that_raises_leaves_nothing_behind(database: Transactions) -> None:
     def half_done(connection: Connection) -> None:
         connection.execute(
             insert(session_counters).values(site_id="shop", session_id="s1", last_seq=1)
         )
         raise LookupError("changed its mind")
 
-    try:
-        with pytest.raises(LookupError, match="changed its mind"):
-            await database.write(half_done)
-        remaining = await database.read(count_counters)
-    finally:
-        await database.close()
+    with pytest.raises(LookupError, match="changed its mind"):
+        await database.write(half_done)
 
-    assert remaining == 0
+    assert await database.read(count_counters) == 0
 
 
 async def test_on_sqlite_every_unit_of_work_runs_in_one_thread_off_the_event_loop(
-    sqlite_url: str,
+    sqlite_database: Transactions,
 ) -> None:
-    engine = create_engine(sqlite_url)
-    await upgrade(engine)
-    database = transactions_for(engine)
-    try:
-        threads = {await database.read(lambda _: threading.get_ident()) for _ in range(5)}
-        threads.add(await database.write(lambda _: threading.get_ident()))
-    finally:
-        await database.close()
-        await engine.dispose()
+    threads = {await sqlite_database.read(lambda _: threading.get_ident()) for _ in range(5)}
+    threads.add(await sqlite_database.write(lambda _: threading.get_ident()))
 
     assert len(threads) == 1
     assert threading.get_ident() not in threads
 
 
 async def test_on_sqlite_a_unit_of_work_holds_the_write_lock_from_its_start(
-    sqlite_url: str,
+    sqlite_database: Transactions, sqlite_url: str
 ) -> None:
     # Were the lock taken only at the first write, a unit that reads first would fail
     # outright if another connection wrote in between.
-    engine = create_engine(sqlite_url)
-    await upgrade(engine)
-    database = transactions_for(engine)
     path = sqlite_url.split("///", 1)[1]
     other_writer_refused: list[str] = []
 
@@ -107,12 +110,8 @@ async def test_on_sqlite_a_unit_of_work_holds_the_write_lock_from_its_start(
         add_counter("mine")(connection)
         return before
 
-    try:
-        before = await database.write(reads_then_writes)
-        after = await database.read(count_counters)
-    finally:
-        await database.close()
-        await engine.dispose()
+    before = await sqlite_database.write(reads_then_writes)
+    after = await sqlite_database.read(count_counters)
 
     assert other_writer_refused == ["database is locked"]
     assert (before, after) == (0, 1)
