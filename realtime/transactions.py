@@ -12,6 +12,8 @@ and COMMIT round trips, three trips down to one.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -23,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from realtime.database import tune_sqlite
 
 Result = TypeVar("Result")
+WRITE_LOCK_WAIT = 30.0  # seconds, as long as any SQLite connection of Teaser waits
+WRITE_LOCK_RETRY = 0.0005
 Work = Callable[[Connection], Result]
 
 
@@ -122,6 +126,24 @@ def _own_transactions(dbapi_connection: Any, record: Any) -> None:
 
 
 def _begin(connection: Connection) -> None:
-    # A writer takes the write lock up front, waiting for it in SQLite's busy handler.
-    read_only = connection.get_execution_options().get("teaser_read_only", False)
-    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    if connection.get_execution_options().get("teaser_read_only", False):
+        driver.execute("BEGIN")
+        return
+    # A writer takes the write lock up front. While another connection holds it (the
+    # app's own, flushing presence, or another worker's), try again every half
+    # millisecond: SQLite's busy handler would sleep 1, 2, 5, 10… ms between tries.
+    driver.execute("PRAGMA busy_timeout=0")
+    deadline = time.monotonic() + WRITE_LOCK_WAIT
+    try:
+        while True:
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(WRITE_LOCK_RETRY)
+    finally:
+        driver.execute(f"PRAGMA busy_timeout={int(WRITE_LOCK_WAIT * 1000)}")

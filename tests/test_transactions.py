@@ -3,6 +3,7 @@ PostgreSQL on the pool, and commits only if it returns."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -115,3 +116,20 @@ async def test_on_sqlite_a_unit_of_work_holds_the_write_lock_from_its_start(
 
     assert other_writer_refused == ["database is locked"]
     assert (before, after) == (0, 1)
+
+
+async def test_on_sqlite_a_writer_waits_for_another_connections_write_lock(
+    sqlite_database: Transactions, sqlite_url: str
+) -> None:
+    other = sqlite3.connect(sqlite_url.split("///", 1)[1], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO session_counters VALUES ('shop', 'first', 1)")
+    waiting = asyncio.create_task(sqlite_database.write(add_counter("second")))
+    await asyncio.sleep(0.3)
+    blocked = not waiting.done()
+    other.execute("COMMIT")
+    other.close()
+
+    assert blocked
+    assert await asyncio.wait_for(waiting, 5) == "second"
+    assert await sqlite_database.read(count_counters) == 2
