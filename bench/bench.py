@@ -17,6 +17,9 @@ from bench.servers import Server
 from bench.stats import summary
 
 BUSY_MACHINE = 0.5
+# Idle latency is measured on an idle server: a load that just ended may still be
+# delivering, acking and collecting garbage for a second or two.
+SETTLE_SECONDS = 3.0
 SEND_PATH = "/api/teaser-messages"
 Row = dict[str, Any]
 
@@ -89,6 +92,7 @@ class Bench:
 
     def latency(self, sender: Server, count: int | None = None) -> dict[str, Any]:
         count = count or self.plan.latency_sends
+        time.sleep(SETTLE_SECONDS)
         return self.client("latency", url=sender.http_base + SEND_PATH, count=count)
 
     def load(
