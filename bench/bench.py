@@ -17,8 +17,9 @@ from bench.servers import Server
 from bench.stats import summary
 
 BUSY_MACHINE = 0.5
-# Idle latency is measured on an idle server: a load that just ended may still be
-# delivering, acking and collecting garbage for a second or two.
+# A load ends only once the server is idle again: one that just stopped sending may still
+# be delivering, acking and collecting garbage for a second or two, and the next
+# measurement (idle latency) must not see that tail.
 SETTLE_SECONDS = 3.0
 SEND_PATH = "/api/teaser-messages"
 Row = dict[str, Any]
@@ -92,7 +93,6 @@ class Bench:
 
     def latency(self, sender: Server, count: int | None = None) -> dict[str, Any]:
         count = count or self.plan.latency_sends
-        time.sleep(SETTLE_SECONDS)
         return self.client("latency", url=sender.http_base + SEND_PATH, count=count)
 
     def load(
@@ -106,6 +106,7 @@ class Bench:
                 seconds=seconds or self.plan.load_seconds,
                 batch=batch,
             )
+        time.sleep(SETTLE_SECONDS)
         return {**result, **meter.result}
 
     def polls(self, server: Server, seconds: float | None = None) -> dict[str, Any]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
-import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from realtime.errors import ConfigError
 
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+# How long any SQLite connection of Teaser waits for another's write lock.
+SQLITE_LOCK_WAIT = 30.0
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -49,7 +51,7 @@ def _sqlite_engine(url: str, database: str | None) -> AsyncEngine:
     # to aiosqlite's thread.
     engine = create_async_engine(
         url,
-        connect_args={"timeout": 30},
+        connect_args={"timeout": SQLITE_LOCK_WAIT},
         pool_size=1,
         max_overflow=0,
         pool_timeout=60,
@@ -64,7 +66,7 @@ def tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_LOCK_WAIT * 1000)}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

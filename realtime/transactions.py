@@ -22,10 +22,9 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.database import tune_sqlite
+from realtime.database import SQLITE_LOCK_WAIT, tune_sqlite
 
 Result = TypeVar("Result")
-WRITE_LOCK_WAIT = 30.0  # seconds, as long as any SQLite connection of Teaser waits
 WRITE_LOCK_RETRY = 0.0005
 Work = Callable[[Connection], Result]
 
@@ -80,7 +79,7 @@ class ThreadTransactions:
         url = engine.url.set(drivername="sqlite+pysqlite")
         self._engine: Engine = create_sync_engine(
             url,
-            connect_args={"timeout": 30},
+            connect_args={"timeout": SQLITE_LOCK_WAIT},
             pool_size=1,
             max_overflow=0,
         )
@@ -135,7 +134,7 @@ def _begin(connection: Connection) -> None:
     # app's own, flushing presence, or another worker's), try again every half
     # millisecond: SQLite's busy handler would sleep 1, 2, 5, 10… ms between tries.
     driver.execute("PRAGMA busy_timeout=0")
-    deadline = time.monotonic() + WRITE_LOCK_WAIT
+    deadline = time.monotonic() + SQLITE_LOCK_WAIT
     try:
         while True:
             try:
@@ -146,4 +145,4 @@ def _begin(connection: Connection) -> None:
                     raise
                 time.sleep(WRITE_LOCK_RETRY)
     finally:
-        driver.execute(f"PRAGMA busy_timeout={int(WRITE_LOCK_WAIT * 1000)}")
+        driver.execute(f"PRAGMA busy_timeout={int(SQLITE_LOCK_WAIT * 1000)}")
