@@ -108,7 +108,7 @@ SCHEMAS: dict[str, Any] = {
             "sessionId": SESSION_ID,
             "siteId": SITE_ID,
             "path": PAGE_PATH,
-            "token": {"type": "string", "maxLength": 200},
+            "token": {"type": ["string", "null"], "maxLength": 200, "description": "null: none"},
             "since": {
                 "type": "integer",
                 "minimum": 0,
@@ -159,7 +159,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "teaserId": {"type": "string", "maxLength": 64, "pattern": NO_CONTROLS},
             "value": {"type": "number", "minimum": 0, "exclusiveMaximum": 1e12},
-            "token": {"type": "string", "maxLength": 200},
+            "token": {"type": ["string", "null"], "maxLength": 200, "description": "null: none"},
         },
     },
     "PolledTeaser": {
