@@ -228,7 +228,7 @@ class TeaserStore:
         room = {session: socket.room for session, socket in request.holders.items()}
         rows = []
         for draft, message_id in zip(
-            request.drafts, new_teaser_ids(len(request.drafts)), strict=True
+            request.drafts, new_teaser_ids(len(request.drafts), now), strict=True
         ):
             holder = None
             # A message bound to a page waits for a claim that knows the socket's page.

@@ -16,6 +16,7 @@ SITE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 MIN_EXPIRES_IN_MS = 1_000
 MAX_EXPIRES_IN_MS = 86_400_000
 DEFAULT_EXPIRES_IN_MS = 300_000
+ID_RANDOM_BYTES = 12  # 16 base64 characters, no padding
 # C0 controls other than tab and newline, and DEL: PostgreSQL refuses NUL, the rest
 # has no business in a chat bubble.
 FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -64,13 +65,17 @@ class Teaser:
         return Status.PENDING if now < self.expires_at else Status.EXPIRED
 
 
-def new_teaser_ids(count: int) -> list[str]:
-    """`count` ids as random as new_teaser_id's, from one read of the system's randomness
-    (a bulk send of 100 had spent more time in that syscall than in its INSERT)."""
-    entropy = os.urandom(16 * count)
+def new_teaser_ids(count: int, now_ms: int) -> list[str]:
+    """`count` unguessable ids that sort by creation time: "tm_", the millisecond in
+    12 hex digits, then 96 random bits. New ids land together at the end of the id index
+    instead of on random pages of it, so a batch dirties a few pages, not one per message.
+    The randomness comes from one read (a bulk send of 100 had spent more time in that
+    syscall than in its INSERT)."""
+    prefix = f"tm_{now_ms:012x}"
+    entropy = os.urandom(ID_RANDOM_BYTES * count)
     return [
-        "tm_" + base64.urlsafe_b64encode(entropy[i : i + 16]).rstrip(b"=").decode()
-        for i in range(0, 16 * count, 16)
+        prefix + base64.urlsafe_b64encode(entropy[i : i + ID_RANDOM_BYTES]).decode()
+        for i in range(0, ID_RANDOM_BYTES * count, ID_RANDOM_BYTES)
     ]
 
 

@@ -249,5 +249,18 @@ async def test_every_message_of_a_bulk_send_gets_its_own_unguessable_id(
 
     ids = [teaser.id for teaser in sent]
     assert len(set(ids)) == len(ids) == 151
-    # 16 random bytes each, url-safe: as long as secrets.token_urlsafe(16) makes them.
-    assert all(re.fullmatch(r"tm_[A-Za-z0-9_-]{22}", i) for i in ids)
+    # The millisecond of the send in hex, then 12 random bytes (96 bits), url-safe.
+    assert all(re.fullmatch(r"tm_[0-9a-f]{12}[A-Za-z0-9_-]{16}", i) for i in ids)
+    assert len({i[15:] for i in ids}) == 151
+
+
+async def test_message_ids_sort_by_the_time_they_were_sent(engine: AsyncEngine) -> None:
+    clock = FakeClock(1_764_400_000_000)
+    store = TeaserStore(engine, clock=clock)
+
+    earlier = await store.send(SITE, drafts("s1", *(f"m{i}" for i in range(50))))
+    clock.advance(1)
+    later = await store.send(SITE, drafts("s2", *(f"m{i}" for i in range(50))))
+
+    assert max(t.id for t in earlier) < min(t.id for t in later)
+    assert all(t.id.startswith("tm_019ace6f6c0") for t in earlier + later)
