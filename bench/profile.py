@@ -109,7 +109,9 @@ def sql_table(rows: list[tuple[str, tuple[int, float]]], top: int = 12) -> str:
 
 
 @contextmanager
-def sampling(servers: list[Server], seconds: float, out: Path) -> Iterator[list[Path]]:
+def sampling(
+    servers: list[Server], seconds: float, out: Path, gil_only: bool = False
+) -> Iterator[list[Path]]:
     files = [out / f"pyspy-{i}.txt" for i in range(len(servers))]
     spies = [
         subprocess.Popen(
@@ -128,6 +130,7 @@ def sampling(servers: list[Server], seconds: float, out: Path) -> Iterator[list[
                 "--threads",
                 "--full-filenames",
                 "--nonblocking",
+                *(["--gil"] if gil_only else []),
                 "-o",
                 str(path),
             ],
@@ -176,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (samples one)")
     parser.add_argument("--sql", action="store_true", help="also time each SQL statement")
     parser.add_argument("--keep", type=Path, help="also copy py-spy's raw stacks here")
+    parser.add_argument(
+        "--gil", action="store_true", help="only samples of the thread holding the GIL"
+    )
     args = parser.parse_args(argv)
     fd_limit()
     load, needs_sockets = LOADS[args.load]
@@ -204,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _polls(bench, sender, holder, 1)
         servers = [sender, holder] if two else [sender]
-        with sampling(servers, args.seconds, Path(tmp)) as files:
+        with sampling(servers, args.seconds, Path(tmp), args.gil) as files:
             print(load(bench, sender, holder, args.seconds + 1), file=sys.stderr)
         for name, path in zip(("worker A (sender)", "worker B (sockets)"), files, strict=False):
             print(f"== {args.load}: {name if two else 'worker'}\n{summarise(path.read_text())}\n")

@@ -33,6 +33,7 @@ class ServerSpec:
     http: str = "httptools"
     workers: int = 1
     prepare: tuple[str, ...] = ()  # a command run once before the server starts
+    root: Path = ROOT  # the checkout served: bench.ab serves an older one beside this one
 
     @property
     def options(self) -> str:
@@ -92,9 +93,11 @@ class Server:
         env = {**os.environ, **spec.env}
         with self.log_path.open("ab") as log:
             if spec.prepare:
-                subprocess.run(spec.prepare, cwd=ROOT, env=env, stdout=log, stderr=log, check=True)
+                subprocess.run(
+                    spec.prepare, cwd=spec.root, env=env, stdout=log, stderr=log, check=True
+                )
             self._process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                command, cwd=spec.root, env=env, stdout=log, stderr=subprocess.STDOUT
             )
         self._wait_ready(timeout)
         return self

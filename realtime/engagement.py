@@ -21,6 +21,7 @@ from realtime.metrics import Metrics
 from realtime.models import teaser_messages, visitor_sessions, webhook_events_internal
 from realtime.rulebook import RuleBook
 from realtime.scoring import Score, score
+from realtime.statements import of_session
 from realtime.teaser import Draft, Priority, Teaser
 from realtime.templates import GeneratedTeaser, MessageGenerator, TeaserContext
 from realtime.triggers import Decision, Fatigue, decide, utc_day
@@ -146,7 +147,7 @@ class EventIntake:
         last, pending = (
             await connection.execute(
                 select(func.max(messages.created_at), func.coalesce(func.sum(manual_pending), 0))
-                .where(messages.site_id == event.site_id, messages.session_id == event.session_id)
+                .where(of_session(event.site_id, event.session_id))
             )
         ).one()  # fmt: skip
         return Fatigue(last_teaser_at=last, manual_pending=bool(pending))

@@ -15,6 +15,7 @@ from realtime.conversions import FUNNEL_EVENTS, attribute
 from realtime.errors import NotFound
 from realtime.models import teaser_messages, teaser_polls, visitor_sessions
 from realtime.models import webhook_events_internal as events_table
+from realtime.statements import of_session
 
 MAX_EVENTS = 2_000  # the newest ones; a longer session is a bot, not a journey
 
@@ -73,9 +74,7 @@ class Journeys:
             .limit(MAX_EVENTS)
         )
         teaser_query = (
-            select(teaser_messages)
-            .where(messages.site_id == site_id, messages.session_id == session_id)
-            .order_by(messages.seq)
+            select(teaser_messages).where(of_session(site_id, session_id)).order_by(messages.seq)
         )
         async with self.engine.connect() as connection:
             visitor = (await connection.execute(visitor_query)).first()

@@ -22,8 +22,11 @@ metadata = MetaData()
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 AutoId = BigInteger().with_variant(Integer(), "sqlite")
-# The condition of the partial index of waiting messages; queries must repeat it to use it.
-PENDING = text("consumed_at IS NULL")
+# The conditions of teaser_messages' two partial indexes by session; a query must repeat
+# one of them to use that index.
+UNSETTLED = text("settled_at IS NULL")
+SETTLED = text("settled_at IS NOT NULL")
+
 
 sites = Table(
     "sites",
@@ -67,17 +70,31 @@ teaser_messages = Table(
     Column("only_on_path", String(200), nullable=True),
     # 1, 2, 3… per session, without gaps: a reconnecting client says the last one it saw.
     Column("session_seq", BigInteger, nullable=True),
-    # Only messages still waiting: it stays as small as what is pending, so sends, claims
-    # and acks touch a few hot pages of it (a full index grew with every delivered message).
+    # Set once a message is delivered or expired, by the store's periodic settle: it then
+    # moves from the small index of unsettled messages to the session history index.
+    Column("settled_at", BigInteger, nullable=True),
+    # Unsettled messages by session: what claims and polls look through. It stays as small
+    # as what is waiting or just delivered, so a send or an ack dirties a few hot pages.
     Index(
-        "ix_teaser_messages_pending",
+        "ix_teaser_messages_unsettled",
         "site_id",
         "session_id",
-        sqlite_where=PENDING,
-        postgresql_where=PENDING,
+        sqlite_where=UNSETTLED,
+        postgresql_where=UNSETTLED,
+    ),
+    # Every settled message by session, in order. Each new entry lands on a random page (a
+    # random session's); written per send, it had been most of the cost of a commit. The
+    # settle writes many at once, one page per session however many messages it holds.
+    Index(
+        "ux_teaser_messages_session_seq",
+        "site_id",
+        "session_id",
+        "session_seq",
+        unique=True,
+        sqlite_where=SETTLED,
+        postgresql_where=SETTLED,
     ),
     Index("ix_teaser_messages_expires", "expires_at"),
-    Index("ux_teaser_messages_session_seq", "site_id", "session_id", "session_seq", unique=True),
     # The dashboard's feed and message counts, per site and period.
     Index("ix_teaser_messages_site_created", "site_id", "created_at"),
 )

@@ -173,7 +173,11 @@ class PendingSessions:
         now = self.clock()
         query = (
             select(messages.c.site_id, messages.c.session_id, func.max(messages.c.expires_at))
-            .where(messages.c.consumed_at.is_(None), messages.c.expires_at > now)
+            .where(
+                messages.c.settled_at.is_(None),  # read from the small unsettled index
+                messages.c.consumed_at.is_(None),
+                messages.c.expires_at > now,
+            )
             .group_by(messages.c.site_id, messages.c.session_id)
         )
         async with self.engine.connect() as connection:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Table, delete, or_, select
+from sqlalchemy import Table, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from realtime.clock import Clock, now_ms
@@ -16,6 +16,7 @@ from realtime.models import (
     visitor_sessions,
     webhook_events_internal,
 )
+from realtime.statements import of_session
 
 PER_SESSION_TABLES: tuple[Table, ...] = (
     webhook_events_internal,
@@ -82,7 +83,9 @@ class Privacy:
 async def _delete_session(
     connection: AsyncConnection, table: Table, site: str, session: str
 ) -> int:
-    result = await connection.execute(
-        delete(table).where(table.c.site_id == site, table.c.session_id == session)
-    )
+    if table is teaser_messages:
+        condition = of_session(site, session)
+    else:
+        condition = and_(table.c.site_id == site, table.c.session_id == session)
+    result = await connection.execute(delete(table).where(condition))
     return result.rowcount

@@ -39,6 +39,9 @@ logger = logging.getLogger("teaser")
 DEMO_SITE = "woodstock_outlet"
 DEMO_KEY = "woodstock_rt_key_2024"
 DEMO_OPERATOR = "demo@woodstock.example"
+# Delivered and expired messages move to the session history index this often, many at a
+# time (TeaserStore.settle); until then the small index of unsettled ones finds them.
+SETTLE_INTERVAL = 2.0
 
 
 def server_secret(settings: Settings) -> bytes:
@@ -129,6 +132,7 @@ class Runtime:
         self.hub.start()
         _calm_garbage_collector()
         self._every(self.settings.purge_interval, self.purge, "purge")
+        self._every(SETTLE_INTERVAL, self.store.settle, "settle")
         self._every(self.settings.poll_flush_interval, self.presence.flush, "presence-flush")
 
     async def stop(self) -> None:

@@ -151,6 +151,7 @@ def deliverable_now(has_path: bool) -> ColumnElement[bool]:
     return and_(
         messages.c.site_id == bindparam("site"),
         messages.c.session_id == bindparam("session"),
+        messages.c.settled_at.is_(None),
         messages.c.consumed_at.is_(None),
         messages.c.expires_at > now,
         or_(messages.c.claimed_until.is_(None), messages.c.claimed_until <= now),
@@ -158,15 +159,38 @@ def deliverable_now(has_path: bool) -> ColumnElement[bool]:
     )
 
 
+def of_session(site: Any, session: Any) -> ColumnElement[bool]:
+    """A session's messages, settled or not. Written as two halves, one per partial index
+    by session: a condition on the session alone could use neither."""
+    same = and_(messages.c.site_id == site, messages.c.session_id == session)
+    return or_(
+        and_(same, messages.c.settled_at.is_(None)), and_(same, messages.c.settled_at.is_not(None))
+    )
+
+
 def has_messages(counters: Any) -> ColumnElement[bool]:
     return (
-        select(messages.c.seq)
-        .where(
-            messages.c.site_id == counters.c.site_id,
-            messages.c.session_id == counters.c.session_id,
-        )
-        .exists()
+        select(messages.c.seq).where(of_session(counters.c.site_id, counters.c.session_id)).exists()
     )
+
+
+# Rows a concurrent ack or claim holds are skipped (PostgreSQL), not waited for: they
+# settle next time, and the settle can never deadlock with them.
+SETTLE_BATCH = 10_000
+settleable = (
+    select(messages.c.seq)
+    .where(
+        messages.c.settled_at.is_(None),
+        or_(messages.c.consumed_at.is_not(None), messages.c.expires_at <= bindparam("now")),
+    )
+    .limit(SETTLE_BATCH)
+    .with_for_update(skip_locked=True)
+)
+SETTLE = (
+    update(messages)
+    .where(messages.c.seq.in_(settleable.scalar_subquery()))
+    .values(settled_at=bindparam("now"))
+)
 
 
 def shown_on(has_path: bool) -> ColumnElement[bool]:

@@ -38,9 +38,11 @@ from realtime.statements import (
     INSERT_RETURNING_SEQ,
     SEND_ALONE,
     SENT_COLUMNS,
+    SETTLE,
     claim_statement,
     consume_statement,
     has_messages,
+    of_session,
     shown_on,
     teaser_from_mapping,
 )
@@ -286,8 +288,7 @@ class TeaserStore:
             rows = connection.execute(
                 select(*COLUMNS)
                 .where(
-                    messages.c.site_id == site_id,
-                    messages.c.session_id == session_id,
+                    of_session(site_id, session_id),
                     messages.c.session_seq > since,
                     messages.c.consumed_at.is_not(None),
                     messages.c.expires_at > now,
@@ -423,7 +424,11 @@ class TeaserStore:
         """Give back what a closed socket sent but never got acked, for the next poll or
         socket. With `message_ids` (what the socket knows it holds) the lookup goes by id;
         without, every message of the holder is found by a scan."""
-        condition = and_(messages.c.claimed_by == holder, messages.c.consumed_at.is_(None))
+        condition = and_(
+            messages.c.claimed_by == holder,
+            messages.c.settled_at.is_(None),  # the scan goes through unsettled messages only
+            messages.c.consumed_at.is_(None),
+        )
         if message_ids is not None:
             if not message_ids:
                 return 0
@@ -437,6 +442,13 @@ class TeaserStore:
         )
         row = await self._database.read(lambda connection: connection.execute(statement).first())
         return None if row is None else teaser_from_mapping(row._mapping)
+
+    async def settle(self) -> int:
+        """Move delivered and expired messages out of the small index of unsettled ones,
+        into the session history index, in one statement for all of them."""
+        return await self._database.autocommit(
+            lambda connection: connection.execute(SETTLE, {"now": self.clock()}).rowcount
+        )
 
     async def purge_expired(self, retention_ms: int) -> PurgeReport:
         """Count messages that expired unseen since the last call; delete those past retention."""

@@ -1,20 +1,26 @@
 """The schema: migrations build exactly what the models describe, and the hot queries find
-their rows through the index meant for them."""
+their rows through the index meant for them (SQLite's query plans)."""
 
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import Executable
 
 from realtime.database import create_engine
 from realtime.migrations.migrate import upgrade
 from realtime.models import metadata
-from realtime.statements import claim_statement
+from realtime.models import teaser_messages as messages
+from realtime.statements import SETTLE, claim_statement, of_session
+
+Plan = list[str]
 
 
 def schema_differences(connection: Connection) -> list[Any]:
@@ -28,20 +34,55 @@ async def test_migrations_build_the_schema_the_models_describe(engine: AsyncEngi
     assert differences == []
 
 
-async def test_a_claim_reads_only_the_index_of_waiting_messages(tmp_path: Any) -> None:
+@pytest.fixture
+async def sqlite_path(tmp_path: Path) -> Path:
     path = tmp_path / "teaser.db"
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
     await upgrade(engine)
     await engine.dispose()
-    statement = claim_statement(has_path=False, limited=True)
-    compiled = statement.compile(dialect=engine.dialect)
-    values = compiled.construct_params(
-        {"site": "shop", "session": "s1", "now": 1, "limit": 10, "holder": "h", "until": 2}
-    )
-    parameters = [values[name] for name in compiled.positiontup or []]
+    return path
 
+
+def query_plan(path: Path, statement: Executable, values: dict[str, Any]) -> Plan:
+    compiled = statement.compile(dialect=create_engine(f"sqlite+aiosqlite:///{path}").dialect)
+    bound = compiled.construct_params(values)
+    parameters = [bound[name] for name in compiled.positiontup or []]
     with sqlite3.connect(path) as connection:
-        plan = connection.execute(f"EXPLAIN QUERY PLAN {compiled}", parameters).fetchall()
+        rows = connection.execute(f"EXPLAIN QUERY PLAN {compiled}", parameters).fetchall()
+    return [row[-1] for row in rows]
 
-    details = [row[-1] for row in plan]
-    assert any("ix_teaser_messages_pending" in detail for detail in details), details
+
+def uses(plan: Plan, index: str) -> bool:
+    return any(f"USING INDEX {index} " in step for step in plan)
+
+
+def scans_the_table(plan: Plan) -> bool:
+    return any(step.startswith("SCAN teaser_messages") and "INDEX" not in step for step in plan)
+
+
+async def test_a_claim_reads_only_the_index_of_unsettled_messages(sqlite_path: Path) -> None:
+    plan = query_plan(
+        sqlite_path,
+        claim_statement(has_path=False, limited=True),
+        {"site": "shop", "session": "s1", "now": 1, "limit": 10, "holder": "h", "until": 2},
+    )
+
+    assert uses(plan, "ix_teaser_messages_unsettled"), plan
+    assert not scans_the_table(plan), plan
+
+
+async def test_a_sessions_history_reads_both_indexes_by_session(sqlite_path: Path) -> None:
+    history = select(messages.c.id).where(of_session("shop", "s1"))
+
+    plan = query_plan(sqlite_path, history, {})
+
+    assert uses(plan, "ix_teaser_messages_unsettled"), plan
+    assert uses(plan, "ux_teaser_messages_session_seq"), plan
+    assert not scans_the_table(plan), plan
+
+
+async def test_the_settle_looks_only_through_unsettled_messages(sqlite_path: Path) -> None:
+    plan = query_plan(sqlite_path, SETTLE, {"now": 1})
+
+    assert any("ix_teaser_messages_unsettled" in step for step in plan), plan
+    assert not scans_the_table(plan), plan

@@ -264,3 +264,60 @@ async def test_message_ids_sort_by_the_time_they_were_sent(engine: AsyncEngine) 
 
     assert max(t.id for t in earlier) < min(t.id for t in later)
     assert all(t.id.startswith("tm_019ace6f6c0") for t in earlier + later)
+
+
+async def settled_count(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        query = select(func.count()).where(teaser_messages.c.settled_at.is_not(None))
+        return int((await connection.execute(query)).scalar_one())
+
+
+async def test_settling_moves_delivered_and_expired_messages_and_leaves_waiting_ones(
+    engine: AsyncEngine,
+) -> None:
+    clock = FakeClock()
+    store = TeaserStore(engine, clock=clock)
+    await store.send(SITE, drafts("s1", "delivered"))
+    await store.consume_pending(SITE, "s1")
+    await store.send(SITE, drafts("s2", "expires", expires_in_ms=1000))
+    await store.send(SITE, drafts("s3", "waits", expires_in_ms=600_000))
+    clock.advance(1000)
+
+    assert await store.settle() == 2
+    assert await store.settle() == 0
+    assert await settled_count(engine) == 2
+    assert [t.message for t in await store.consume_pending(SITE, "s3")] == ["waits"]
+
+
+async def test_a_settled_message_is_still_recovered_and_numbered_after(
+    engine: AsyncEngine,
+) -> None:
+    store = TeaserStore(engine)
+    await store.send(SITE, drafts("s1", "one", "two"))
+    await store.consume_pending(SITE, "s1")  # the answer is lost on the way
+    await store.settle()
+    [three] = await store.send(SITE, drafts("s1", "three"))
+
+    recovered = await store.recover(SITE, "s1", since=0)
+
+    assert [t.message for t in recovered or []] == ["one", "two"]
+    assert three.session_seq == 3
+    assert await store.position(SITE, "s1") == 3
+
+
+async def test_a_settled_session_keeps_its_number_until_its_last_message_is_purged(
+    engine: AsyncEngine,
+) -> None:
+    clock = FakeClock()
+    store = TeaserStore(engine, clock=clock)
+    await store.send(SITE, drafts("s1", "gone soon", expires_in_ms=1000))
+    await store.send(SITE, drafts("s1", "kept", expires_in_ms=600_000))
+    await store.consume_pending(SITE, "s1")
+    clock.advance(2000)
+    await store.settle()
+
+    await store.purge_expired(retention_ms=500)
+
+    assert await store.position(SITE, "s1") == 2  # "kept" still holds the counter
+    [next_one] = await store.send(SITE, drafts("s1", "next"))
+    assert next_one.session_seq == 3
