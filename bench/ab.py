@@ -5,7 +5,8 @@ so a figure is only compared with the one measured next to it: the result is the
 of the paired ratios B/A, with their spread.
 
 Run: .venv/bin/python -m bench.ab sends|bulk|latency [--base REV] [--rounds 6] [--seconds 5]
-     [--env KEY=VALUE …]  (the environment applies to B only)
+     [--env KEY=VALUE …] [--scaleout]  (the environment applies to B only)
+On SQLite and one worker; --scaleout: PostgreSQL + Redis, sends to A, sockets on B.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bench.bench import Bench
 from bench.run import QUICK
 from bench.scenarios import fd_limit
 from bench.servers import ROOT, Server, ServerSpec
+from bench.services import fresh_postgres
 from bench.specs import sqlite_url, teaser
 
 FIGURES = {  # load: the figures compared, and whether more is better
@@ -44,15 +46,21 @@ def base_checkout(revision: str, into: Path) -> Path:
     return into
 
 
-def measure(bench: Bench, spec: ServerSpec, load: str, seconds: float) -> dict[str, Any]:
-    with Server(spec, bench.tmp) as server:
-        bench.open_sockets("teaser", server, bench.plan.sockets, "ab")
+def measure(
+    bench: Bench, spec: ServerSpec, load: str, seconds: float, across: bool
+) -> dict[str, Any]:
+    """One run on fresh servers: one worker, or with `across` two (sends to A, sockets on B)."""
+    with ExitStack() as stack:
+        sender = stack.enter_context(Server(spec, bench.tmp))
+        holder = stack.enter_context(Server(spec, bench.tmp)) if across else sender
+        bench.open_sockets("teaser", holder, bench.plan.sockets, "ab")
         try:
-            bench.latency(server, 20)  # warm-up, as in the benchmark
+            bench.latency(sender, 20)  # warm-up, as in the benchmark
             if load == "latency":
-                return bench.latency(server, int(seconds * 100))
+                return bench.latency(sender, int(seconds * 100))
             batch = 1 if load == "sends" else bench.plan.bulk
-            return bench.load(server, [server], batch=batch, seconds=seconds)
+            servers = [sender, holder] if across else [sender]
+            return bench.load(sender, servers, batch=batch, seconds=seconds)
         finally:
             bench.client("close")
 
@@ -70,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE, for B only")
+    parser.add_argument(
+        "--scaleout",
+        action="store_true",
+        help="PostgreSQL + Redis, sends to worker A and sockets on worker B",
+    )
     args = parser.parse_args(argv)
     fd_limit()
     extra = dict(item.split("=", 1) for item in args.env)
@@ -83,12 +96,16 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(QUICK, Path(tmp))
         stack.callback(bench.close)
         for side in order(args.rounds):
-            spec = teaser(sqlite_url(Path(tmp)))
+            if args.scaleout:
+                url = stack.enter_context(fresh_postgres())
+                spec = teaser(url, redis=True)
+            else:
+                spec = teaser(sqlite_url(Path(tmp)))
             if side == "A":
                 spec = replace(spec, root=root)
             else:
                 spec = replace(spec, env={**spec.env, **extra})
-            result = measure(bench, spec, args.load, args.seconds)
+            result = measure(bench, spec, args.load, args.seconds, args.scaleout)
             results[side].append(result)
             shown = "  ".join(f"{name} {result[name]:>9.2f}" for name in figures)
             print(f"{side}  {shown}", file=sys.stderr)

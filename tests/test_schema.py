@@ -10,15 +10,16 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, select
+from sqlalchemy import BindParameter, Connection, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from realtime.database import create_engine
 from realtime.migrations.migrate import upgrade
 from realtime.models import metadata
 from realtime.models import teaser_messages as messages
-from realtime.statements import SETTLE, claim_statement, of_session
+from realtime.statements import ACK_RETURNING, SETTLE, claim_statement, of_session
 
 Plan = list[str]
 
@@ -86,3 +87,56 @@ async def test_the_settle_looks_only_through_unsettled_messages(sqlite_path: Pat
 
     assert any("ix_teaser_messages_unsettled" in step for step in plan), plan
     assert not scans_the_table(plan), plan
+
+
+async def generic_plan(url: str, statement: Executable, values: dict[str, Any]) -> str:
+    """PostgreSQL's generic plan for `statement`: the plan a prepared statement keeps after
+    five runs, made without looking at the values."""
+    import asyncpg
+
+    def bind_value(element: Any) -> Any:
+        if isinstance(element, BindParameter) and element.key in values:
+            value = values[element.key]
+            return bindparam(element.key, value, type_=element.type, expanding=element.expanding)
+        return None
+
+    bound_statement = replacement_traverse(statement, {}, bind_value)
+    dialect = create_engine(url).dialect
+    compiled = bound_statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    bound = compiled.construct_params()
+    literals = ", ".join(
+        f"'{value}'" if isinstance(value, str) else str(value)
+        for value in (bound[name] for name in compiled.positiontup or [])
+    )
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await connection.execute("SET plan_cache_mode = force_generic_plan")
+        await connection.execute(f"PREPARE hot AS {compiled}")
+        rows = await connection.fetch(f"EXPLAIN EXECUTE hot({literals})")
+    finally:
+        await connection.close()
+    return "\n".join(row[0] for row in rows)
+
+
+@pytest.fixture
+async def postgres_schema(postgres_url: str) -> str:
+    engine = create_engine(postgres_url)
+    await upgrade(engine)
+    await engine.dispose()
+    return postgres_url
+
+
+async def test_postgres_generic_plans_of_claims_and_acks_use_their_indexes(
+    postgres_schema: str,
+) -> None:
+    claim = await generic_plan(
+        postgres_schema,
+        claim_statement(has_path=False, limited=True),
+        {"site": "shop", "session": "s1", "now": 1, "limit": 10, "holder": "h", "until": 2},
+    )
+    ack = await generic_plan(
+        postgres_schema, ACK_RETURNING, {"ids": ["tm_a", "tm_b"], "holders": ["h"], "now": 1}
+    )
+
+    assert "ix_teaser_messages_unsettled" in claim and "Seq Scan" not in claim, claim
+    assert "teaser_messages_id_key" in ack and "Seq Scan" not in ack, ack

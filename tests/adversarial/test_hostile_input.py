@@ -107,6 +107,7 @@ async def client(server: InProcessServer, tenants: Tenants) -> AsyncIterator[htt
 async def snapshot(server: InProcessServer) -> Snapshot:
     assert server.runtime is not None
     await server.runtime.presence.flush()  # poll marks are batched in memory
+    await server.runtime.store.settle()  # as the worker does every 2 s, in the background
     async with server.runtime.engine.connect() as connection:
         return {
             table.name: sorted(
