@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,10 @@ from realtime.database import SQLITE_LOCK_WAIT, tune_sqlite
 
 Result = TypeVar("Result")
 WRITE_LOCK_RETRY = 0.0005
+# How long a thread that wants the GIL waits before it asks the holder to let go; Python's
+# default is 5 ms. The store's thread gives up the GIL at every SQLite call and must win it
+# back from a busy event loop each time, so under load each statement waited that long.
+GIL_SWITCH_INTERVAL = 0.001
 Work = Callable[[Connection], Result]
 
 
@@ -86,6 +91,7 @@ class ThreadTransactions:
         event.listen(self._engine, "connect", _own_transactions)
         event.listen(self._engine, "begin", _begin)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teaser-sqlite")
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
 
     async def write(self, work: Work[Result]) -> Result:
         return await self._run(self._write, work)

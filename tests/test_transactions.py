@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 
@@ -133,3 +134,11 @@ async def test_on_sqlite_a_writer_waits_for_another_connections_write_lock(
     assert blocked
     assert await asyncio.wait_for(waiting, 5) == "second"
     assert await sqlite_database.read(count_counters) == 2
+
+
+async def test_the_sqlite_thread_waits_at_most_a_millisecond_for_the_gil(
+    sqlite_database: Transactions,
+) -> None:
+    # Python's default is 5 ms: under load every statement of the store's thread waited it.
+    assert sys.getswitchinterval() <= 0.001
+    assert await sqlite_database.write(add_counter("s1")) == "s1"
