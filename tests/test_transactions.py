@@ -136,9 +136,14 @@ async def test_on_sqlite_a_writer_waits_for_another_connections_write_lock(
     assert await sqlite_database.read(count_counters) == 2
 
 
-async def test_the_sqlite_thread_waits_at_most_a_millisecond_for_the_gil(
-    sqlite_database: Transactions,
-) -> None:
-    # Python's default is 5 ms: under load every statement of the store's thread waited it.
-    assert sys.getswitchinterval() <= 0.001
-    assert await sqlite_database.write(add_counter("s1")) == "s1"
+async def test_the_sqlite_thread_waits_at_most_a_millisecond_for_the_gil(sqlite_url: str) -> None:
+    sys.setswitchinterval(0.005)  # Python's default: under load every statement waited it
+    engine = create_engine(sqlite_url)
+    await upgrade(engine)
+    database = transactions_for(engine)
+    try:
+        assert sys.getswitchinterval() <= 0.001
+        assert await database.write(add_counter("s1")) == "s1"
+    finally:
+        await database.close()
+        await engine.dispose()
