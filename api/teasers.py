@@ -108,6 +108,9 @@ async def teaser_socket(websocket: WebSocket) -> None:
     del handshake
     try:
         await websocket.accept()
+        # The handshake's header lines would otherwise stay in the scope for the socket's
+        # whole life; nothing reads them once it is open.
+        websocket.scope["headers"] = []
         hub = runtime.hub
         connection = await hub.attach(site.id, asked.session_id, websocket, asked.path, asked.since)
         try:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
 
+from api.wsprotocol import LEAN_WEBSOCKETS
+
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 
@@ -38,6 +40,13 @@ class ServerSpec:
     @property
     def options(self) -> str:
         return f"ws={self.ws} loop={self.loop} http={self.http} workers={self.workers}"
+
+
+def served_ws(spec: ServerSpec) -> str:
+    """Teaser serves websockets-sansio through its own subclass, as `teaser serve` does."""
+    if spec.peer == "teaser" and spec.ws == "websockets-sansio":
+        return LEAN_WEBSOCKETS
+    return spec.ws
 
 
 def free_port() -> int:
@@ -73,7 +82,7 @@ class Server:
             "--port",
             str(self.port),
             "--ws",
-            spec.ws,
+            served_ws(spec),
             "--loop",
             spec.loop,
             "--http",

@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
+from api.wsprotocol import LEAN_WEBSOCKETS
 from realtime.config import Settings
 from realtime.runtime import Runtime
 
@@ -127,6 +128,7 @@ class InProcessServer(OnLoopback):
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
+            ws=LEAN_WEBSOCKETS,
             ws_max_size=64 * 1024,
             lifespan="on",
         )

@@ -1,0 +1,23 @@
+"""The WebSocket protocol Teaser serves with: uvicorn's websockets-sansio, minus the
+handshake it keeps for the socket's whole life.
+
+uvicorn holds the parsed upgrade request and the 101 response (their header objects and
+the raw header lines) on every open socket, and never reads them after the handshake.
+At thousands of idle sockets per worker those few kilobytes each are most of what a
+socket costs, so once the handshake is done this protocol lets them go.
+"""
+
+from __future__ import annotations
+
+from uvicorn._types import ASGISendEvent
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+# What script/server, `teaser serve` and the Procfile pass to uvicorn as --ws.
+LEAN_WEBSOCKETS = "api.wsprotocol:LeanWebSocketsProtocol"
+
+
+class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
+    async def send(self, message: ASGISendEvent) -> None:
+        await super().send(message)
+        if self.handshake_complete and "response" in self.__dict__:
+            del self.request, self.response
