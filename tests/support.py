@@ -121,6 +121,11 @@ class InProcessServer(OnLoopback):
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
 
+    def open_protocols(self) -> list[asyncio.Protocol]:
+        """uvicorn's protocol object of each open connection (HTTP or WebSocket)."""
+        assert self._server is not None
+        return list(self._server.server_state.connections)
+
     async def start(self) -> None:
         app = create_app(self.settings, runtime=self.runtime)
         config = uvicorn.Config(

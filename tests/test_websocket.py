@@ -12,6 +12,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from api.wsprotocol import LeanWebSocketsProtocol
 from realtime.teaser import Draft
 from tests.conftest import ServerFactory
 from tests.support import DEMO_HEADERS, InProcessServer, json_of, new_session_id
@@ -299,3 +300,19 @@ async def test_a_lease_for_a_socket_that_closed_meanwhile_goes_back_to_the_store
 
     assert leased[0].leased_to == reserved[session].holder
     assert [m["message"] for m in polled["messages"]] == ["for a closed tab"]
+
+
+async def test_an_open_socket_keeps_nothing_of_its_handshake(
+    server: InProcessServer, client: httpx.AsyncClient
+) -> None:
+    session = new_session_id()
+    async with connect(socket_url(server, session), user_agent_header="x" * 500) as socket:
+        sent = await send(client, session, "still delivered")
+        frame = await next_teaser(socket)
+        sockets = [p for p in server.open_protocols() if isinstance(p, LeanWebSocketsProtocol)]
+
+        assert frame["id"] == sent["id"]
+        assert len(sockets) == 1
+        [open_socket] = sockets
+        assert not hasattr(open_socket, "request") and not hasattr(open_socket, "response")
+        assert open_socket.scope["headers"] == []
