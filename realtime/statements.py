@@ -177,7 +177,7 @@ def has_messages(counters: Any) -> ColumnElement[bool]:
 # Rows a concurrent ack or claim holds are skipped (PostgreSQL), not waited for: they
 # settle next time, and the settle can never deadlock with them.
 SETTLE_BATCH = 10_000
-settleable = (
+_SETTLEABLE = (
     select(messages.c.seq)
     .where(
         messages.c.settled_at.is_(None),
@@ -188,7 +188,7 @@ settleable = (
 )
 SETTLE = (
     update(messages)
-    .where(messages.c.seq.in_(settleable.scalar_subquery()))
+    .where(messages.c.seq.in_(_SETTLEABLE.scalar_subquery()))
     .values(settled_at=bindparam("now"))
 )
 

@@ -445,7 +445,8 @@ class TeaserStore:
 
     async def settle(self) -> int:
         """Move delivered and expired messages out of the small index of unsettled ones,
-        into the session history index, in one statement for all of them."""
+        into the session history index: up to SETTLE_BATCH in one statement, the rest on
+        the next call. Returns how many moved."""
         return await self._database.autocommit(
             lambda connection: connection.execute(SETTLE, {"now": self.clock()}).rowcount
         )
