@@ -43,8 +43,11 @@ class ServerSpec:
 
 
 def served_ws(spec: ServerSpec) -> str:
-    """Teaser serves websockets-sansio through its own subclass, as `teaser serve` does."""
-    if spec.peer == "teaser" and spec.ws == "websockets-sansio":
+    """Teaser serves websockets-sansio through its own subclass, as `teaser serve` does.
+    A checkout older than that subclass (bench.ab's base) serves plain websockets-sansio,
+    as its own `teaser serve` did: its `api` package would find this checkout's module."""
+    lean = (spec.root / "api" / "wsprotocol.py").exists()
+    if spec.peer == "teaser" and spec.ws == "websockets-sansio" and lean:
         return LEAN_WEBSOCKETS
     return spec.ws
 
