@@ -30,12 +30,7 @@ from realtime.errors import InvalidInput
 from realtime.models import idempotency_keys, session_counters
 from realtime.models import teaser_messages as messages
 from realtime.statements import (
-    ACK_RETURNING,
     COLUMNS,
-    COUNT_UP,
-    COUNT_UP_RETURNING,
-    COUNTERS,
-    INSERT_RETURNING_SEQ,
     SEND_ALONE,
     SENT_COLUMNS,
     SETTLE,
@@ -48,11 +43,11 @@ from realtime.statements import (
 )
 from realtime.teaser import Draft, Teaser, new_teaser_ids
 from realtime.transactions import transactions_for
+from realtime.writes import writes_for
 
 # Concurrent transactions per kind of write on PostgreSQL (its pool holds 20 connections).
 PARALLEL_WRITERS = 6
 IDEMPOTENCY_WINDOW_MS = 86_400_000  # a retry a day later is a new send
-COUNTERS_PER_STATEMENT = 500  # far below any database's limit on parameters
 
 
 @dataclass(frozen=True)
@@ -136,6 +131,7 @@ class TeaserStore:
         self.clock = clock
         self.lease_ms = lease_ms
         self._expired_counted_until = clock()
+        self._writes = writes_for(engine.dialect.name)
         writers = 1 if engine.dialect.name == "sqlite" else PARALLEL_WRITERS
         # SQLite has no INSERT inside WITH, and there a transaction costs no round trip.
         self._one_statement_sends = engine.dialect.name == "postgresql"
@@ -209,10 +205,7 @@ class TeaserStore:
             if request.idempotency is not None:
                 self._remember(connection, request, batch, now)
         self._number(connection, rows)
-        # Matched by id, not by position: asking for rows back in parameter order makes
-        # SQLite insert one row per statement.
-        returned = connection.execute(INSERT_RETURNING_SEQ, rows)
-        seqs: dict[str, int] = {row_id: seq for row_id, seq in returned.all()}
+        seqs = self._writes.insert(connection, rows)
         for row in rows:
             row["seq"] = seqs[row["id"]]
         return [[teaser_from_mapping(row) for row in batch] for batch in batches]
@@ -310,22 +303,9 @@ class TeaserStore:
         # Always lock counters in the same (sorted) order: two bulk sends naming the same
         # sessions in different orders would otherwise deadlock on PostgreSQL.
         ordered = sorted(per_session.items())
-        counts = [{"site_id": s, "session_id": ss, "count": len(r)} for (s, ss), r in ordered]
-        if len(counts) == 1:  # the usual send: one statement, not two
-            statement = COUNT_UP_RETURNING[connection.dialect.name]
-            last = connection.execute(statement, counts[0]).scalar_one()
-            _number_rows(ordered[0][1], int(last))
-            return
-        connection.execute(COUNT_UP[connection.dialect.name], counts)
-        sites: dict[str, list[str]] = {}
-        for site, session in per_session:
-            sites.setdefault(site, []).append(session)
-        for site, sessions in sites.items():
-            for start in range(0, len(sessions), COUNTERS_PER_STATEMENT):
-                chunk = sessions[start : start + COUNTERS_PER_STATEMENT]
-                found = connection.execute(COUNTERS, {"site": site, "sessions": chunk})
-                for session, last in found.all():
-                    _number_rows(per_session[(site, session)], int(last))
+        lasts = self._writes.count_up(connection, [(s, ss, len(r)) for (s, ss), r in ordered])
+        for key, session_rows in ordered:
+            _number_rows(session_rows, int(lasts[key]))
 
     def _remember(
         self,
@@ -405,13 +385,11 @@ class TeaserStore:
         # One statement for the batch. Message ids are unique, so matching any of the
         # batch's holders is only looser than matching each ack's own holder when a lease
         # ran out and another socket re-sent the message: it reached a client either way.
-        parameters = {
-            "ids": [ack.message_id for ack in acks],
-            "holders": sorted({ack.holder for ack in acks}),
-            "now": self.clock(),
-        }
+        ids = [ack.message_id for ack in acks]
+        holders = sorted({ack.holder for ack in acks})
+        now = self.clock()
         consumed = await self._database.autocommit(
-            lambda connection: set(connection.execute(ACK_RETURNING, parameters).all())
+            lambda connection: self._writes.ack(connection, ids, holders, now)
         )
         answers = []
         for ack in acks:

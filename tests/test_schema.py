@@ -23,6 +23,7 @@ from realtime.migrations.migrate import upgrade
 from realtime.models import metadata
 from realtime.models import teaser_messages as messages
 from realtime.statements import ACK_RETURNING, SETTLE, claim_statement, of_session
+from realtime.writes import ack_sql
 
 Plan = list[str]
 
@@ -90,6 +91,17 @@ async def test_the_settle_looks_only_through_unsettled_messages(sqlite_path: Pat
     plan = query_plan(sqlite_path, SETTLE, {"now": 1})
 
     assert uses(plan, "ix_teaser_messages_unsettled"), plan
+    assert not scans_the_table(plan), plan
+
+
+async def test_a_sqlite_ack_finds_its_messages_by_id(sqlite_path: Path) -> None:
+    with sqlite3.connect(sqlite_path) as connection:
+        rows = connection.execute(
+            f"EXPLAIN QUERY PLAN {ack_sql(ids=2, holders=1)}", [1, "tm_a", "tm_b", "h"]
+        ).fetchall()
+    plan = [row[-1] for row in rows]
+
+    assert any("INDEX sqlite_autoindex_teaser_messages_1 (id=?)" in step for step in plan), plan
     assert not scans_the_table(plan), plan
 
 

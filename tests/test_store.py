@@ -141,6 +141,26 @@ async def test_bulk_send_is_all_in_one_transaction_in_order(engine: AsyncEngine)
     ]
 
 
+async def test_a_send_larger_than_one_statement_is_stored_whole_and_numbered(
+    engine: AsyncEngine,
+) -> None:
+    store = TeaserStore(engine)
+    # More rows and more sessions than one statement of the SQLite writes takes (500 each).
+    many = [draft for i in range(600) for draft in drafts(f"s{i}", "one", "two")]
+
+    sent = await store.send(SITE, many)
+
+    async with engine.connect() as connection:
+        stored = {
+            row.id: (row.seq, row.session_seq)
+            for row in await connection.execute(
+                select(teaser_messages.c.id, teaser_messages.c.seq, teaser_messages.c.session_seq)
+            )
+        }
+    assert {t.id: (t.seq, t.session_seq) for t in sent} == stored
+    assert [t.session_seq for t in sent] == [1, 2] * 600
+
+
 async def test_purge_counts_unseen_expiries_and_deletes_past_retention(
     engine: AsyncEngine,
 ) -> None:
