@@ -3,6 +3,8 @@ so (nothing is read), else as soon as the streamed bytes pass it."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,15 +22,14 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
         self.larger = larger or {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    # Not a coroutine itself: it hands back the one it picks (see api.sockets.DirectSocket).
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         limit = self.larger.get((scope["method"], scope["path"]), self.max_bytes)
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isascii() and declared.isdigit() and int(declared) > limit:
-            await self._too_large(limit)(scope, receive, send)
-            return
+            return self._too_large(limit)(scope, receive, send)
         received = 0
 
         async def limited_receive() -> Message:
@@ -39,7 +40,7 @@ class BodyLimitMiddleware:
                 raise HTTPException(413, detail=f"request body is larger than {limit} bytes")
             return message
 
-        await self.app(scope, limited_receive, send)
+        return self.app(scope, limited_receive, send)
 
     @staticmethod
     def _too_large(limit: int) -> ASGIApp:

@@ -4,7 +4,7 @@ machine's speed drifts by tens of percent within minutes (other tenants share it
 so a figure is only compared with the one measured next to it: the result is the median
 of the paired ratios B/A, with their spread.
 
-Run: .venv/bin/python -m bench.ab sends|bulk|latency [--base REV] [--rounds 6] [--seconds 5]
+Run: .venv/bin/python -m bench.ab sends|bulk|latency|polls [--base REV] [--rounds 6] [--seconds 5]
      [--env KEY=VALUE …] [--scaleout]  (the environment applies to B only)
 On SQLite and one worker; --scaleout: PostgreSQL + Redis, sends to A, sockets on B.
 """
@@ -22,16 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench import Bench
+from bench.loadgen import wrk_polls
 from bench.run import QUICK
 from bench.scenarios import fd_limit
 from bench.servers import ROOT, Server, ServerSpec
 from bench.services import fresh_postgres
 from bench.specs import sqlite_url, teaser
 
+POLLS = "/api/teaser-messages"
 FIGURES = {  # load: the figures compared, and whether more is better
     "sends": {"msgs_per_s": True, "p99_ms": False},
     "bulk": {"msgs_per_s": True, "p99_ms": False},
     "latency": {"p50_ms": False, "p99_ms": False},
+    "polls": {"requests_per_s": True, "p99_ms": False},
 }
 
 
@@ -52,6 +55,9 @@ def measure(
     """One run on fresh servers: one worker, or with `across` two (sends to A, sockets on B)."""
     with ExitStack() as stack:
         sender = stack.enter_context(Server(spec, bench.tmp))
+        if load == "polls":  # idle polls from wrk: no sockets
+            wrk_polls(sender.http_base + POLLS, 1)  # warm-up
+            return wrk_polls(sender.http_base + POLLS, seconds)
         holder = stack.enter_context(Server(spec, bench.tmp)) if across else sender
         bench.open_sockets("teaser", holder, bench.plan.sockets, "ab")
         try:
