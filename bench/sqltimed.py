@@ -1,7 +1,9 @@
 """Teaser's app with every SQL statement timed, for `bench.profile --sql`: py-spy shows the
 database time only as the thread that spent it, not which statement. Times are
 wall time per execute (queueing for the connection's thread and lock waits included); the
-table is written to BENCH_SQL_OUT when the worker exits.
+table is written to BENCH_SQL_OUT when the worker exits. SQLite's hot writes
+(realtime/writes.py) go straight to the driver, past these timers: on SQLite they show up
+only as the thread's time in the profile.
 
 Run: uvicorn --factory bench.sqltimed:create_app
 """
