@@ -42,6 +42,8 @@ DEMO_OPERATOR = "demo@woodstock.example"
 # Delivered and expired messages move to the session history index this often, many at a
 # time (TeaserStore.settle); until then the small index of unsettled ones finds them.
 SETTLE_INTERVAL = 2.0
+# SQLite's WAL gains a few thousand pages a second under load: checkpoints keep it short.
+CHECKPOINT_INTERVAL = 1.0
 
 
 def server_secret(settings: Settings) -> bytes:
@@ -133,6 +135,7 @@ class Runtime:
         _calm_garbage_collector()
         self._every(self.settings.purge_interval, self.purge, "purge")
         self._every(SETTLE_INTERVAL, self.store.settle, "settle")
+        self._every(CHECKPOINT_INTERVAL, self.store.checkpoint, "checkpoint")
         self._every(self.settings.poll_flush_interval, self.presence.flush, "presence-flush")
 
     async def stop(self) -> None:

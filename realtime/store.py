@@ -429,6 +429,10 @@ class TeaserStore:
             lambda connection: connection.execute(SETTLE, {"now": self.clock()}).rowcount
         )
 
+    async def checkpoint(self) -> None:
+        """Fold SQLite's write-ahead log into the database file, off the writer's path."""
+        await self._database.checkpoint()
+
     async def purge_expired(self, retention_ms: int) -> PurgeReport:
         """Count messages that expired unseen since the last call; delete those past retention."""
         now = self.clock()

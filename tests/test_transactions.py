@@ -4,10 +4,13 @@ PostgreSQL on the pool, and commits only if it returns."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, func, insert, select
@@ -147,3 +150,28 @@ async def test_the_sqlite_thread_waits_at_most_a_millisecond_for_the_gil(sqlite_
     finally:
         await database.close()
         await engine.dispose()
+
+
+def checkpointed_counters(database_file: str, copy: Path) -> int:
+    """Counters in the database file alone: what checkpoints have copied out of the log."""
+    shutil.copyfile(database_file, copy)
+    with closing(sqlite3.connect(copy)) as connection:
+        return int(connection.execute("SELECT count(*) FROM session_counters").fetchone()[0])
+
+
+async def test_on_sqlite_the_log_reaches_the_database_file_by_checkpoints_off_the_writer(
+    sqlite_database: Transactions, sqlite_url: str, tmp_path: Path
+) -> None:
+    database_file = sqlite_url.split("///", 1)[1]
+    await sqlite_database.checkpoint()  # the schema, written by the migration
+    await sqlite_database.write(add_counter("s1"))
+
+    def autocheckpoint(connection: Connection) -> int:
+        return int(connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
+
+    before = checkpointed_counters(database_file, tmp_path / "before.db")
+    await sqlite_database.checkpoint()
+    after = checkpointed_counters(database_file, tmp_path / "after.db")
+
+    assert await sqlite_database.write(autocheckpoint) == 0  # the writer never checkpoints
+    assert (before, after) == (0, 1)
