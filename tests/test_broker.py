@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from urllib.parse import urlparse
 
 import pytest
 import redis.asyncio as aioredis
 
 from realtime.broker import RESYNC, Broker, Event
+from tests.faults.proxy import FaultProxy
 
 
 def channel() -> str:
@@ -97,3 +99,30 @@ async def test_publishing_while_redis_is_unreachable_still_wakes_local_listeners
             assert await broker.healthy() is False
     finally:
         await broker.disconnect()
+
+
+async def test_a_reconnected_redis_link_asks_for_a_resync_only_once_it_hears_again(
+    redis_url: str,
+) -> None:
+    # The resync covers what was sent before it; what is sent after must reach the
+    # listener, so the subscriptions must be in force at Redis before the resync.
+    upstream = urlparse(redis_url)
+    proxy = FaultProxy(upstream.port or 6379, upstream.hostname or "127.0.0.1")
+    await proxy.start()
+    broker = Broker(proxy.url(path=upstream.path or "/0"))
+    await broker.connect()
+    name = channel()
+    direct = aioredis.from_url(redis_url)
+    try:
+        async with broker.subscribe(name) as listener:
+            await asyncio.sleep(0.2)  # the first SUBSCRIBE is in force
+            proxy.delay = 0.3  # from now on, each command reaches Redis 0.3 s late
+            proxy.cut()
+
+            assert (await next_event(listener, timeout=10)).channel == RESYNC
+            await direct.publish(name, "right after the resync")
+            assert (await next_event(listener, timeout=3)).message == "right after the resync"
+    finally:
+        await direct.aclose()
+        await broker.disconnect()
+        await proxy.stop()

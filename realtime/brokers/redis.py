@@ -18,6 +18,7 @@ logger = logging.getLogger("teaser.broker.redis")
 # Always subscribed, so the pub/sub connection exists (and is pinged) before any session.
 CONTROL_CHANNEL = "teaser:control"
 LINK_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+SUBSCRIBE_TIMEOUT = 5.0
 
 
 class RedisBackend(BrokerBackend):
@@ -151,8 +152,10 @@ class RedisBackend(BrokerBackend):
     async def _open_pubsub(self) -> None:
         async with self._lock:
             pubsub = self._client.pubsub()
+            channels = {CONTROL_CHANNEL, *self._channels}
             try:
-                await pubsub.subscribe(CONTROL_CHANNEL, *self._channels)
+                await pubsub.subscribe(*channels)
+                await _confirmed(pubsub, len(channels))
             except BaseException:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
                 raise
@@ -175,6 +178,18 @@ class RedisBackend(BrokerBackend):
         except LINK_ERRORS as exc:
             logger.warning("Redis %s failed (%s); reconnecting.", command, exc)
             await self._close_pubsub()
+
+
+async def _confirmed(pubsub: PubSub, channels: int) -> None:
+    """Wait until Redis has confirmed all `channels` subscriptions. Until then a publish to
+    one of them reaches nobody, and the resync that follows a reconnect only covers what
+    was sent before it. A message that arrives meanwhile is dropped: that resync covers it."""
+    deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
+    while (left := deadline - time.monotonic()) > 0:
+        raw = await pubsub.get_message(timeout=left)
+        if raw is not None and raw["type"] == "subscribe" and raw["data"] >= channels:
+            return
+    raise TimeoutError(f"Redis did not confirm {channels} subscriptions in {SUBSCRIBE_TIMEOUT} s")
 
 
 def _as_event(raw: dict[str, Any]) -> Event | None:
