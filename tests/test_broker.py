@@ -126,3 +126,31 @@ async def test_a_reconnected_redis_link_asks_for_a_resync_only_once_it_hears_aga
         await direct.aclose()
         await broker.disconnect()
         await proxy.stop()
+
+
+async def test_the_first_publish_after_redis_restarted_still_reaches_other_workers(
+    redis_url: str,
+) -> None:
+    upstream = urlparse(redis_url)
+    proxy = FaultProxy(upstream.port or 6379, upstream.hostname or "127.0.0.1")
+    await proxy.start()
+    sender, receiver = Broker(proxy.url(path=upstream.path or "/0")), Broker(redis_url)
+    await sender.connect()
+    await receiver.connect()
+    name = channel()
+    try:
+        async with receiver.subscribe(name) as listener:
+            await asyncio.sleep(0.2)  # the SUBSCRIBE is in force
+            assert await sender.publish(name, "before") is True
+            await proxy.restart(down_for=0.5)  # closes the sender's pooled connection
+            await asyncio.sleep(0.5)
+
+            published = await sender.publish(name, "after the restart")
+
+            assert published is True
+            messages = [(await next_event(listener)).message for _ in range(2)]
+            assert messages == ["before", "after the restart"]
+    finally:
+        await sender.disconnect()
+        await receiver.disconnect()
+        await proxy.stop()

@@ -8,6 +8,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from realtime.broker import RESYNC, BrokerBackend, Event
@@ -81,7 +82,13 @@ class RedisBackend(BrokerBackend):
         if time.monotonic() < self._publish_paused_until:
             raise BrokerUnavailable("Redis publish paused after a recent failure")
         try:
-            await self._publisher.publish(channel, message)
+            try:
+                await self._publisher.publish(channel, message)
+            except RedisConnectionError:
+                # A pooled connection that Redis closed (it restarted) fails its first
+                # command; the pool opens a new one for the second. A stall (a timeout)
+                # is not tried twice: the send would wait for it twice.
+                await self._publisher.publish(channel, message)
         except LINK_ERRORS as exc:
             self._publish_paused_until = time.monotonic() + self._publish_pause
             raise BrokerUnavailable(f"Redis publish failed: {exc}") from exc
