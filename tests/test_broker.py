@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from urllib.parse import urlparse
 
 import pytest
@@ -101,15 +102,28 @@ async def test_publishing_while_redis_is_unreachable_still_wakes_local_listeners
         await broker.disconnect()
 
 
-async def test_a_reconnected_redis_link_asks_for_a_resync_only_once_it_hears_again(
-    redis_url: str,
-) -> None:
-    # The resync covers what was sent before it; what is sent after must reach the
-    # listener, so the subscriptions must be in force at Redis before the resync.
+@pytest.fixture
+async def proxy(redis_url: str) -> AsyncIterator[FaultProxy]:
+    """A fault proxy in front of Redis; `through(proxy, redis_url)` is its Redis URL."""
     upstream = urlparse(redis_url)
     proxy = FaultProxy(upstream.port or 6379, upstream.hostname or "127.0.0.1")
     await proxy.start()
-    broker = Broker(proxy.url(path=upstream.path or "/0"))
+    try:
+        yield proxy
+    finally:
+        await proxy.stop()
+
+
+def through(proxy: FaultProxy, redis_url: str) -> str:
+    return proxy.url(path=urlparse(redis_url).path or "/0")
+
+
+async def test_a_reconnected_redis_link_asks_for_a_resync_only_once_it_hears_again(
+    redis_url: str, proxy: FaultProxy
+) -> None:
+    # The resync covers what was sent before it; what is sent after must reach the
+    # listener, so the subscriptions must be in force at Redis before the resync.
+    broker = Broker(through(proxy, redis_url))
     await broker.connect()
     name = channel()
     direct = aioredis.from_url(redis_url)
@@ -125,16 +139,12 @@ async def test_a_reconnected_redis_link_asks_for_a_resync_only_once_it_hears_aga
     finally:
         await direct.aclose()
         await broker.disconnect()
-        await proxy.stop()
 
 
 async def test_the_first_publish_after_redis_restarted_still_reaches_other_workers(
-    redis_url: str,
+    redis_url: str, proxy: FaultProxy
 ) -> None:
-    upstream = urlparse(redis_url)
-    proxy = FaultProxy(upstream.port or 6379, upstream.hostname or "127.0.0.1")
-    await proxy.start()
-    sender, receiver = Broker(proxy.url(path=upstream.path or "/0")), Broker(redis_url)
+    sender, receiver = Broker(through(proxy, redis_url)), Broker(redis_url)
     await sender.connect()
     await receiver.connect()
     name = channel()
@@ -153,4 +163,3 @@ async def test_the_first_publish_after_redis_restarted_still_reaches_other_worke
     finally:
         await sender.disconnect()
         await receiver.disconnect()
-        await proxy.stop()
