@@ -10,8 +10,8 @@ statements asyncpg prepares once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection
 
@@ -24,6 +24,7 @@ from realtime.statements import (
     SENT_COLUMNS,
 )
 
+Item = TypeVar("Item")
 SessionKey = tuple[str, str]  # (site_id, session_id)
 # (site_id, session_id, how many new messages)
 Count = tuple[str, str, int]
@@ -70,8 +71,7 @@ class CoreWrites:
             sites.setdefault(site, []).append(session)
         lasts: dict[SessionKey, int] = {}
         for site, sessions in sites.items():
-            for start in range(0, len(sessions), COUNTERS_PER_STATEMENT):
-                chunk = sessions[start : start + COUNTERS_PER_STATEMENT]
+            for chunk in _chunks(sessions, COUNTERS_PER_STATEMENT):
                 found = connection.execute(COUNTERS, {"site": site, "sessions": chunk})
                 lasts.update(((site, session), int(last)) for session, last in found.all())
         return lasts
@@ -93,8 +93,7 @@ class SQLiteWrites:
     def count_up(self, connection: Connection, counts: Sequence[Count]) -> dict[SessionKey, int]:
         driver = _driver(connection)
         lasts: dict[SessionKey, int] = {}
-        for start in range(0, len(counts), COUNTERS_PER_STATEMENT):
-            chunk = counts[start : start + COUNTERS_PER_STATEMENT]
+        for chunk in _chunks(counts, COUNTERS_PER_STATEMENT):
             parameters = [value for count in chunk for value in count]
             for site, session, last in driver.execute(count_up_sql(len(chunk)), parameters):
                 lasts[(site, session)] = last
@@ -103,8 +102,7 @@ class SQLiteWrites:
     def insert(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
         driver = _driver(connection)
         seqs: dict[str, int] = {}
-        for start in range(0, len(rows), ROWS_PER_STATEMENT):
-            chunk = rows[start : start + ROWS_PER_STATEMENT]
+        for chunk in _chunks(rows, ROWS_PER_STATEMENT):
             parameters = [row[column] for row in chunk for column in INSERTED_COLUMNS]
             seqs.update(driver.execute(insert_sql(len(chunk)), parameters))
         return seqs
@@ -114,11 +112,15 @@ class SQLiteWrites:
     ) -> set[Acked]:
         driver = _driver(connection)
         acked: set[Acked] = set()
-        for start in range(0, len(ids), ROWS_PER_STATEMENT):
-            chunk = ids[start : start + ROWS_PER_STATEMENT]
+        for chunk in _chunks(ids, ROWS_PER_STATEMENT):
             statement = ack_sql(len(chunk), len(holders))
             acked.update(driver.execute(statement, [now, *chunk, *holders]))
         return acked
+
+
+def _chunks(items: Sequence[Item], size: int) -> Iterator[Sequence[Item]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _driver(connection: Connection) -> Any:
