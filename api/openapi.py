@@ -107,10 +107,11 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "sessionId": SESSION_ID,
             "siteId": SITE_ID,
-            "path": PAGE_PATH,
+            # The server reads null as absent, as it does for token.
+            "path": {**PAGE_PATH, "type": ["string", "null"], "description": "null: unknown"},
             "token": {"type": ["string", "null"], "maxLength": 200, "description": "null: none"},
             "since": {
-                "type": "integer",
+                "type": ["integer", "null"],
                 "minimum": 0,
                 "maximum": 2**62 - 1,
                 "description": "the last seq seen: resend what was missed since",
