@@ -32,8 +32,15 @@ WRITE_LOCK_RETRY = 0.0005
 # back from a busy event loop each time, so under load each statement waited that long.
 GIL_SWITCH_INTERVAL = 0.001
 # SQLite's default is 1,000 pages (4 MB): a checkpoint, with its fsyncs, every few hundred
-# commits under load. 10,000 pages bound the log at about 40 MB.
+# commits under load. The background checkpoint restarts the log long before this; the
+# writer's own checkpoint only bounds it (at about 40 MB) should that one fall behind.
 WRITER_CHECKPOINT_PAGES = 10_000
+# Once the log is this long (8 MB), the background checkpoint has the next writer start it
+# over from the beginning, so that the log stays short without the writer copying it.
+RESTART_PAGES = 2_000
+# How long a restarting checkpoint waits for the writer, and then for readers, before it
+# gives up until next time: meanwhile new writers wait for it.
+RESTART_WAIT_MS = 50
 Work = Callable[[Connection], Result]
 
 
@@ -121,17 +128,25 @@ class ThreadTransactions:
         return await self._run(self._read, work)
 
     async def checkpoint(self) -> None:
-        """A passive checkpoint: it never blocks a writer and never waits for a reader.
-        The store's own connection leaves most of the copying to this: a commit that
+        """Copy the log into the database file, off the writer's thread. A commit that
         crossed the WAL's 1,000-page mark used to copy the pages and fsync the database
-        file itself, while every send waited (up to 70 ms per time under load)."""
+        file itself, while every send waited (up to 70 ms per time under load).
+
+        First a passive checkpoint, which never blocks a writer. Only a writer that
+        begins with every frame copied starts the log over, and under steady writes it
+        never finds that moment, so once the log is long a restarting checkpoint copies
+        the few frames the passive one left and makes it: writers wait for that short
+        copy instead of each in turn for a long one."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._checkpoints, self._checkpoint)
 
     def _checkpoint(self) -> None:
         if self._checkpointer is None:
             self._checkpointer = sqlite3.connect(self._path, isolation_level=None)
-        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._checkpointer.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
+        _, log_pages, _ = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if log_pages >= RESTART_PAGES:
+            self._checkpointer.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
     async def close(self) -> None:
         # A connection may only be closed by the thread that opened it.

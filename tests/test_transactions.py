@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import realtime.transactions
 from realtime.database import create_engine
 from realtime.migrations.migrate import upgrade
 from realtime.models import session_counters
@@ -176,3 +177,30 @@ async def test_on_sqlite_the_log_reaches_the_database_file_by_checkpoints_off_th
     # The writer checkpoints only to bound the log: far later than SQLite's 1,000 pages.
     assert await sqlite_database.write(autocheckpoint) == WRITER_CHECKPOINT_PAGES > 1000
     assert (before, after) == (0, 1)
+
+
+async def test_on_sqlite_the_log_starts_over_under_steady_writes(
+    sqlite_database: Transactions, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A passive checkpoint alone never finds the moment between two writes when the log
+    # could start over: it grew by every page written (7,614 pages for 3,427 writes).
+    monkeypatch.setattr(realtime.transactions, "RESTART_PAGES", 100)
+    log = Path(sqlite_url.split("///", 1)[1] + "-wal")
+    writing = True
+
+    async def write_steadily() -> int:
+        written = 0
+        while writing:
+            await sqlite_database.write(add_counter(f"s{written}"))
+            written += 1
+        return written
+
+    writer = asyncio.create_task(write_steadily())
+    for _ in range(20):
+        await asyncio.sleep(0.05)
+        await sqlite_database.checkpoint()
+    writing = False
+    written = await writer
+
+    # Each write adds two pages or more to the log.
+    assert log.stat().st_size // 4096 < written / 2
