@@ -18,7 +18,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -114,36 +113,6 @@ ACK_RETURNING = (
     )
     .values(consumed_at=bindparam("now"), delivered_via="websocket")
     .returning(messages.c.id, messages.c.site_id, messages.c.session_id)
-)
-
-
-# PostgreSQL: many sockets' claims in one statement, a round trip instead of one per
-# socket plus BEGIN and COMMIT. Each wanted row (site, session, holder, page, limit) leases
-# the oldest of its session's deliverable messages; the outer conditions stay, so a row a
-# racing poll took meanwhile is re-checked. Claims of one session by two sockets must go
-# one after the other (TeaserStore._claim_each): here both would pick the same rows.
-_DELIVERABLE = """{t}.settled_at IS NULL AND {t}.consumed_at IS NULL AND {t}.expires_at > :now
-    AND ({t}.claimed_until IS NULL OR {t}.claimed_until <= :now)"""
-CLAIM_MANY = text(
-    f"""WITH wanted AS (
-  SELECT * FROM unnest(CAST(:sites AS varchar[]), CAST(:sessions AS varchar[]),
-                       CAST(:holders AS varchar[]), CAST(:paths AS varchar[]),
-                       CAST(:limits AS integer[]))
-    AS w(site_id, session_id, holder, path, lim)
-), picked AS (
-  SELECT oldest.seq, wanted.holder FROM wanted CROSS JOIN LATERAL (
-    SELECT m.seq FROM teaser_messages m
-    WHERE m.site_id = wanted.site_id AND m.session_id = wanted.session_id
-      AND {_DELIVERABLE.format(t="m")}
-      AND (m.only_on_path IS NULL OR m.only_on_path = wanted.path
-           OR (m.only_on_path LIKE '%*' AND substr(wanted.path, 1, length(m.only_on_path) - 1)
-               = substr(m.only_on_path, 1, length(m.only_on_path) - 1)))
-    ORDER BY m.seq LIMIT wanted.lim
-  ) AS oldest
-)
-UPDATE teaser_messages t SET claimed_by = picked.holder, claimed_until = :until
-FROM picked WHERE t.seq = picked.seq AND {_DELIVERABLE.format(t="t")}
-RETURNING {", ".join(f"t.{column.name}" for column in COLUMNS)}"""
 )
 
 

@@ -30,7 +30,6 @@ from realtime.errors import InvalidInput
 from realtime.models import idempotency_keys, session_counters
 from realtime.models import teaser_messages as messages
 from realtime.statements import (
-    CLAIM_MANY,
     COLUMNS,
     SEND_ALONE,
     SENT_COLUMNS,
@@ -136,8 +135,6 @@ class TeaserStore:
         writers = 1 if engine.dialect.name == "sqlite" else PARALLEL_WRITERS
         # SQLite has no INSERT inside WITH, and there a transaction costs no round trip.
         self._one_statement_sends = engine.dialect.name == "postgresql"
-        # On SQLite a statement costs no round trip, and UPDATE … FROM unnest is not there.
-        self._claims_together = engine.dialect.name == "postgresql"
         self._sends: GroupCommit[SendRequest, list[Teaser]] = GroupCommit(
             self._write_sends, writers=writers
         )
@@ -347,40 +344,10 @@ class TeaserStore:
 
     async def _write_claims(self, claims: Sequence[Claim]) -> list[list[Teaser]]:
         now = self.clock()
-        distinct = set(claims)
-        if len(distinct) == 1:  # one statement
-            return await self._database.autocommit(
-                partial(self._claim_each, claims=claims, now=now)
-            )
-        sessions = {(claim.site_id, claim.session_id) for claim in distinct}
-        if self._claims_together and len(sessions) == len(distinct):
-            return await self._database.autocommit(
-                partial(self._claim_together, claims=claims, now=now)
-            )
-        return await self._database.write(partial(self._claim_each, claims=claims, now=now))
-
-    def _claim_together(
-        self, connection: Connection, claims: Sequence[Claim], now: int
-    ) -> list[list[Teaser]]:
-        distinct = list(dict.fromkeys(claims))
-        parameters = {
-            "sites": [claim.site_id for claim in distinct],
-            "sessions": [claim.session_id for claim in distinct],
-            "holders": [claim.holder for claim in distinct],
-            "paths": [claim.path for claim in distinct],
-            "limits": [claim.limit for claim in distinct],
-            "now": now,
-            "until": now + self.lease_ms,
-        }
-        # Sessions are distinct within the batch: a row's session names its claim.
-        by_session = {(claim.site_id, claim.session_id): claim for claim in distinct}
-        found: dict[Claim, list[Teaser]] = {claim: [] for claim in distinct}
-        for row in connection.execute(CLAIM_MANY, parameters):
-            teaser = teaser_from_mapping(row._mapping)
-            found[by_session[(teaser.site_id, teaser.session_id)]].append(teaser)
-        for teasers in found.values():
-            teasers.sort(key=lambda teaser: teaser.seq)
-        return [found[claim] for claim in claims]
+        work = partial(self._claim_each, claims=claims, now=now)
+        if len(set(claims)) == 1:  # one statement
+            return await self._database.autocommit(work)
+        return await self._database.write(work)
 
     def _claim_each(
         self, connection: Connection, claims: Sequence[Claim], now: int

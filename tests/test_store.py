@@ -109,60 +109,6 @@ async def test_an_unacked_claim_is_handed_out_again_when_its_lease_runs_out(
     assert [t.message for t in await store.consume_pending(SITE, "s1")] == ["hi"]
 
 
-async def test_sockets_woken_together_each_lease_their_own_sessions_oldest_messages(
-    engine: AsyncEngine,
-) -> None:
-    store = TeaserStore(engine)
-    await store.send(SITE, drafts("s1", "one", "two", "three"))
-    await store.send(SITE, [Draft("s2", "chairs", only_on_path="/chairs*"),
-                            Draft("s2", "cart", only_on_path="/cart"),
-                            Draft("s2", "anywhere")])  # fmt: skip
-    await store.send(SITE, drafts("s3", "not seen by s1"))
-    statements: list[str] = []
-
-    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
-        statements.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
-        s1, s2, s4 = await asyncio.gather(
-            store.claim_pending(SITE, "s1", "socket-1", limit=2),
-            store.claim_pending(SITE, "s2", "socket-2", path="/chairs/oak"),
-            store.claim_pending(SITE, "s4", "socket-4"),
-        )
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
-
-    assert [t.message for t in s1] == ["one", "two"]
-    assert [t.message for t in s2] == ["chairs", "anywhere"]
-    assert s4 == []
-    # What no socket leased is still there for a poll, and only that.
-    assert [t.message for t in await store.consume_pending(SITE, "s1")] == ["three"]
-    assert [t.message for t in await store.consume_pending(SITE, "s2", "/cart")] == ["cart"]
-    if engine.dialect.name == "postgresql":  # one round trip for the three sockets
-        writes = [s for s in statements if s.lstrip().upper().startswith(("WITH", "UPDATE"))]
-        assert len(writes) == 1
-
-
-async def test_two_sockets_of_one_session_woken_together_never_lease_a_message_twice(
-    engine: AsyncEngine,
-) -> None:
-    store = TeaserStore(engine)
-    sent = await store.send(SITE, drafts("s1", *[f"m{i}" for i in range(5)]))
-    await store.send(SITE, drafts("s2", "other"))
-
-    first, second, other = await asyncio.gather(
-        store.claim_pending(SITE, "s1", "socket-a", limit=3),
-        store.claim_pending(SITE, "s1", "socket-b"),
-        store.claim_pending(SITE, "s2", "socket-c"),
-    )
-
-    leased = [t.id for t in first + second]
-    assert sorted(leased) == sorted(t.id for t in sent)  # each message once, none lost
-    assert [t.message for t in first] == ["m0", "m1", "m2"]
-    assert [t.message for t in other] == ["other"]
-
-
 async def test_racing_polls_and_sockets_never_both_get_a_message(engine: AsyncEngine) -> None:
     store = TeaserStore(engine)
     sent = await store.send(SITE, drafts("s1", *[f"m{i}" for i in range(40)]))
