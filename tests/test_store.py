@@ -109,6 +109,25 @@ async def test_an_unacked_claim_is_handed_out_again_when_its_lease_runs_out(
     assert [t.message for t in await store.consume_pending(SITE, "s1")] == ["hi"]
 
 
+async def test_two_sockets_of_one_session_woken_together_never_lease_a_message_twice(
+    engine: AsyncEngine,
+) -> None:
+    store = TeaserStore(engine)
+    sent = await store.send(SITE, drafts("s1", *[f"m{i}" for i in range(5)]))
+    await store.send(SITE, drafts("s2", "other"))
+
+    first, second, other = await asyncio.gather(
+        store.claim_pending(SITE, "s1", "socket-a", limit=3),
+        store.claim_pending(SITE, "s1", "socket-b"),
+        store.claim_pending(SITE, "s2", "socket-c"),
+    )
+
+    leased = [t.id for t in first + second]
+    assert sorted(leased) == sorted(t.id for t in sent)  # each message once, none lost
+    assert [t.message for t in first] == ["m0", "m1", "m2"]
+    assert [t.message for t in other] == ["other"]
+
+
 async def test_racing_polls_and_sockets_never_both_get_a_message(engine: AsyncEngine) -> None:
     store = TeaserStore(engine)
     sent = await store.send(SITE, drafts("s1", *[f"m{i}" for i in range(40)]))
