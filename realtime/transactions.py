@@ -180,10 +180,9 @@ def _own_transactions(dbapi_connection: Any, record: Any) -> None:
     # before it deletes) fails at once, without waiting, if another connection wrote
     # meanwhile. This engine begins its own transactions instead (_begin).
     dbapi_connection.isolation_level = None
-    # ThreadTransactions.checkpoint copies the log into the file, off this thread. Only
-    # a writer can restart the log from its start, and only when it begins with every
-    # frame copied: a busy one rarely finds that moment, so it checkpoints itself once
-    # the log is this long, copying just what the last background checkpoint left.
+    # ThreadTransactions.checkpoint copies the log into the file, off this thread, and
+    # has it start over once it is long. This connection checkpoints itself only should
+    # that fall behind, once the log is this long.
     dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
 
 
