@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from realtime.broker import RESYNC, Broker, Event
-from realtime.brokers.redis import LINK_ERRORS
 from realtime.clock import Clock, now_ms
+from realtime.errors import BrokerUnavailable
 from realtime.models import teaser_messages as messages
 
 logger = logging.getLogger("teaser.pending")
@@ -152,7 +152,8 @@ class PendingSessions:
             return  # the store has it; the rebuild after the pause marks it
         try:
             await self.index.mark(markers)
-        except (MarkerNotShared, *LINK_ERRORS) as exc:
+        # The broker turns a lost link into BrokerUnavailable (Broker.publish answers False).
+        except (MarkerNotShared, BrokerUnavailable) as exc:
             logger.warning(
                 "pending index not updated (%s); polls read the store until rebuilt", exc
             )
