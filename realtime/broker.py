@@ -9,54 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from realtime.brokers.base import RESYNC, BrokerBackend, Event
 from realtime.errors import BrokerUnavailable
 
 logger = logging.getLogger("teaser.broker")
-
-# A backend that lost messages (a reconnect) emits an event on this channel; every local
-# listener then re-reads the database, which is always correct.
-RESYNC = "*resync*"
-
-
-@dataclass(frozen=True)
-class Event:
-    channel: str
-    message: str
-
-
-class BrokerBackend(ABC):
-    @abstractmethod
-    async def connect(self) -> None: ...
-
-    @abstractmethod
-    async def disconnect(self) -> None: ...
-
-    @abstractmethod
-    async def subscribe(self, channel: str) -> None: ...
-
-    @abstractmethod
-    async def unsubscribe(self, channel: str) -> None: ...
-
-    @abstractmethod
-    async def publish(self, channel: str, message: str) -> None: ...
-
-    @abstractmethod
-    async def next_published(self) -> Event: ...
-
-    async def healthy(self) -> bool:
-        """Whether published events currently reach other workers."""
-        return True
-
-    @property
-    def listening(self) -> bool:
-        """Whether this worker currently hears other workers' publishes."""
-        return True
 
 
 def backend_from_url(url: str) -> BrokerBackend:

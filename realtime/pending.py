@@ -18,7 +18,8 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.broker import RESYNC, Broker, Event
+from realtime.broker import Broker
+from realtime.brokers.base import RESYNC, Event
 from realtime.clock import Clock, now_ms
 from realtime.errors import BrokerUnavailable
 from realtime.models import teaser_messages as messages

@@ -10,7 +10,8 @@ from urllib.parse import urlparse
 import pytest
 import redis.asyncio as aioredis
 
-from realtime.broker import RESYNC, Broker, Event
+from realtime.broker import Broker
+from realtime.brokers.base import RESYNC, Event
 from tests.faults.proxy import FaultProxy
 
 

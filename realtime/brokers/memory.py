@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from realtime.broker import BrokerBackend, Event
+from realtime.brokers.base import BrokerBackend, Event
 
 
 class MemoryBackend(BrokerBackend):

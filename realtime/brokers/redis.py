@@ -11,7 +11,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from realtime.broker import RESYNC, BrokerBackend, Event
+from realtime.brokers.base import RESYNC, BrokerBackend, Event
 from realtime.errors import BrokerUnavailable
 
 logger = logging.getLogger("teaser.broker.redis")
