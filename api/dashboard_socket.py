@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from contextlib import suppress
 from typing import Any
 
@@ -26,10 +27,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from api.auth import runtime_of
 from api.operator_auth import Principal, check_same_origin, dashboard_principal, session_principal
 from api.sockets import json_frame, refuse
-from realtime.activity import MAX_BUFFERED
+from realtime.activity import ActivityBatch
 from realtime.analytics import View, parse_view, refs_of
-from realtime.broker import RESYNC, Subscriber
-from realtime.channels import site_activity_channel
 from realtime.errors import InvalidInput, TeaserError
 from realtime.runtime import Runtime
 
@@ -76,14 +75,13 @@ class DashboardConnection:
         return parse_view(self._params, self.runtime.store.clock())
 
     async def run(self) -> None:
-        channel = site_activity_channel(self.site_id)
-        async with self.runtime.broker.subscribe(channel) as subscriber:
+        async with self.runtime.activity.subscribe(self.site_id) as batches:
             operator = self.principal.operator
             await self._send({"type": "hello", "siteId": self.site_id,
                               "operator": operator.email if operator else None})  # fmt: skip
             await self._push_stats()
             tasks = [asyncio.create_task(job) for job in
-                     (self._listen(subscriber), self._read_client(), self._tick())]  # fmt: skip
+                     (self._listen(batches), self._read_client(), self._tick())]  # fmt: skip
             try:
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -93,16 +91,11 @@ class DashboardConnection:
                     with suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
                         await task
 
-    async def _listen(self, subscriber: Subscriber) -> None:
-        dropped = subscriber.dropped
-        async for event in subscriber:
-            resync = event.channel == RESYNC
-            batch: list[dict[str, Any]] = [] if resync else orjson.loads(event.message or "[]")
-            # A reconnected broker, a full queue or a full tick may have lost rows.
-            if resync or subscriber.dropped > dropped or len(batch) >= MAX_BUFFERED:
-                dropped = subscriber.dropped
+    async def _listen(self, batches: AsyncIterator[ActivityBatch]) -> None:
+        async for batch in batches:
+            if batch.lost:
                 await self._send({"type": "resync"})
-            await self._forward(batch)
+            await self._forward(batch.items)
             self._stats_due.set()
 
     async def _forward(self, batch: list[dict[str, Any]]) -> None:

@@ -7,17 +7,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from contextlib import suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from realtime.broker import Broker
+from realtime.broker import Broker, Subscriber
+from realtime.brokers.base import RESYNC
 from realtime.channels import site_activity_channel
 
 logger = logging.getLogger("teaser.activity")
 
 MAX_BUFFERED = 1000  # per site per tick; beyond that a dashboard reloads from the API
+
+
+@dataclass(frozen=True)
+class ActivityBatch:
+    items: list[dict[str, Any]]
+    # Rows may be missing before these (a reconnected broker, a full queue, a full tick):
+    # a dashboard reloads from the API.
+    lost: bool
 
 
 class ActivityFeed:
@@ -31,6 +42,12 @@ class ActivityFeed:
         buffered = self._pending[site_id]
         if len(buffered) < MAX_BUFFERED:
             buffered.append({"kind": kind, **data})
+
+    @asynccontextmanager
+    async def subscribe(self, site_id: str) -> AsyncIterator[AsyncIterator[ActivityBatch]]:
+        """A site's activity from every worker, one batch per publishing tick."""
+        async with self.broker.subscribe(site_activity_channel(site_id)) as subscriber:
+            yield _batches(subscriber)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="activity-feed")
@@ -56,3 +73,13 @@ class ActivityFeed:
             await asyncio.sleep(self.tick)
             if self._pending:
                 await self.flush()
+
+
+async def _batches(subscriber: Subscriber) -> AsyncIterator[ActivityBatch]:
+    dropped = subscriber.dropped
+    async for event in subscriber:
+        resync = event.channel == RESYNC
+        items: list[dict[str, Any]] = [] if resync else orjson.loads(event.message or "[]")
+        lost = resync or subscriber.dropped > dropped or len(items) >= MAX_BUFFERED
+        dropped = subscriber.dropped
+        yield ActivityBatch(items, lost)
