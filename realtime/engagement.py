@@ -16,19 +16,16 @@ from realtime.activity import ActivityFeed
 from realtime.clock import Clock, iso_time, now_ms
 from realtime.database import upsert
 from realtime.delivery import Delivery
+from realtime.evaluation import Evaluation, compose, evaluate, may_trigger
 from realtime.events import VisitorEvent
 from realtime.metrics import Metrics
 from realtime.models import teaser_messages, visitor_sessions, webhook_events_internal
 from realtime.rulebook import RuleBook
-from realtime.scoring import Score, score
 from realtime.statements import of_session
 from realtime.teaser import Draft, Priority, Teaser
-from realtime.templates import GeneratedTeaser, MessageGenerator, TeaserContext
-from realtime.triggers import Decision, Fatigue, decide, utc_day
+from realtime.templates import MessageGenerator
+from realtime.triggers import Fatigue
 from realtime.visitors import VisitorState
-
-# Only signs of a visitor actively on a page can trigger; a leave or a click cannot.
-TRIGGERING = frozenset({"page_view", "time_on_page"})
 
 
 @dataclass(frozen=True)
@@ -43,14 +40,10 @@ class Outcome:
         return self.teaser is not None
 
 
-@dataclass
-class _Evaluation:
-    state: VisitorState
-    score: Score
-    duplicate: bool
-    expires_in_ms: int
-    decision: Decision | None = None
-    generated: GeneratedTeaser | None = None
+@dataclass(frozen=True)
+class _Evaluated:
+    evaluation: Evaluation
+    expires_in_ms: int  # of the automatic teaser, if one is sent
 
 
 class EventIntake:
@@ -76,33 +69,24 @@ class EventIntake:
 
     async def record(self, event: VisitorEvent) -> Outcome:
         async with self._session_lock(event.site_id, event.session_id):
-            evaluation = await self._evaluate(event)
-            teaser = await self._send(event, evaluation)
-            explanation = _explain(evaluation, teaser)
-            event_id = await self._store_event(event, evaluation.score.total, teaser, explanation)
-        outcome = Outcome(event_id, evaluation.score.total, teaser, explanation)
+            evaluated = await self._evaluate(event)
+            teaser = await self._send(event, evaluated)
+            explanation = _explain(evaluated.evaluation, teaser)
+            total = evaluated.evaluation.score.total
+            event_id = await self._store_event(event, total, teaser, explanation)
+        outcome = Outcome(event_id, total, teaser, explanation)
         self.metrics.events.inc()
         self._announce(event, outcome)
         return outcome
 
-    async def _evaluate(self, event: VisitorEvent) -> _Evaluation:
+    async def _evaluate(self, event: VisitorEvent) -> _Evaluated:
         now = self.clock()
         rules = self.rulebook.for_site(event.site_id)
         async with self.engine.begin() as connection:
             state = await self._state_for_update(connection, event, now)
-            duplicate = not state.first_time(event.fingerprint)
-            if not duplicate:
-                state.apply(event)
-            expires_in_ms = rules.trigger.expires_in_seconds * 1000
-            evaluation = _Evaluation(state, score(state, rules), duplicate, expires_in_ms)
-            if not duplicate and event.type in TRIGGERING:
-                fatigue = await self._fatigue(connection, event, now)
-                evaluation.decision = decide(state, evaluation.score, rules.trigger, fatigue, now)
-                if evaluation.decision.send:
-                    context = TeaserContext(state, evaluation.score, rules)
-                    evaluation.generated = await self.generator.generate(context)
-                    if evaluation.generated is not None:
-                        state.count_auto_teaser(now, utc_day(now))
+            fatigue = await self._fatigue(connection, event, now) if may_trigger(event) else None
+            evaluation = evaluate(state, event, rules, fatigue, now)
+            await compose(evaluation, rules, self.generator, now)
             await connection.execute(
                 update(visitor_sessions)
                 .where(visitor_sessions.c.site_id == event.site_id,
@@ -111,7 +95,7 @@ class EventIntake:
                         customer_id=state.customer_id, customer_email=state.customer_email,
                         last_seen=now)
             )  # fmt: skip
-        return evaluation
+        return _Evaluated(evaluation, rules.trigger.expires_in_seconds * 1000)
 
     async def _state_for_update(
         self, connection: AsyncConnection, event: VisitorEvent, now: int
@@ -152,11 +136,11 @@ class EventIntake:
         ).one()  # fmt: skip
         return Fatigue(last_teaser_at=last, manual_pending=bool(pending))
 
-    async def _send(self, event: VisitorEvent, evaluation: _Evaluation) -> Teaser | None:
-        generated = evaluation.generated
+    async def _send(self, event: VisitorEvent, evaluated: _Evaluated) -> Teaser | None:
+        generated = evaluated.evaluation.generated
         if generated is None:
             return None
-        draft = Draft(event.session_id, generated.text, Priority.AUTO, evaluation.expires_in_ms,
+        draft = Draft(event.session_id, generated.text, Priority.AUTO, evaluated.expires_in_ms,
                       only_on_path=generated.only_on_path)  # fmt: skip
         [teaser] = await self.delivery.send(event.site_id, [draft])
         self.metrics.auto_triggers.inc()
@@ -202,7 +186,7 @@ class _SessionLock:
     users: int = 0
 
 
-def _explain(evaluation: _Evaluation, teaser: Teaser | None) -> dict[str, Any]:
+def _explain(evaluation: Evaluation, teaser: Teaser | None) -> dict[str, Any]:
     trigger: dict[str, Any] | None = None
     if evaluation.decision is not None:
         trigger = evaluation.decision.explain()

@@ -8,13 +8,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from realtime.evaluation import compose, evaluate
 from realtime.events import VisitorEvent
 from realtime.models import teaser_messages, webhook_events_internal
 from realtime.rules import RuleSet
-from realtime.scoring import score
 from realtime.teaser import Priority
-from realtime.templates import TeaserContext, TemplateGenerator
-from realtime.triggers import Fatigue, decide, utc_day
+from realtime.templates import TemplateGenerator
+from realtime.triggers import Fatigue
 from realtime.visitors import VisitorState
 
 
@@ -48,25 +48,18 @@ async def simulate(
         replay.events += 1
         replay.actual_auto_teasers += int(bool(row.ai_triggered))
         event = _event(site_id, row.session_id, row.payload)
-        if not state.first_time(event.fingerprint):
-            continue
-        state.apply(event)
-        result = score(state, rules)
-        replay.final_score = result.total
-        if event.type not in ("page_view", "time_on_page"):
-            continue
         now = row.created_at
         last = max([t for t in manual.get(row.session_id, []) if t <= now]
                    + [state.last_auto_at or 0]) or None  # fmt: skip
-        decision = decide(state, result, rules.trigger, Fatigue(last, False), now)
-        if not decision.send:
+        evaluation = evaluate(state, event, rules, Fatigue(last, False), now)
+        if evaluation.duplicate:
             continue
-        generated = await generator.generate(TeaserContext(state, result, rules))
-        if generated is not None:
-            state.count_auto_teaser(now, utc_day(now))
+        replay.final_score = evaluation.score.total
+        generated = await compose(evaluation, rules, generator, now)
+        if generated is not None and evaluation.decision is not None:
             replay.would_send.append({"at": now, "template": generated.template_id,
                                       "message": generated.text,
-                                      "reasons": list(decision.reasons)})  # fmt: skip
+                                      "reasons": list(evaluation.decision.reasons)})  # fmt: skip
     return list(replays.values())
 
 

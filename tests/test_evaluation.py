@@ -1,0 +1,77 @@
+"""The targeting pipeline, shared by live intake and the dry run: state, score, decision."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from realtime.evaluation import TRIGGERING_EVENTS, Evaluation, compose, evaluate
+from realtime.events import EVENT_TYPES, VisitorEvent, parse_event
+from realtime.rules import default_rules
+from realtime.templates import GeneratedTeaser, TemplateGenerator
+from realtime.triggers import Fatigue
+from realtime.visitors import VisitorState
+
+RULES = default_rules()
+NOON = int(datetime(2026, 11, 25, 12, 0, tzinfo=UTC).timestamp() * 1000)
+FRESH = Fatigue(last_teaser_at=None, manual_pending=False)
+
+
+def event(**fields: Any) -> VisitorEvent:
+    body = {"sessionId": "sess_1", "siteId": "shop", "type": "page_view", "path": "/", **fields}
+    return parse_event(body)
+
+
+def test_only_signs_of_a_visitor_on_a_page_can_trigger() -> None:
+    assert TRIGGERING_EVENTS == {"page_view", "time_on_page"}
+    assert TRIGGERING_EVENTS < EVENT_TYPES
+
+
+@pytest.mark.parametrize("kind", sorted(EVENT_TYPES - TRIGGERING_EVENTS))
+def test_other_events_score_but_never_decide(kind: str) -> None:
+    state = VisitorState(page_views=5)
+    evaluation = evaluate(state, event(type=kind), RULES, FRESH, NOON)
+    assert evaluation.decision is None
+    assert not evaluation.duplicate
+
+
+def test_a_qualifying_page_view_decides_to_send_and_composes_once() -> None:
+    state = VisitorState()
+    evaluation = evaluate(state, event(path="/checkout"), RULES, FRESH, NOON)
+    assert evaluation.decision is not None and evaluation.decision.send
+    generated = compose_now(evaluation)
+    assert generated is not None and generated.text
+    assert state.auto_sent_that_day == 1 and state.last_auto_at == NOON
+
+
+def test_a_replayed_event_changes_nothing_and_decides_nothing() -> None:
+    state = VisitorState()
+    evaluate(state, event(path="/chairs", ts="1"), RULES, FRESH, NOON)
+    before = state.to_json()
+    replay = evaluate(state, event(path="/chairs", ts="1"), RULES, FRESH, NOON)
+    assert replay.duplicate
+    assert replay.decision is None
+    assert state.to_json() == before
+
+
+def test_without_a_fatigue_budget_nothing_is_decided() -> None:
+    evaluation = evaluate(VisitorState(), event(path="/checkout"), RULES, None, NOON)
+    assert evaluation.decision is None
+    assert compose_now(evaluation) is None
+
+
+def test_a_blocked_decision_composes_nothing_and_counts_nothing() -> None:
+    state = VisitorState()
+    pending = Fatigue(last_teaser_at=None, manual_pending=True)
+    evaluation = evaluate(state, event(path="/checkout"), RULES, pending, NOON)
+    assert evaluation.decision is not None
+    assert evaluation.decision.blocked_by == "manual_teaser_pending"
+    assert compose_now(evaluation) is None
+    assert state.auto_sent_that_day == 0
+
+
+def compose_now(evaluation: Evaluation) -> GeneratedTeaser | None:
+    return asyncio.run(compose(evaluation, RULES, TemplateGenerator(), NOON))
