@@ -19,9 +19,8 @@ from realtime.delivery import Delivery
 from realtime.evaluation import Evaluation, compose, evaluate, may_trigger
 from realtime.events import VisitorEvent
 from realtime.metrics import Metrics
-from realtime.models import teaser_messages, visitor_sessions, webhook_events_internal
+from realtime.models import of_session, teaser_messages, visitor_sessions, webhook_events_internal
 from realtime.rulebook import RuleBook
-from realtime.statements import of_session
 from realtime.teaser import Draft, Priority, Teaser
 from realtime.templates import MessageGenerator
 from realtime.triggers import Fatigue

@@ -13,9 +13,8 @@ from realtime.analytics import Analytics
 from realtime.clock import Clock, iso_time, now_ms
 from realtime.conversions import FUNNEL_EVENTS, attribute
 from realtime.errors import NotFound
-from realtime.models import teaser_messages, teaser_polls, visitor_sessions
+from realtime.models import of_session, teaser_messages, teaser_polls, visitor_sessions
 from realtime.models import webhook_events_internal as events_table
-from realtime.statements import of_session
 
 MAX_EVENTS = 2_000  # the newest ones; a longer session is a bot, not a journey
 

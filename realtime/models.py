@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
@@ -14,7 +17,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     false,
+    or_,
     text,
 )
 
@@ -176,3 +181,13 @@ operators = Table(
     Column("last_login_at", BigInteger, nullable=True),
     Index("ux_operators_site_email", "site_id", "email", unique=True),
 )
+
+
+def of_session(site: Any, session: Any) -> ColumnElement[bool]:
+    """A session's messages, settled or not. Written as two halves, one per partial index
+    by session: a condition on the session alone could use neither."""
+    same = and_(teaser_messages.c.site_id == site, teaser_messages.c.session_id == session)
+    return or_(
+        and_(same, teaser_messages.c.settled_at.is_(None)),
+        and_(same, teaser_messages.c.settled_at.is_not(None)),
+    )

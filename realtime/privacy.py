@@ -10,13 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from realtime.clock import Clock, now_ms
 from realtime.errors import InvalidInput
 from realtime.models import (
+    of_session,
     session_counters,
     teaser_messages,
     teaser_polls,
     visitor_sessions,
     webhook_events_internal,
 )
-from realtime.statements import of_session
 
 PER_SESSION_TABLES: tuple[Table, ...] = (
     webhook_events_internal,

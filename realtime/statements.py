@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from realtime.database import UPSERT_BUILDERS
-from realtime.models import session_counters
+from realtime.models import of_session, session_counters
 from realtime.models import teaser_messages as messages
 from realtime.teaser import Priority, Teaser
 
@@ -156,15 +156,6 @@ def deliverable_now(has_path: bool) -> ColumnElement[bool]:
         messages.c.expires_at > now,
         or_(messages.c.claimed_until.is_(None), messages.c.claimed_until <= now),
         shown_on(has_path),
-    )
-
-
-def of_session(site: Any, session: Any) -> ColumnElement[bool]:
-    """A session's messages, settled or not. Written as two halves, one per partial index
-    by session: a condition on the session alone could use neither."""
-    same = and_(messages.c.site_id == site, messages.c.session_id == session)
-    return or_(
-        and_(same, messages.c.settled_at.is_(None)), and_(same, messages.c.settled_at.is_not(None))
     )
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from realtime.batching import Done, GroupCommit
 from realtime.clock import Clock, now_ms
 from realtime.errors import InvalidInput
-from realtime.models import idempotency_keys, session_counters
+from realtime.models import idempotency_keys, of_session, session_counters
 from realtime.models import teaser_messages as messages
 from realtime.statements import (
     COLUMNS,
@@ -37,7 +37,6 @@ from realtime.statements import (
     claim_statement,
     consume_statement,
     has_messages,
-    of_session,
     shown_on,
     teaser_from_mapping,
 )

@@ -20,9 +20,9 @@ from sqlalchemy.sql.visitors import replacement_traverse
 
 from realtime.database import create_engine
 from realtime.migrations.migrate import upgrade
-from realtime.models import metadata
+from realtime.models import metadata, of_session
 from realtime.models import teaser_messages as messages
-from realtime.statements import ACK_RETURNING, SETTLE, claim_statement, of_session
+from realtime.statements import ACK_RETURNING, SETTLE, claim_statement
 from realtime.writes import ack_sql
 
 Plan = list[str]
