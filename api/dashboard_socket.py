@@ -29,6 +29,7 @@ from api.operator_auth import Principal, check_same_origin, dashboard_principal,
 from api.sockets import json_frame, refuse
 from realtime.activity import ActivityBatch
 from realtime.analytics import View, parse_view, refs_of
+from realtime.connection import CloseCode
 from realtime.errors import InvalidInput, TeaserError
 from realtime.runtime import Runtime
 
@@ -36,7 +37,6 @@ logger = logging.getLogger("teaser.dashboard")
 
 STATS_EVERY = 5.0  # online-now and expiries change with no activity at all
 STATS_AT_MOST = 0.5  # between two pushes of the cards while activity flows
-SIGNED_OUT = 4401
 MAX_FRAME = 4096
 TEASER_KINDS = ("teaser_sent", "teaser_delivered")
 VIEW_KEYS = ("filter", "q", "period", "since", "until")
@@ -133,7 +133,7 @@ class DashboardConnection:
             self._stats_due.clear()
             signed_in = self.principal.session is None or await session_principal(self.websocket)
             if not signed_in:
-                await self.websocket.close(SIGNED_OUT, "signed out")
+                await self.websocket.close(CloseCode.SIGNED_OUT, "signed out")
                 return
             await self._push_stats()
             await asyncio.sleep(STATS_AT_MOST)

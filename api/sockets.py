@@ -12,9 +12,8 @@ from starlette.websockets import WebSocket
 
 from api.errors import status_for
 from api.responses import error_response
+from realtime.connection import CloseCode
 from realtime.errors import TeaserError
-
-POLICY_VIOLATION = 1008
 
 
 def json_frame(
@@ -38,7 +37,7 @@ async def refuse(websocket: WebSocket, exc: TeaserError) -> None:
         response = error_response(status_for(exc), exc.code, exc.message)
         await websocket.send_denial_response(response)
     else:
-        await websocket.close(code=POLICY_VIOLATION, reason=exc.code)
+        await websocket.close(code=CloseCode.POLICY_VIOLATION, reason=exc.code)
 
 
 class DirectSocket:

@@ -8,28 +8,81 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from contextlib import suppress
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Protocol
 
 import orjson
 
 from realtime.teaser import Teaser, client_fields
 
-if TYPE_CHECKING:
-    from realtime.hub import Hub
-
 logger = logging.getLogger("teaser.hub")
 
-GOING_AWAY = 1001
-HEARTBEAT_TIMEOUT = 4408
-TRY_AGAIN_LATER = 1013
+
+class CloseCode(IntEnum):
+    """The WebSocket close codes Teaser sends: RFC 6455's, and 4xxx ones of its own."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # the worker is shutting down: reconnect (to another one) at once
+    POLICY_VIOLATION = 1008  # an upgrade refused where no HTTP denial can be sent
+    INTERNAL_ERROR = 1011
+    TRY_AGAIN_LATER = 1013  # the reader is too slow
+    SIGNED_OUT = 4401  # a dashboard whose operator session ended
+    HEARTBEAT_TIMEOUT = 4408
+
+
+@dataclass(frozen=True, slots=True)
+class SocketTimings:
+    """A socket's deadlines (seconds) and how much it may have in flight."""
+
+    lease_seconds: float = 30.0
+    heartbeat_interval: float = 20.0
+    heartbeat_timeout: float = 50.0
+    send_timeout: float = 10.0
+    recheck_interval: float = 8.0
+    window: int = 100
+
+    @property
+    def sweep_interval(self) -> float:
+        # Often enough to keep every deadline above to within a fraction of itself.
+        deadlines = (self.heartbeat_interval, self.send_timeout, self.recheck_interval)
+        return min(1.0, *(seconds / 4 for seconds in deadlines))
 
 
 class Transport(Protocol):
     async def send_text(self, data: str) -> None: ...
 
-    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
+    async def close(self, code: int = CloseCode.NORMAL, reason: str | None = None) -> None: ...
+
+
+class SocketHub(Protocol):
+    """What a socket asks of the hub that holds it: every call it makes, and no more.
+    They hand back the store's own awaitables, so going through the hub adds no frame."""
+
+    @property
+    def listening(self) -> bool:
+        """Whether this worker hears other workers' sends (the broker's link is up)."""
+        ...
+
+    def position(self, site_id: str, session_id: str) -> Awaitable[int]: ...
+
+    def claim_pending(
+        self, site_id: str, session_id: str, holder: str, path: str | None, limit: int
+    ) -> Awaitable[list[Teaser]]: ...
+
+    def recover(
+        self, site_id: str, session_id: str, since: int, path: str | None
+    ) -> Awaitable[list[Teaser] | None]: ...
+
+    def may_have(self, site_id: str, session_id: str) -> Awaitable[bool]: ...
+
+    def acknowledge(self, connection: LiveConnection, message_id: str) -> None: ...
+
+    def ponged(self, connection: LiveConnection) -> None: ...
+
+    def record_latency(self, teaser: Teaser) -> None: ...
 
 
 def teaser_frame(teaser: Teaser) -> str:
@@ -67,13 +120,15 @@ class LiveConnection:
         "session_id",
         "since",
         "site_id",
+        "timings",
         "transport",
         "unacked",
     )  # fmt: skip
 
     def __init__(
         self,
-        hub: Hub,
+        hub: SocketHub,
+        timings: SocketTimings,
         site_id: str,
         session_id: str,
         transport: Transport,
@@ -81,6 +136,7 @@ class LiveConnection:
         since: int | None,
     ) -> None:
         self.hub = hub
+        self.timings = timings
         self.site_id = site_id
         self.session_id = session_id
         self.path = path
@@ -92,8 +148,8 @@ class LiveConnection:
         self.last_progress = now
         self.last_pinged = now
         # Spread over the lease period, so sockets opened together do not look together.
-        self.next_lease_check = now + random.uniform(0.5, 1.5) * hub.lease_seconds
-        self.next_recheck = now + hub.recheck_interval
+        self.next_lease_check = now + random.uniform(0.5, 1.5) * timings.lease_seconds
+        self.next_recheck = now + timings.recheck_interval
         self.unacked: set[str] = set()
         # The client has every message of this session up to here (None: not known yet).
         self.highest_sent = since
@@ -108,7 +164,7 @@ class LiveConnection:
     @property
     def room(self) -> int:
         """How many more may be sent before acks come back."""
-        return self.hub.window - len(self.unacked)
+        return self.timings.window - len(self.unacked)
 
     @property
     def settled(self) -> bool:
@@ -157,7 +213,7 @@ class LiveConnection:
                 # behind the database.
                 self.hub.acknowledge(self, message_id)
         elif frame.get("type") == "pong":
-            self.hub.presence.seen(self.site_id, self.session_id, "websocket")
+            self.hub.ponged(self)
 
     @property
     def held(self) -> set[str]:
@@ -187,7 +243,7 @@ class LiveConnection:
                 # now, or not for this socket (consumed, expired, or held by another).
                 # The claim always follows: a send that committed before this socket was
                 # listening woke nobody, and the pending index may not be marked yet.
-                self.highest_sent = await self.hub.store.position(self.site_id, self.session_id)
+                self.highest_sent = await self.hub.position(self.site_id, self.session_id)
                 self._look = True
             while (self._look or self._handed) and not self.closed:
                 claimed: list[Teaser] = []
@@ -213,15 +269,15 @@ class LiveConnection:
             logger.warning("delivery to %s stopped: %r", self.session_id, exc)
             self.closed = True
             with suppress(Exception):
-                await self.transport.close(1011, "delivery failed")
+                await self.transport.close(CloseCode.INTERNAL_ERROR, "delivery failed")
         finally:
             self._delivery = None
 
     async def claim(self, limit: int) -> list[Teaser]:
         """Lease the oldest `limit` messages waiting in the store to this socket."""
         self.claiming = True
-        teasers = await self.hub.store.claim_pending(
-            self.site_id, self.session_id, self.holder, self.path, limit=limit
+        teasers = await self.hub.claim_pending(
+            self.site_id, self.session_id, self.holder, self.path, limit
         )
         self.claiming = False
         # In flight from here on: a close before they are sent still gives them back.
@@ -243,7 +299,7 @@ class LiveConnection:
 
     async def replay_missed(self, since: int) -> None:
         """Resend what was handed out after `since` but never reached this client."""
-        missed = await self.hub.store.recover(self.site_id, self.session_id, since, self.path)
+        missed = await self.hub.recover(self.site_id, self.session_id, since, self.path)
         for teaser in missed or []:
             await self.send(teaser_frame(teaser))
 
@@ -261,28 +317,29 @@ class LiveConnection:
 
     def check(self, now: float) -> Coroutine[None, None, None] | None:
         """The sweep's look at this socket: what it needs done now, if anything."""
-        if now - self.last_heard >= self.hub.heartbeat_timeout:
-            return self.close(HEARTBEAT_TIMEOUT, "heartbeat timeout")
+        timings = self.timings
+        if now - self.last_heard >= timings.heartbeat_timeout:
+            return self.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
         # A reader too slow: it stopped acking a full window, or a send is stuck.
         waiting_since = [self.sending_since or now]
         if self.room <= 0 and self.unacked:
             waiting_since.append(self.last_progress)
-        if now - min(waiting_since) >= self.hub.send_timeout:
-            return self.close(TRY_AGAIN_LATER, "reader too slow")
-        if now - self.last_pinged >= self.hub.heartbeat_interval:
+        if now - min(waiting_since) >= timings.send_timeout:
+            return self.close(CloseCode.TRY_AGAIN_LATER, "reader too slow")
+        if now - self.last_pinged >= timings.heartbeat_interval:
             self.last_pinged = now
             return self.send(PING_FRAME)
         # Read the store unannounced only if something may be waiting there: every
         # recheck interval while deaf to other workers (Redis is down), else once a lease
         # period (a dead worker's leases run out silently) if the pending index says maybe.
-        if not self.hub.broker.listening and now >= self.next_recheck:
-            self.next_recheck = now + self.hub.recheck_interval
+        if not self.hub.listening and now >= self.next_recheck:
+            self.next_recheck = now + timings.recheck_interval
             self.wake()
         elif now >= self.next_lease_check:
-            self.next_lease_check = now + self.hub.lease_seconds
+            self.next_lease_check = now + timings.lease_seconds
             return self._look_if_pending()
         return None
 
     async def _look_if_pending(self) -> None:
-        if await self.hub.pending.may_have(self.site_id, self.session_id):
+        if await self.hub.may_have(self.site_id, self.session_id):
             self.wake()

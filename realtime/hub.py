@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Awaitable, Coroutine, Mapping
 from contextlib import suppress
 
 from realtime.activity import ActivityFeed
 from realtime.broker import Broker
 from realtime.channels import session_channel
 from realtime.clock import iso_time
-from realtime.connection import GOING_AWAY, LiveConnection, Transport
+from realtime.connection import CloseCode, LiveConnection, SocketTimings, Transport
 from realtime.metrics import Metrics
 from realtime.pending import PendingSessions
 from realtime.presence import PresenceRecorder
@@ -44,12 +44,7 @@ class Hub:
         metrics: Metrics,
         activity: ActivityFeed,
         pending: PendingSessions,
-        *,
-        heartbeat_interval: float = 20.0,
-        heartbeat_timeout: float = 50.0,
-        send_timeout: float = 10.0,
-        window: int = 100,
-        recheck_interval: float = 8.0,
+        timings: SocketTimings,
     ) -> None:
         self.store = store
         self.broker = broker
@@ -57,16 +52,7 @@ class Hub:
         self.metrics = metrics
         self.activity = activity
         self.pending = pending
-        self.lease_seconds = store.lease_ms / 1000
-        self.heartbeat_interval = heartbeat_interval
-        self.heartbeat_timeout = heartbeat_timeout
-        self.send_timeout = send_timeout
-        self.window = window
-        self.recheck_interval = recheck_interval
-        # Often enough to keep every deadline above to within a fraction of itself.
-        self.sweep_interval = min(
-            1.0, heartbeat_interval / 4, send_timeout / 4, recheck_interval / 4
-        )
+        self.timings = timings
         self._sessions: dict[tuple[str, str], list[LiveConnection]] = {}
         self._holders: dict[str, LiveConnection] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -102,7 +88,7 @@ class Hub:
     ) -> LiveConnection:
         """Start delivering to a socket that was just accepted. Every attach is paired
         with a detach (no context manager: its frame would live as long as the socket)."""
-        connection = LiveConnection(self, site_id, session_id, transport, path, since)
+        connection = LiveConnection(self, self.timings, site_id, session_id, transport, path, since)
         self._sessions.setdefault((site_id, session_id), []).append(connection)
         self._holders[connection.holder] = connection
         self.presence.seen(site_id, session_id, "websocket")
@@ -157,6 +143,31 @@ class Hub:
         if not await self.broker.publish(session_channel(site_id, session_id)):
             self.metrics.broker_failures.inc()
 
+    # What a socket asks of its hub (connection.SocketHub).
+
+    @property
+    def listening(self) -> bool:
+        return self.broker.listening
+
+    def position(self, site_id: str, session_id: str) -> Awaitable[int]:
+        return self.store.position(site_id, session_id)
+
+    def claim_pending(
+        self, site_id: str, session_id: str, holder: str, path: str | None, limit: int
+    ) -> Awaitable[list[Teaser]]:
+        return self.store.claim_pending(site_id, session_id, holder, path, limit)
+
+    def recover(
+        self, site_id: str, session_id: str, since: int, path: str | None
+    ) -> Awaitable[list[Teaser] | None]:
+        return self.store.recover(site_id, session_id, since, path)
+
+    def may_have(self, site_id: str, session_id: str) -> Awaitable[bool]:
+        return self.pending.may_have(site_id, session_id)
+
+    def ponged(self, connection: LiveConnection) -> None:
+        self.presence.seen(connection.site_id, connection.session_id, "websocket")
+
     def acknowledge(self, connection: LiveConnection, message_id: str) -> None:
         ack = Ack(connection.site_id, connection.session_id, message_id, connection.holder)
         self.store.queue_ack(ack, self._ack_written)
@@ -173,14 +184,14 @@ class Hub:
     def record_latency(self, teaser: Teaser) -> None:
         self.metrics.latency.observe(max(0, self.store.clock() - teaser.created_at) / 1000)
 
-    async def close_all(self, code: int = GOING_AWAY) -> None:
+    async def close_all(self, code: int = CloseCode.GOING_AWAY) -> None:
         """Tell every client to reconnect elsewhere (graceful shutdown)."""
         for connection in list(self._holders.values()):
             await connection.close(code, "server shutting down")
 
     async def _sweep_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.sweep_interval)
+            await asyncio.sleep(self.timings.sweep_interval)
             now = time.monotonic()
             for connection in list(self._holders.values()):
                 chore = connection.check(now)

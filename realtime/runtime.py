@@ -15,6 +15,7 @@ from realtime.analytics import Analytics
 from realtime.broker import Broker
 from realtime.clock import Clock, now_ms
 from realtime.config import Settings
+from realtime.connection import SocketTimings
 from realtime.conversions import Conversions
 from realtime.database import create_engine
 from realtime.delivery import Delivery
@@ -81,10 +82,13 @@ class Runtime:
             self.metrics,
             self.activity,
             self.pending,
-            heartbeat_interval=settings.heartbeat_interval,
-            heartbeat_timeout=settings.heartbeat_timeout,
-            send_timeout=settings.send_timeout,
-            recheck_interval=settings.poll_interval_ms / 1000,
+            SocketTimings(
+                lease_seconds=settings.claim_lease_ms / 1000,
+                heartbeat_interval=settings.heartbeat_interval,
+                heartbeat_timeout=settings.heartbeat_timeout,
+                send_timeout=settings.send_timeout,
+                recheck_interval=settings.poll_interval_ms / 1000,
+            ),
         )
         self.delivery = Delivery(
             self.store, self.hub, self.presence, self.metrics, self.activity, self.pending

@@ -104,7 +104,7 @@ async def test_a_reader_that_stops_acking_is_dropped_and_loses_nothing(
 ) -> None:
     server = await start_server(send_timeout=0.5)
     assert server.runtime is not None
-    window = server.runtime.hub.window
+    window = server.runtime.hub.timings.window
     session = new_session_id()
     url = f"{server.ws_url}/api/teaser-ws?siteId={SITE}&sessionId={session}"
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
@@ -128,7 +128,7 @@ async def test_a_reader_that_stops_acking_is_dropped_and_loses_nothing(
 async def test_a_reader_that_acks_gets_more_than_a_window(start_server: ServerFactory) -> None:
     server = await start_server()
     assert server.runtime is not None
-    count = server.runtime.hub.window * 3
+    count = server.runtime.hub.timings.window * 3
     session = new_session_id()
     url = f"{server.ws_url}/api/teaser-ws?siteId={SITE}&sessionId={session}"
     async with httpx.AsyncClient(base_url=server.base_url) as client, connect(url) as socket:
