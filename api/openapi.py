@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -9,18 +10,32 @@ from starlette.responses import Response
 
 from api.responses import FastJSONResponse
 from api.schemas import MAX_BULK_MESSAGES
-from realtime.teaser import MAX_EXPIRES_IN_MS, MIN_EXPIRES_IN_MS
+from realtime.events import EMAIL
+from realtime.teaser import (
+    FORBIDDEN_CHARACTERS,
+    MAX_EXPIRES_IN_MS,
+    MIN_EXPIRES_IN_MS,
+    PATH_PATTERN,
+    SESSION_ID,
+    SITE_ID,
+)
+
+
+def _whole(pattern: re.Pattern[str]) -> str:
+    """The domain's own regex, anchored as JSON Schema needs (it searches, never matches)."""
+    return f"^(?:{pattern.pattern})$"
+
 
 TIME = {"type": "string", "format": "date-time"}
-CONTROLS = "\\x00-\\x08\\x0b-\\x1f\\x7f"
+CONTROLS = FORBIDDEN_CHARACTERS.pattern.removeprefix("[").removesuffix("]")
 NO_CONTROLS = f"^[^{CONTROLS}]*$"
 MESSAGE_TEXT = f"^[^{CONTROLS}]*[^{CONTROLS}\\s][^{CONTROLS}]*$"
 PAGE_PATH = {"type": "string", "maxLength": 512, "pattern": f"^/[^{CONTROLS}]*$"}
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 UTM_VALUE = {"type": "string", "maxLength": 200, "pattern": NO_CONTROLS}
 MOMENT = {"type": "string", "pattern": r"^(\d{1,15}|\d{4}-\d{2}-\d{2}([T ][0-9:.+\-Z]*)?)?$"}
-SESSION_ID = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"}
-SITE_ID = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,63}$"}
+SESSION_ID_SCHEMA = {"type": "string", "pattern": _whole(SESSION_ID)}
+SITE_ID_SCHEMA = {"type": "string", "pattern": _whole(SITE_ID)}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -51,7 +66,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["sessionId", "message"],
         "properties": {
-            "sessionId": SESSION_ID,
+            "sessionId": SESSION_ID_SCHEMA,
             "message": {
                 "type": "string",
                 "minLength": 1,
@@ -62,7 +77,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "onlyOnPath": {
                 "type": "string",
-                "pattern": r"^/[^\s*?#]{0,198}\*?$",
+                "pattern": _whole(PATH_PATTERN),
                 "description": "deliver only on this page, or a prefix ending in *",
             },
             "priority": {"type": "string", "enum": ["manual", "auto"], "default": "manual"},
@@ -105,8 +120,8 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["sessionId", "siteId"],
         "properties": {
-            "sessionId": SESSION_ID,
-            "siteId": SITE_ID,
+            "sessionId": SESSION_ID_SCHEMA,
+            "siteId": SITE_ID_SCHEMA,
             # The server reads null as absent, as it does for token.
             "path": {**PAGE_PATH, "type": ["string", "null"], "description": "null: unknown"},
             "token": {"type": ["string", "null"], "maxLength": 200, "description": "null: none"},
@@ -122,8 +137,8 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["sessionId", "siteId", "type"],
         "properties": {
-            "sessionId": SESSION_ID,
-            "siteId": SITE_ID,
+            "sessionId": SESSION_ID_SCHEMA,
+            "siteId": SITE_ID_SCHEMA,
             "type": {
                 "type": "string",
                 "enum": [
@@ -148,7 +163,7 @@ SCHEMAS: dict[str, Any] = {
             "customerEmail": {
                 "type": ["string", "null"],
                 "maxLength": 254,
-                "pattern": r"^\s*[^@\s]{1,64}@[^@\s]{1,190}\s*$",
+                "pattern": rf"^\s*{EMAIL.pattern}\s*$",
             },
             "secondsOnPage": {"type": "number", "minimum": 0, "maximum": 86400},
             "ts": {"type": "string", "maxLength": 40, "pattern": NO_CONTROLS},
@@ -179,7 +194,7 @@ SCHEMAS: dict[str, Any] = {
 
 KEY_HEADERS = [
     {"name": "X-API-Key", "in": "header", "required": True, "schema": {"type": "string"}},
-    {"name": "X-Site-ID", "in": "header", "required": True, "schema": SITE_ID},
+    {"name": "X-Site-ID", "in": "header", "required": True, "schema": SITE_ID_SCHEMA},
 ]
 
 VIEW_PARAMETERS = [
@@ -392,7 +407,7 @@ PATHS: dict[str, Any] = {
                         "schema": {
                             "type": "object",
                             "required": ["siteId"],
-                            "properties": {"siteId": SITE_ID},
+                            "properties": {"siteId": SITE_ID_SCHEMA},
                         }
                     }
                 },
