@@ -58,7 +58,7 @@ def parse_event(body: Any) -> VisitorEvent:
     if not isinstance(body, dict):
         raise InvalidInput("body", "must be a JSON object")
     kind = body.get("type")
-    if kind not in EVENT_TYPES:
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:  # {} and [] are unhashable
         raise InvalidInput("type", f"must be one of {', '.join(sorted(EVENT_TYPES))}")
     email = _text(body, "customerEmail")
     if email is not None and not EMAIL.fullmatch(email):
