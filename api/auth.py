@@ -5,9 +5,9 @@ from __future__ import annotations
 from starlette.requests import HTTPConnection
 
 from realtime.errors import BadRequest, Forbidden, Unauthorized
+from realtime.ids import SITE_ID
 from realtime.runtime import Runtime
 from realtime.sites import Site
-from realtime.teaser import SITE_ID
 
 KEY_PARAMETERS = frozenset({"api_key", "apikey", "key", "x-api-key", "token"})
 OWN_SCHEME = {"ws": "http", "wss": "https", "http": "http", "https": "https"}

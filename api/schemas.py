@@ -11,6 +11,7 @@ import orjson
 
 from realtime.clock import iso_time
 from realtime.errors import InvalidInput, TeaserError
+from realtime.ids import check_session_id, check_site_id
 from realtime.store import IdempotencyKey
 from realtime.teaser import (
     DEFAULT_EXPIRES_IN_MS,
@@ -22,8 +23,6 @@ from realtime.teaser import (
     check_message,
     check_path_pattern,
     check_priority,
-    check_session_id,
-    check_site_id,
 )
 
 MAX_BODY_BYTES = 16 * 1024

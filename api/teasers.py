@@ -20,8 +20,9 @@ from api.schemas import (
 from api.sockets import json_frame, refuse
 from realtime.connection import LiveConnection
 from realtime.errors import InvalidInput, NotFound, TeaserError
+from realtime.ids import check_site_id
 from realtime.sessions import new_session_id
-from realtime.teaser import check_site_id, client_fields
+from realtime.teaser import client_fields
 
 
 async def teaser_messages(request: Request) -> Response:

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from realtime.errors import InvalidInput
-from realtime.teaser import FORBIDDEN_CHARACTERS, check_session_id, check_site_id
+from realtime.ids import EMAIL, FORBIDDEN_CHARACTERS, check_session_id, check_site_id
 
 EVENT_TYPES = frozenset(
     {"page_view", "time_on_page", "page_leave", "teaser_shown", "teaser_click", "conversion"}
 )
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}")
 LIMITS = {"url": 2048, "path": 512, "referrer": 2048, "title": 300, "customerId": 128,
           "customerEmail": 254, "ts": 40, "timeZone": 64, "teaserId": 64}  # fmt: skip
 MAX_UTM_VALUE = 200

@@ -20,9 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from realtime.clock import Clock, now_ms
 from realtime.errors import InvalidInput, NotFound, Unauthorized
-from realtime.events import EMAIL
+from realtime.ids import EMAIL, check_site_id
 from realtime.models import operators, sites
-from realtime.teaser import check_site_id
 
 # OWASP's minimum for Argon2id (19 MiB, 2 passes, 1 lane): ~30 ms a hash. Hashes carry
 # their parameters, so raising these later re-hashes each password at its next sign-in.

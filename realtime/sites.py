@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from realtime.clock import Clock, now_ms
 from realtime.errors import InvalidInput, NotFound, Unauthorized
+from realtime.ids import check_site_id
 from realtime.models import site_keys, sites
-from realtime.teaser import check_site_id
 
 ANY_ORIGIN = "*"
 CACHE_LIMIT = 10_000

@@ -10,16 +10,12 @@ from enum import StrEnum
 
 from realtime.clock import iso_time
 from realtime.errors import InvalidInput
+from realtime.ids import FORBIDDEN_CHARACTERS
 
-SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
-SITE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 MIN_EXPIRES_IN_MS = 1_000
 MAX_EXPIRES_IN_MS = 86_400_000
 DEFAULT_EXPIRES_IN_MS = 300_000
 ID_RANDOM_BYTES = 12  # 16 base64 characters, no padding
-# C0 controls other than tab and newline, and DEL: PostgreSQL refuses NUL, the rest
-# has no business in a chat bubble.
-FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 class Priority(StrEnum):
@@ -77,20 +73,6 @@ def new_teaser_ids(count: int, now_ms: int) -> list[str]:
         prefix + base64.urlsafe_b64encode(entropy[i : i + ID_RANDOM_BYTES]).decode()
         for i in range(0, ID_RANDOM_BYTES * count, ID_RANDOM_BYTES)
     ]
-
-
-def check_session_id(value: object, field: str = "sessionId") -> str:
-    if not isinstance(value, str) or not SESSION_ID.fullmatch(value):
-        raise InvalidInput(
-            field, "must be 1-128 characters of letters, digits, '_', '.', ':' or '-'"
-        )
-    return value
-
-
-def check_site_id(value: object, field: str = "siteId") -> str:
-    if not isinstance(value, str) or not SITE_ID.fullmatch(value):
-        raise InvalidInput(field, "must be 1-64 characters of a-z, 0-9, '_' or '-'")
-    return value
 
 
 def check_message(value: object, max_length: int) -> str:
