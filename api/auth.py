@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
-from realtime.errors import BadRequest, Forbidden, Unauthorized
-from realtime.ids import SITE_ID
+from realtime.accounts.sites import Site
+from realtime.platform.errors import BadRequest, Forbidden, Unauthorized
+from realtime.platform.ids import SITE_ID
 from realtime.runtime import Runtime
-from realtime.sites import Site
 
 KEY_PARAMETERS = frozenset({"api_key", "apikey", "key", "x-api-key", "token"})
 OWN_SCHEME = {"ws": "http", "wss": "https", "http": "http", "https": "https"}

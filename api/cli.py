@@ -13,16 +13,16 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.clock import now_ms
-from realtime.config import Settings
-from realtime.database import create_engine
-from realtime.errors import TeaserError
+from realtime.accounts.operators import OperatorRegistry
+from realtime.accounts.privacy import Privacy
+from realtime.accounts.sites import SiteRegistry
 from realtime.migrations.migrate import upgrade
-from realtime.operators import OperatorRegistry
-from realtime.privacy import Privacy
-from realtime.rules import load_rules
-from realtime.simulation import simulate
-from realtime.sites import SiteRegistry
+from realtime.platform.clock import now_ms
+from realtime.platform.config import Settings
+from realtime.platform.database import create_engine
+from realtime.platform.errors import TeaserError
+from realtime.targeting.rules import load_rules
+from realtime.targeting.simulation import simulate
 
 T = TypeVar("T")
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]

@@ -27,10 +27,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from api.auth import runtime_of
 from api.operator_auth import Principal, check_same_origin, dashboard_principal, session_principal
 from api.sockets import json_frame, refuse
-from realtime.activity import ActivityBatch
-from realtime.analytics import View, parse_view, refs_of
-from realtime.connection import CloseCode
-from realtime.errors import InvalidInput, TeaserError
+from realtime.delivery.connection import CloseCode
+from realtime.fanout.activity import ActivityBatch
+from realtime.insight.analytics import View, parse_view, refs_of
+from realtime.platform.errors import InvalidInput, TeaserError
 from realtime.runtime import Runtime
 
 logger = logging.getLogger("teaser.dashboard")

@@ -9,11 +9,8 @@ from typing import Any
 
 import orjson
 
-from realtime.clock import iso_time
-from realtime.errors import InvalidInput, TeaserError
-from realtime.ids import check_session_id, check_site_id
-from realtime.store import IdempotencyKey
-from realtime.teaser import (
+from realtime.delivery.store import IdempotencyKey
+from realtime.delivery.teaser import (
     DEFAULT_EXPIRES_IN_MS,
     Draft,
     Priority,
@@ -24,6 +21,9 @@ from realtime.teaser import (
     check_path_pattern,
     check_priority,
 )
+from realtime.platform.clock import iso_time
+from realtime.platform.errors import InvalidInput, TeaserError
+from realtime.platform.ids import check_session_id, check_site_id
 
 MAX_BODY_BYTES = 16 * 1024
 # Bulk sends are authenticated and may carry up to MAX_BULK_MESSAGES full-length messages.

@@ -12,8 +12,8 @@ from starlette.websockets import WebSocket
 
 from api.errors import status_for
 from api.responses import error_response
-from realtime.connection import CloseCode
-from realtime.errors import TeaserError
+from realtime.delivery.connection import CloseCode
+from realtime.platform.errors import TeaserError
 
 
 def json_frame(

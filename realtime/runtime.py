@@ -10,30 +10,30 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from pathlib import Path
 
-from realtime.activity import ActivityFeed
-from realtime.analytics import Analytics
-from realtime.broker import Broker
-from realtime.clock import Clock, now_ms
-from realtime.config import Settings
-from realtime.connection import SocketTimings
-from realtime.conversions import Conversions
-from realtime.database import create_engine
-from realtime.delivery import Delivery
-from realtime.engagement import EventIntake
-from realtime.hub import Hub
-from realtime.journey import Journeys
-from realtime.metrics import Metrics
+from realtime.accounts.operators import OperatorRegistry
+from realtime.accounts.privacy import Privacy
+from realtime.accounts.sessions import SessionTokens
+from realtime.accounts.sites import SiteRegistry
+from realtime.delivery.connection import SocketTimings
+from realtime.delivery.dispatch import Delivery
+from realtime.delivery.hub import Hub
+from realtime.delivery.pending import MemoryPendingIndex, PendingSessions, SharedPendingIndex
+from realtime.delivery.presence import PresenceRecorder
+from realtime.delivery.store import TeaserStore
+from realtime.fanout.activity import ActivityFeed
+from realtime.fanout.broker import Broker
+from realtime.insight.analytics import Analytics
+from realtime.insight.conversions import Conversions
+from realtime.insight.journey import Journeys
 from realtime.migrations.migrate import upgrade
-from realtime.operators import OperatorRegistry
-from realtime.pending import MemoryPendingIndex, PendingSessions, SharedPendingIndex
-from realtime.presence import PresenceRecorder
-from realtime.privacy import Privacy
-from realtime.ratelimit import Limits, RateLimiter
-from realtime.rulebook import RuleBook
-from realtime.sessions import SessionTokens
-from realtime.sites import SiteRegistry
-from realtime.store import TeaserStore
-from realtime.templates import TemplateGenerator
+from realtime.platform.clock import Clock, now_ms
+from realtime.platform.config import Settings
+from realtime.platform.database import create_engine
+from realtime.platform.metrics import Metrics
+from realtime.platform.ratelimit import Limits, RateLimiter
+from realtime.targeting.intake import EventIntake
+from realtime.targeting.rulebook import RuleBook
+from realtime.targeting.templates import TemplateGenerator
 
 logger = logging.getLogger("teaser")
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.database import create_engine
 from realtime.migrations.migrate import upgrade
+from realtime.platform.database import create_engine
 from tests.support import (
     InProcessServer,
     drop_postgres_database,

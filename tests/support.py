@@ -19,7 +19,7 @@ import uvicorn
 
 from api.app import create_app
 from api.wsprotocol import LEAN_WEBSOCKETS
-from realtime.config import Settings
+from realtime.platform.config import Settings
 from realtime.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[1]

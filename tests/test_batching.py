@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from realtime.batching import GroupCommit
+from realtime.delivery.batching import GroupCommit
 
 
 class Recorder:

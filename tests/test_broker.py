@@ -10,8 +10,8 @@ from urllib.parse import urlparse
 import pytest
 import redis.asyncio as aioredis
 
-from realtime.broker import Broker
-from realtime.brokers.base import RESYNC, Event
+from realtime.fanout.backends.base import RESYNC, Event
+from realtime.fanout.broker import Broker
 from tests.faults.proxy import FaultProxy
 
 

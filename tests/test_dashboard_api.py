@@ -20,10 +20,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from api.operator_auth import SESSION_TTL_MS, SessionSigner
-from realtime.config import Settings
-from realtime.database import create_engine
-from realtime.errors import ConfigError
-from realtime.operators import OperatorRegistry
+from realtime.accounts.operators import OperatorRegistry
+from realtime.platform.config import Settings
+from realtime.platform.database import create_engine
+from realtime.platform.errors import ConfigError
 from realtime.runtime import Runtime
 from tests.support import DEMO_HEADERS, InProcessServer, ServerProcess, json_of, new_session_id
 

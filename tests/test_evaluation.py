@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from realtime.evaluation import TRIGGERING_EVENTS, Evaluation, compose, evaluate
-from realtime.events import EVENT_TYPES, VisitorEvent, parse_event
-from realtime.rules import default_rules
-from realtime.templates import GeneratedTeaser, TemplateGenerator
-from realtime.triggers import Fatigue
-from realtime.visitors import VisitorState
+from realtime.targeting.evaluation import TRIGGERING_EVENTS, Evaluation, compose, evaluate
+from realtime.targeting.events import EVENT_TYPES, VisitorEvent, parse_event
+from realtime.targeting.rules import default_rules
+from realtime.targeting.templates import GeneratedTeaser, TemplateGenerator
+from realtime.targeting.triggers import Fatigue
+from realtime.targeting.visitors import VisitorState
 
 RULES = default_rules()
 NOON = int(datetime(2026, 11, 25, 12, 0, tzinfo=UTC).timestamp() * 1000)

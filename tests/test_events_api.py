@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from websockets.asyncio.client import connect
 
-from realtime.models import visitor_sessions, webhook_events_internal
+from realtime.platform.tables import visitor_sessions, webhook_events_internal
 from tests.conftest import ServerFactory
 from tests.support import DEMO_HEADERS, InProcessServer, json_of, new_session_id
 

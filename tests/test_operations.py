@@ -11,8 +11,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from realtime.config import Settings
-from realtime.errors import ConfigError
+from realtime.platform.config import Settings
+from realtime.platform.errors import ConfigError
 from tests.conftest import ServerFactory
 from tests.support import (
     DEMO_HEADERS,

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.database import create_engine
-from realtime.errors import InvalidInput, NotFound, Unauthorized
-from realtime.models import operators
-from realtime.operators import OperatorRegistry
-from realtime.sites import SiteRegistry
+from realtime.accounts.operators import OperatorRegistry
+from realtime.accounts.sites import SiteRegistry
+from realtime.platform.database import create_engine
+from realtime.platform.errors import InvalidInput, NotFound, Unauthorized
+from realtime.platform.tables import operators
 from tests.support import run_teaser_cli
 
 SITE = "acme"

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, event, select
 
-from realtime.models import teaser_polls
+from realtime.platform.tables import teaser_polls
 from tests.conftest import ServerFactory
 from tests.support import DEMO_HEADERS, InProcessServer, json_of, new_session_id
 

@@ -13,8 +13,8 @@ import httpx
 import orjson
 from sqlalchemy import func, select
 
-from realtime.models import teaser_messages, visitor_sessions, webhook_events_internal
-from realtime.privacy import DAY_MS
+from realtime.accounts.privacy import DAY_MS
+from realtime.platform.tables import teaser_messages, visitor_sessions, webhook_events_internal
 from tests.support import (
     DEMO_HEADERS,
     ROOT,

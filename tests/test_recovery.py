@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from realtime.sessions import SessionTokens
-from realtime.store import TeaserStore
-from realtime.teaser import Draft
+from realtime.accounts.sessions import SessionTokens
+from realtime.delivery.store import TeaserStore
+from realtime.delivery.teaser import Draft
 from tests.conftest import ServerFactory
 from tests.support import DEMO_HEADERS, InProcessServer, json_of, new_session_id
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from realtime.errors import RulesError
-from realtime.rulebook import RuleBook
-from realtime.rules import DEFAULT_RULES, default_rules, load_rules
-from realtime.scoring import score
-from realtime.templates import TeaserContext, TemplateGenerator, render
-from realtime.visitors import VisitorState
+from realtime.platform.errors import RulesError
+from realtime.targeting.rulebook import RuleBook
+from realtime.targeting.rules import DEFAULT_RULES, default_rules, load_rules
+from realtime.targeting.scoring import score
+from realtime.targeting.templates import TeaserContext, TemplateGenerator, render
+from realtime.targeting.visitors import VisitorState
 
 RULES = default_rules()
 MINIMAL = '[[template]]\nid = "hi"\nsituation = "any"\ntext = "Hi"\n'

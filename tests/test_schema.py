@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.visitors import replacement_traverse
 
-from realtime.database import create_engine
+from realtime.delivery.statements import ACK_RETURNING, SETTLE, claim_statement
+from realtime.delivery.writes import ack_sql
 from realtime.migrations.migrate import upgrade
-from realtime.models import metadata, of_session
-from realtime.models import teaser_messages as messages
-from realtime.statements import ACK_RETURNING, SETTLE, claim_statement
-from realtime.writes import ack_sql
+from realtime.platform.database import create_engine
+from realtime.platform.tables import metadata, of_session
+from realtime.platform.tables import teaser_messages as messages
 
 Plan = list[str]
 

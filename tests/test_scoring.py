@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from realtime.events import parse_event
-from realtime.rules import default_rules
-from realtime.scoring import score
-from realtime.visitors import VisitorState
+from realtime.targeting.events import parse_event
+from realtime.targeting.rules import default_rules
+from realtime.targeting.scoring import score
+from realtime.targeting.visitors import VisitorState
 
 RULES = default_rules()
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from realtime.models import teaser_messages
+from realtime.platform.tables import teaser_messages
 from tests.support import DEMO_HEADERS, InProcessServer, json_of, new_session_id
 
 SEED_EXAMPLE = (

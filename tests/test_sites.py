@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.errors import InvalidInput, Unauthorized
-from realtime.models import site_keys
-from realtime.sites import SiteRegistry
+from realtime.accounts.sites import SiteRegistry
+from realtime.platform.errors import InvalidInput, Unauthorized
+from realtime.platform.tables import site_keys
 
 
 async def test_a_new_site_gets_a_key_that_is_stored_only_as_a_hash(engine: AsyncEngine) -> None:

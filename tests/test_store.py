@@ -8,9 +8,9 @@ import re
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.models import teaser_messages
-from realtime.store import DuplicateSend, IdempotencyKey, LocalSocket, TeaserStore
-from realtime.teaser import Draft, Priority, Status
+from realtime.delivery.store import DuplicateSend, IdempotencyKey, LocalSocket, TeaserStore
+from realtime.delivery.teaser import Draft, Priority, Status
+from realtime.platform.tables import teaser_messages
 
 
 class FakeClock:

@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import realtime.transactions
-from realtime.database import create_engine
+import realtime.delivery.transactions
+from realtime.delivery.transactions import WRITER_CHECKPOINT_PAGES, Transactions, transactions_for
 from realtime.migrations.migrate import upgrade
-from realtime.models import session_counters
-from realtime.transactions import WRITER_CHECKPOINT_PAGES, Transactions, transactions_for
+from realtime.platform.database import create_engine
+from realtime.platform.tables import session_counters
 
 
 def add_counter(session_id: str) -> Callable[[Connection], str]:
@@ -184,7 +184,7 @@ async def test_on_sqlite_the_log_starts_over_under_steady_writes(
 ) -> None:
     # A passive checkpoint alone never finds the moment between two writes when the log
     # could start over: it grew by every page written (7,614 pages for 3,427 writes).
-    monkeypatch.setattr(realtime.transactions, "RESTART_PAGES", 100)
+    monkeypatch.setattr(realtime.delivery.transactions, "RESTART_PAGES", 100)
     log = Path(sqlite_url.split("///", 1)[1] + "-wal")
     writing = True
 

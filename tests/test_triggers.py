@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from realtime.rules import DailyWindow, TriggerPolicy, default_rules
-from realtime.scoring import Score
-from realtime.triggers import Fatigue, decide
-from realtime.visitors import VisitorState
+from realtime.targeting.rules import DailyWindow, TriggerPolicy, default_rules
+from realtime.targeting.scoring import Score
+from realtime.targeting.triggers import Fatigue, decide
+from realtime.targeting.visitors import VisitorState
 
 POLICY = default_rules().trigger
 NOON = int(datetime(2026, 11, 25, 12, 0, tzinfo=UTC).timestamp() * 1000)

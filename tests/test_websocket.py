@@ -13,7 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from api.wsprotocol import LeanWebSocketsProtocol
-from realtime.teaser import Draft
+from realtime.delivery.teaser import Draft
 from tests.conftest import ServerFactory
 from tests.support import DEMO_HEADERS, InProcessServer, json_of, new_session_id
 

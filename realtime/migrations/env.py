@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from realtime.models import metadata
+from realtime.platform.tables import metadata
 
 config = context.config
 

@@ -32,11 +32,11 @@ from hypothesis.stateful import (
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.database import create_engine
+from realtime.delivery.store import TeaserStore
+from realtime.delivery.teaser import Draft, Priority, Teaser
 from realtime.migrations.migrate import upgrade
-from realtime.models import teaser_messages
-from realtime.store import TeaserStore
-from realtime.teaser import Draft, Priority, Teaser
+from realtime.platform.database import create_engine
+from realtime.platform.tables import teaser_messages
 from tests.support import drop_postgres_database, fresh_postgres_database
 from tests.test_store import FakeClock
 

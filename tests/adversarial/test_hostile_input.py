@@ -19,7 +19,7 @@ from sqlalchemy import Table, select
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from realtime.models import (
+from realtime.platform.tables import (
     idempotency_keys,
     session_counters,
     site_keys,

@@ -25,7 +25,7 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 
-from realtime.pending import MemoryPendingIndex
+from realtime.delivery.pending import MemoryPendingIndex
 from tests.faults.proxy import Fault, FaultProxy
 from tests.support import (
     DEMO_HEADERS,

@@ -1,0 +1,91 @@
+"""A person's right to be forgotten, and how long anyone's data is kept at all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Table, and_, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from realtime.platform.clock import Clock, now_ms
+from realtime.platform.errors import InvalidInput
+from realtime.platform.tables import (
+    of_session,
+    session_counters,
+    teaser_messages,
+    teaser_polls,
+    visitor_sessions,
+    webhook_events_internal,
+)
+
+PER_SESSION_TABLES: tuple[Table, ...] = (
+    webhook_events_internal,
+    teaser_messages,
+    teaser_polls,
+    session_counters,
+    visitor_sessions,
+)
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class Erasure:
+    sessions: int
+    rows: dict[str, int]
+
+
+class Privacy:
+    def __init__(self, engine: AsyncEngine, *, clock: Clock = now_ms) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    async def erase(
+        self, *, email: str | None = None, customer_id: str | None = None,
+        site_id: str | None = None,
+    ) -> Erasure:  # fmt: skip
+        """Delete every session of this person (on one site, or on all) and all it holds."""
+        if not email and not customer_id:
+            raise InvalidInput("email", "give an e-mail address or a customer id to erase")
+        sessions = visitor_sessions.c
+        conditions = []
+        if email:
+            conditions.append(sessions.customer_email == email.strip().lower())
+        if customer_id:
+            conditions.append(sessions.customer_id == customer_id)
+        match = or_(*conditions)
+        query = select(sessions.site_id, sessions.session_id).where(match)
+        if site_id is not None:
+            query = query.where(sessions.site_id == site_id)
+        async with self.engine.begin() as connection:
+            found = (await connection.execute(query)).all()
+            rows = {str(table.name): 0 for table in PER_SESSION_TABLES}
+            for site, session in found:
+                for table in PER_SESSION_TABLES:
+                    rows[str(table.name)] += await _delete_session(connection, table, site, session)
+        return Erasure(sessions=len(found), rows=rows)
+
+    async def purge_older_than(self, days: int) -> int:
+        """Retention: drop events and idle sessions older than `days`; 0 keeps everything."""
+        if days <= 0:
+            return 0
+        cutoff = self.clock() - days * DAY_MS
+        async with self.engine.begin() as connection:
+            events = await connection.execute(
+                delete(webhook_events_internal).where(webhook_events_internal.c.created_at < cutoff)
+            )
+            await connection.execute(
+                delete(visitor_sessions).where(visitor_sessions.c.last_seen < cutoff)
+            )
+            await connection.execute(delete(teaser_polls).where(teaser_polls.c.last_seen < cutoff))
+        return events.rowcount
+
+
+async def _delete_session(
+    connection: AsyncConnection, table: Table, site: str, session: str
+) -> int:
+    if table is teaser_messages:
+        condition = of_session(site, session)
+    else:
+        condition = and_(table.c.site_id == site, table.c.session_id == session)
+    result = await connection.execute(delete(table).where(condition))
+    return result.rowcount

@@ -1,0 +1,218 @@
+"""Sites (tenants) and their API keys. Keys are stored as SHA-256 digests, never in clear:
+they are long random tokens, so a fast hash is enough and a slow one would only add
+latency to every send."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from realtime.platform.clock import Clock, now_ms
+from realtime.platform.errors import InvalidInput, NotFound, Unauthorized
+from realtime.platform.ids import check_site_id
+from realtime.platform.tables import site_keys, sites
+
+ANY_ORIGIN = "*"
+CACHE_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class Site:
+    id: str
+    name: str = ""
+    allowed_origins: tuple[str, ...] = ()
+    key_hashes: tuple[str, ...] = field(default=(), repr=False)
+
+    def allows_origin(self, origin: str) -> bool:
+        return ANY_ORIGIN in self.allowed_origins or origin in self.allowed_origins
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    id: int
+    site_id: str
+    hint: str
+    created_at: int
+    revoked_at: int | None
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_api_key() -> str:
+    return "tk_" + secrets.token_urlsafe(32)
+
+
+def normalise_origin(origin: str) -> str:
+    if origin == ANY_ORIGIN:
+        return origin
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        raise InvalidInput("origin", f"'{origin}' is not an origin like https://shop.example")
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+class SiteRegistry:
+    def __init__(self, engine: AsyncEngine, *, clock: Clock = now_ms, cache_ttl: float = 5.0):
+        self.engine = engine
+        self.clock = clock
+        self.cache_ttl = cache_ttl
+        # A revoked key stops working on every worker within cache_ttl seconds.
+        self._cache: dict[str, tuple[float, Site | None]] = {}
+        self._loading: dict[str, asyncio.Future[Site | None]] = {}
+
+    async def create(
+        self,
+        site_id: str,
+        *,
+        name: str = "",
+        origins: tuple[str, ...] = (),
+        api_key: str | None = None,
+    ) -> tuple[Site, str]:
+        check_site_id(site_id, "site id")
+        allowed = tuple(normalise_origin(origin) for origin in origins)
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(
+                    insert(sites).values(
+                        id=site_id,
+                        name=name,
+                        allowed_origins=list(allowed),
+                        created_at=self.clock(),
+                    )
+                )
+        except IntegrityError:
+            raise InvalidInput("site id", f"site '{site_id}' already exists") from None
+        key = await self.add_key(site_id, api_key)
+        return Site(id=site_id, name=name, allowed_origins=allowed), key
+
+    async def add_key(self, site_id: str, api_key: str | None = None) -> str:
+        key = api_key or new_api_key()
+        if (await self._load(site_id)) is None:
+            raise NotFound(f"no site '{site_id}'")
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                insert(site_keys).values(
+                    site_id=site_id,
+                    key_hash=hash_key(key),
+                    key_hint=key[:6],
+                    created_at=self.clock(),
+                )
+            )
+        self._cache.pop(site_id, None)
+        return key
+
+    async def revoke_key(self, site_id: str, key_id: int) -> bool:
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(site_keys)
+                .where(
+                    site_keys.c.id == key_id,
+                    site_keys.c.site_id == site_id,
+                    site_keys.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=self.clock())
+            )
+        self._cache.pop(site_id, None)
+        return result.rowcount == 1
+
+    async def set_origins(self, site_id: str, origins: tuple[str, ...]) -> None:
+        allowed = [normalise_origin(origin) for origin in origins]
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(sites).where(sites.c.id == site_id).values(allowed_origins=allowed)
+            )
+        if result.rowcount != 1:
+            raise NotFound(f"no site '{site_id}'")
+        self._cache.pop(site_id, None)
+
+    async def list_sites(self) -> list[Site]:
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(select(sites).order_by(sites.c.id))).all()
+        return [Site(r.id, r.name, tuple(r.allowed_origins)) for r in rows]
+
+    async def list_keys(self, site_id: str) -> list[KeyInfo]:
+        statement = select(site_keys).where(site_keys.c.site_id == site_id).order_by(site_keys.c.id)
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(statement)).all()
+        return [KeyInfo(r.id, r.site_id, r.key_hint, r.created_at, r.revoked_at) for r in rows]
+
+    async def get(self, site_id: str) -> Site | None:
+        cached = self._cache.get(site_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        # Requests that miss together share one load, rather than queueing a load each.
+        loading = self._loading.get(site_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(site_id))
+            self._loading[site_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(site_id, None))
+        site = await asyncio.shield(loading)
+        if len(self._cache) >= CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[site_id] = (time.monotonic() + self.cache_ttl, site)
+        return site
+
+    async def authenticate(self, site_id: str | None, api_key: str | None) -> Site:
+        if not site_id or not api_key:
+            raise Unauthorized(
+                "X-API-Key and X-Site-ID headers are required", code="missing_credentials"
+            )
+        site = await self.get(site_id)
+        presented = hash_key(api_key)
+        # Compare against every key (and a dummy for unknown sites) so timing says nothing.
+        candidates = site.key_hashes if site is not None else ("0" * 64,)
+        matched = False
+        for stored in candidates:
+            matched |= hmac.compare_digest(presented, stored)
+        if site is None or not matched:
+            raise Unauthorized("unknown site or API key", code="invalid_credentials")
+        return site
+
+    async def ensure(self, site_id: str, api_key: str, origins: tuple[str, ...] = ()) -> bool:
+        """Create the site and key if missing (the dev-mode demo). True if anything was added.
+        Several workers may start at once: whoever loses the race finds it done."""
+        try:
+            if await self._load(site_id) is None:
+                await self.create(site_id, name=site_id, origins=origins, api_key=api_key)
+                return True
+            if hash_key(api_key) in (await self._load_required(site_id)).key_hashes:
+                return False
+            await self.add_key(site_id, api_key)
+            return True
+        except (InvalidInput, IntegrityError):
+            return False
+
+    async def _load_required(self, site_id: str) -> Site:
+        site = await self._load(site_id)
+        if site is None:
+            raise NotFound(f"no site '{site_id}'")
+        return site
+
+    async def _load(self, site_id: str) -> Site | None:
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(select(sites).where(sites.c.id == site_id))).first()
+            if row is None:
+                return None
+            hashes = (
+                (
+                    await connection.execute(
+                        select(site_keys.c.key_hash).where(
+                            site_keys.c.site_id == site_id, site_keys.c.revoked_at.is_(None)
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return Site(row.id, row.name, tuple(row.allowed_origins), tuple(hashes))

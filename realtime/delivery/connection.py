@@ -1,0 +1,345 @@
+"""One session socket on this worker, as the hub sees it: what it has in flight, when it
+must look in the store, and what its heartbeat needs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import time
+from collections.abc import Awaitable, Coroutine
+from contextlib import suppress
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Protocol
+
+import orjson
+
+from realtime.delivery.teaser import Teaser, client_fields
+
+logger = logging.getLogger("teaser.hub")
+
+
+class CloseCode(IntEnum):
+    """The WebSocket close codes Teaser sends: RFC 6455's, and 4xxx ones of its own."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # the worker is shutting down: reconnect (to another one) at once
+    POLICY_VIOLATION = 1008  # an upgrade refused where no HTTP denial can be sent
+    INTERNAL_ERROR = 1011
+    TRY_AGAIN_LATER = 1013  # the reader is too slow
+    SIGNED_OUT = 4401  # a dashboard whose operator session ended
+    HEARTBEAT_TIMEOUT = 4408
+
+
+@dataclass(frozen=True, slots=True)
+class SocketTimings:
+    """A socket's deadlines (seconds) and how much it may have in flight."""
+
+    lease_seconds: float = 30.0
+    heartbeat_interval: float = 20.0
+    heartbeat_timeout: float = 50.0
+    send_timeout: float = 10.0
+    recheck_interval: float = 8.0
+    window: int = 100
+
+    @property
+    def sweep_interval(self) -> float:
+        # Often enough to keep every deadline above to within a fraction of itself.
+        deadlines = (self.heartbeat_interval, self.send_timeout, self.recheck_interval)
+        return min(1.0, *(seconds / 4 for seconds in deadlines))
+
+
+class Transport(Protocol):
+    async def send_text(self, data: str) -> None: ...
+
+    async def close(self, code: int = CloseCode.NORMAL, reason: str | None = None) -> None: ...
+
+
+class SocketHub(Protocol):
+    """What a socket asks of the hub that holds it: every call it makes, and no more.
+    They hand back the store's own awaitables, so going through the hub adds no frame."""
+
+    @property
+    def listening(self) -> bool:
+        """Whether this worker hears other workers' sends (the broker's link is up)."""
+        ...
+
+    def position(self, site_id: str, session_id: str) -> Awaitable[int]: ...
+
+    def claim_pending(
+        self, site_id: str, session_id: str, holder: str, path: str | None, limit: int
+    ) -> Awaitable[list[Teaser]]: ...
+
+    def recover(
+        self, site_id: str, session_id: str, since: int, path: str | None
+    ) -> Awaitable[list[Teaser] | None]: ...
+
+    def may_have(self, site_id: str, session_id: str) -> Awaitable[bool]: ...
+
+    def acknowledge(self, connection: LiveConnection, message_id: str) -> None: ...
+
+    def ponged(self, connection: LiveConnection) -> None: ...
+
+    def record_latency(self, teaser: Teaser) -> None: ...
+
+
+def teaser_frame(teaser: Teaser) -> str:
+    return orjson.dumps({"type": "teaser", **client_fields(teaser)}).decode()
+
+
+PING_FRAME = '{"type":"ping"}'
+
+
+class LiveConnection:
+    """One session socket. It owns no task while idle: the broker wakes it through a
+    callback, a short-lived task delivers, and the hub's sweep does its heartbeat.
+
+    At most `window` messages are in flight (sent, not yet acked): a reader that stops
+    acking stops getting more and is dropped after `send_timeout`, so a stalled tab can
+    never pile up memory here. Its messages wait for its next connection, or a poll."""
+
+    __slots__ = (
+        "_delivery",
+        "_handed",
+        "_look",
+        "claiming",
+        "closed",
+        "highest_sent",
+        "holder",
+        "hub",
+        "last_heard",
+        "last_pinged",
+        "last_progress",
+        "next_lease_check",
+        "next_recheck",
+        "path",
+        "reserved",
+        "sending_since",
+        "session_id",
+        "since",
+        "site_id",
+        "timings",
+        "transport",
+        "unacked",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        hub: SocketHub,
+        timings: SocketTimings,
+        site_id: str,
+        session_id: str,
+        transport: Transport,
+        path: str | None,
+        since: int | None,
+    ) -> None:
+        self.hub = hub
+        self.timings = timings
+        self.site_id = site_id
+        self.session_id = session_id
+        self.path = path
+        self.since = since
+        self.transport = transport
+        self.holder = secrets.token_hex(12)
+        now = time.monotonic()
+        self.last_heard = now
+        self.last_progress = now
+        self.last_pinged = now
+        # Spread over the lease period, so sockets opened together do not look together.
+        self.next_lease_check = now + random.uniform(0.5, 1.5) * timings.lease_seconds
+        self.next_recheck = now + timings.recheck_interval
+        self.unacked: set[str] = set()
+        # The client has every message of this session up to here (None: not known yet).
+        self.highest_sent = since
+        self.closed = False
+        self.sending_since: float | None = None
+        self.claiming = False
+        self.reserved = 0  # leases a send on this worker is writing for this socket
+        self._look = True  # the store may hold something for this socket
+        self._handed: list[Teaser] = []  # stored already leased to this socket
+        self._delivery: asyncio.Task[None] | None = None
+
+    @property
+    def room(self) -> int:
+        """How many more may be sent before acks come back."""
+        return self.timings.window - len(self.unacked)
+
+    @property
+    def settled(self) -> bool:
+        """Whether a send may lease to this socket: it is not closed, knows its position,
+        and has no look in the store due (else order could break between the two)."""
+        return not (self.closed or self._look or self.claiming or self.highest_sent is None)
+
+    @property
+    def free(self) -> int:
+        """How many more a send on this worker may lease to this socket."""
+        return self.room - len(self._handed) - self.reserved
+
+    def wake(self, _event: object = None) -> None:
+        """Look in the store soon (a broker event: something was sent to this session)."""
+        self._look = True
+        self._start_delivery()
+
+    def hand_over(self, teasers: list[Teaser]) -> None:
+        """Send these, which a send on this worker stored already leased to this socket
+        (none: that send failed, but a claim may have waited for it to end)."""
+        if not teasers:
+            self._start_delivery()
+            return
+        first = min(t.session_seq or 0 for t in teasers)
+        if self.highest_sent is None or first != 1 + max(
+            [self.highest_sent, *(t.session_seq or 0 for t in self._handed)]
+        ):
+            # Something older may still wait in the store (sent by another worker, or
+            # before this socket opened): send that first, so seq never goes backwards.
+            self._look = True
+        self._handed.extend(teasers)
+        self._start_delivery()
+
+    async def heard(self, frame: dict[str, object]) -> None:
+        """Handle one frame from the client: an ack consumes a message, anything proves life."""
+        self.last_heard = time.monotonic()
+        message_id = frame.get("id")
+        if frame.get("type") == "ack" and isinstance(message_id, str):
+            if message_id in self.unacked:
+                window_was_full = self.room <= 0
+                self.unacked.discard(message_id)
+                self.last_progress = time.monotonic()
+                if window_was_full:
+                    self.wake()
+                # Not awaited: this socket's next frames (its close, say) must not queue up
+                # behind the database.
+                self.hub.acknowledge(self, message_id)
+        elif frame.get("type") == "pong":
+            self.hub.ponged(self)
+
+    @property
+    def held(self) -> set[str]:
+        """Ids leased to this socket and not yet acked: in flight, or waiting to be sent."""
+        return self.unacked | {teaser.id for teaser in self._handed}
+
+    async def stop(self) -> None:
+        """Closed: deliver nothing more."""
+        self.closed = True
+        delivery = self._delivery
+        if delivery is not None:
+            delivery.cancel()
+            with suppress(asyncio.CancelledError):
+                await delivery
+
+    def _start_delivery(self) -> None:
+        if self._delivery is None and not self.closed:
+            self._delivery = asyncio.create_task(self._deliver())
+
+    async def _deliver(self) -> None:
+        try:
+            if self.since is not None:
+                since, self.since = self.since, None
+                await self.replay_missed(since)
+            elif self.highest_sent is None:
+                # Read before the first claim: everything up to here is either claimed
+                # now, or not for this socket (consumed, expired, or held by another).
+                # The claim always follows: a send that committed before this socket was
+                # listening woke nobody, and the pending index may not be marked yet.
+                self.highest_sent = await self.hub.position(self.site_id, self.session_id)
+                self._look = True
+            while (self._look or self._handed) and not self.closed:
+                claimed: list[Teaser] = []
+                limit = self.room - len(self._handed)
+                if self._look and limit > 0:
+                    if self.reserved:
+                        # A send is leasing messages to this socket: they may be older than
+                        # what a claim finds now. Its hand-over starts this again, and no
+                        # new lease is taken while a look is due (Hub.reserve).
+                        break
+                    self._look = False
+                    claimed = await self.claim(limit)
+                    self._look = self._look or len(claimed) == limit
+                handed, self._handed = self._handed, []
+                await self._send_teasers(claimed + handed)
+                if self.room <= 0:
+                    break  # an ack starts it again
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A send on a closing socket, or the database gone: either way the client must
+            # reconnect (or poll) to be sure it misses nothing.
+            logger.warning("delivery to %s stopped: %r", self.session_id, exc)
+            self.closed = True
+            with suppress(Exception):
+                await self.transport.close(CloseCode.INTERNAL_ERROR, "delivery failed")
+        finally:
+            self._delivery = None
+
+    async def claim(self, limit: int) -> list[Teaser]:
+        """Lease the oldest `limit` messages waiting in the store to this socket."""
+        self.claiming = True
+        teasers = await self.hub.claim_pending(
+            self.site_id, self.session_id, self.holder, self.path, limit
+        )
+        self.claiming = False
+        # In flight from here on: a close before they are sent still gives them back.
+        self.unacked.update(teaser.id for teaser in teasers)
+        return teasers
+
+    async def _send_teasers(self, teasers: list[Teaser]) -> None:
+        if not teasers:
+            return
+        if len(self.unacked) <= len(teasers):
+            self.last_progress = time.monotonic()
+        # All count as in flight before the first await: a socket closed (this task
+        # cancelled) halfway must still give every one of them back.
+        self.unacked.update(teaser.id for teaser in teasers)
+        for teaser in sorted(teasers, key=lambda t: t.session_seq or 0):
+            self.hub.record_latency(teaser)
+            await self.send(teaser_frame(teaser))
+            self.highest_sent = max(self.highest_sent or 0, teaser.session_seq or 0)
+
+    async def replay_missed(self, since: int) -> None:
+        """Resend what was handed out after `since` but never reached this client."""
+        missed = await self.hub.recover(self.site_id, self.session_id, since, self.path)
+        for teaser in missed or []:
+            await self.send(teaser_frame(teaser))
+
+    async def send(self, frame: str) -> None:
+        # A send waits only while the transport's buffers are full; the sweep closes a
+        # socket stuck like that for send_timeout, which ends the wait.
+        self.sending_since = time.monotonic()
+        await self.transport.send_text(frame)
+        self.sending_since = None
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = True
+        with suppress(Exception):
+            await self.transport.close(code, reason)
+
+    def check(self, now: float) -> Coroutine[None, None, None] | None:
+        """The sweep's look at this socket: what it needs done now, if anything."""
+        timings = self.timings
+        if now - self.last_heard >= timings.heartbeat_timeout:
+            return self.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
+        # A reader too slow: it stopped acking a full window, or a send is stuck.
+        waiting_since = [self.sending_since or now]
+        if self.room <= 0 and self.unacked:
+            waiting_since.append(self.last_progress)
+        if now - min(waiting_since) >= timings.send_timeout:
+            return self.close(CloseCode.TRY_AGAIN_LATER, "reader too slow")
+        if now - self.last_pinged >= timings.heartbeat_interval:
+            self.last_pinged = now
+            return self.send(PING_FRAME)
+        # Read the store unannounced only if something may be waiting there: every
+        # recheck interval while deaf to other workers (Redis is down), else once a lease
+        # period (a dead worker's leases run out silently) if the pending index says maybe.
+        if not self.hub.listening and now >= self.next_recheck:
+            self.next_recheck = now + timings.recheck_interval
+            self.wake()
+        elif now >= self.next_lease_check:
+            self.next_lease_check = now + timings.lease_seconds
+            return self._look_if_pending()
+        return None
+
+    async def _look_if_pending(self) -> None:
+        if await self.hub.may_have(self.site_id, self.session_id):
+            self.wake()

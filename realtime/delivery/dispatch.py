@@ -1,0 +1,118 @@
+"""The two ways a teaser leaves: pushed to a live socket, or handed to a poll."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass
+
+from realtime.delivery.hub import Hub, teaser_activity
+from realtime.delivery.pending import PendingSessions
+from realtime.delivery.presence import PresenceRecorder
+from realtime.delivery.store import DuplicateSend, IdempotencyKey, TeaserStore
+from realtime.delivery.teaser import Draft, Teaser
+from realtime.fanout.activity import ActivityFeed
+from realtime.platform.metrics import Metrics
+
+
+@dataclass(frozen=True)
+class Sent:
+    teasers: list[Teaser]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Polled:
+    teasers: list[Teaser]
+    # None: the client gave no position; False: an unknown one, so nothing was replayed.
+    recovered: bool | None = None
+
+
+class Delivery:
+    def __init__(
+        self,
+        store: TeaserStore,
+        hub: Hub,
+        presence: PresenceRecorder,
+        metrics: Metrics,
+        activity: ActivityFeed,
+        pending: PendingSessions,
+    ) -> None:
+        self.pending = pending
+        self.store = store
+        self.hub = hub
+        self.presence = presence
+        self.metrics = metrics
+        self.activity = activity
+
+    async def send(self, site_id: str, drafts: list[Draft]) -> list[Teaser]:
+        return (await self.send_once(site_id, drafts)).teasers
+
+    async def send_once(
+        self, site_id: str, drafts: list[Draft], idempotency: IdempotencyKey | None = None
+    ) -> Sent:
+        """Store first (the source of truth), then wake whoever holds each session. A retry
+        with the same idempotency key gets the first send's messages, and sends nothing."""
+        if idempotency is not None:
+            earlier = await self.store.previous_send(site_id, idempotency)
+            if earlier is not None:
+                return Sent(earlier, replayed=True)
+        # A session with a socket here gets its messages stored already leased to that
+        # socket and handed over directly: no claim, and no trip through the broker.
+        sockets = self.hub.reserve(
+            site_id, Counter(d.session_id for d in drafts if d.only_on_path is None)
+        )
+        try:
+            teasers = await self.store.send(site_id, drafts, idempotency, sockets)
+        except BaseException as exc:
+            for socket in sockets.values():
+                await self.hub.hand_over(socket, [])  # nothing was stored for it
+            if not isinstance(exc, DuplicateSend):
+                raise
+            assert idempotency is not None
+            return Sent(await self.store.previous_send(site_id, idempotency) or [], True)
+        self.metrics.sent.inc(len(teasers))
+        for teaser in teasers:
+            self.activity.announce(site_id, "teaser_sent", **teaser_activity(teaser))
+        handed: dict[str, list[Teaser]] = {}
+        to_wake: set[str] = set()
+        for teaser in teasers:
+            if teaser.leased_to is not None:
+                handed.setdefault(teaser.leased_to, []).append(teaser)
+            else:
+                to_wake.add(teaser.session_id)
+        for socket in sockets.values():
+            await self.hub.hand_over(socket, handed.get(socket.holder, []))
+        markers = [(site_id, t.session_id, t.expires_at) for t in teasers]
+        if not to_wake:
+            await self.pending.mark(markers)
+            return Sent(teasers)
+        # Both only speed delivery up (the store has it already), so they run side by side.
+        await asyncio.gather(
+            self.pending.mark(markers),
+            *(self.hub.notify(site_id, session_id) for session_id in to_wake),
+        )
+        return Sent(teasers)
+
+    async def poll(
+        self, site_id: str, session_id: str, path: str | None = None, since: int | None = None
+    ) -> Polled:
+        self.presence.seen(site_id, session_id, "poll", poll=True)
+        self.metrics.polls.inc()
+        if since is None and not await self.pending.may_have(site_id, session_id):
+            return Polled([])  # the common case: nothing waiting, no database round trip
+        recovered = None
+        if since is not None:
+            recovered = await self.store.recover(site_id, session_id, since, path)
+        teasers = await self.store.consume_pending(site_id, session_id, path)
+        for teaser in teasers:
+            self.hub.record_latency(teaser)
+            self.activity.announce(
+                site_id, "teaser_delivered", via="poll", **teaser_activity(teaser)
+            )
+        self.metrics.delivered_poll.inc(len(teasers))
+        # Whatever the client already saw (up to `since`) is consumed without being resent.
+        fresh = [t for t in teasers if since is None or (t.session_seq or 0) > since]
+        merged = {t.id: t for t in [*(recovered or []), *fresh]}
+        ordered = sorted(merged.values(), key=lambda t: (t.session_seq or 0, t.seq))
+        return Polled(ordered, None if since is None else recovered is not None)

@@ -1,0 +1,230 @@
+"""This worker's live sockets: session -> connections.
+
+A send on this worker stores messages already leased to the session's socket here and
+hands them over directly. A send on another worker (or for a socket with no room) wakes
+the socket through the broker, and it claims what waits in the store. Either way a
+message is consumed only when the client acks it. One sweep per worker, not a task per
+socket, keeps heartbeats and timeouts, so an idle socket costs only its objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Coroutine, Mapping
+from contextlib import suppress
+
+from realtime.delivery.connection import CloseCode, LiveConnection, SocketTimings, Transport
+from realtime.delivery.pending import PendingSessions
+from realtime.delivery.presence import PresenceRecorder
+from realtime.delivery.store import Ack, LocalSocket, TeaserStore
+from realtime.delivery.teaser import Teaser
+from realtime.fanout.activity import ActivityFeed
+from realtime.fanout.broker import Broker
+from realtime.fanout.channels import session_channel
+from realtime.platform.clock import iso_time
+from realtime.platform.metrics import Metrics
+
+logger = logging.getLogger("teaser.hub")
+
+
+def teaser_activity(teaser: Teaser) -> dict[str, object]:
+    """How a teaser appears in a dashboard's live feed."""
+    return {"id": teaser.id, "sessionId": teaser.session_id, "message": teaser.message,
+            "priority": teaser.priority.value, "at": iso_time(teaser.created_at)}  # fmt: skip
+
+
+class Hub:
+    def __init__(
+        self,
+        store: TeaserStore,
+        broker: Broker,
+        presence: PresenceRecorder,
+        metrics: Metrics,
+        activity: ActivityFeed,
+        pending: PendingSessions,
+        timings: SocketTimings,
+    ) -> None:
+        self.store = store
+        self.broker = broker
+        self.presence = presence
+        self.metrics = metrics
+        self.activity = activity
+        self.pending = pending
+        self.timings = timings
+        self._sessions: dict[tuple[str, str], list[LiveConnection]] = {}
+        self._holders: dict[str, LiveConnection] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._chores: set[asyncio.Task[None]] = set()
+        metrics.gauge(
+            "teaser_open_sockets",
+            "Open session WebSockets on this worker.",
+            lambda: len(self._holders),
+        )
+
+    @property
+    def open_sockets(self) -> int:
+        return len(self._holders)
+
+    def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="hub-sweep")
+
+    async def stop(self) -> None:
+        for task in [self._sweeper, *self._chores]:
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+        self._sweeper = None
+
+    async def attach(
+        self,
+        site_id: str,
+        session_id: str,
+        transport: Transport,
+        path: str | None = None,
+        since: int | None = None,
+    ) -> LiveConnection:
+        """Start delivering to a socket that was just accepted. Every attach is paired
+        with a detach (no context manager: its frame would live as long as the socket)."""
+        connection = LiveConnection(self, self.timings, site_id, session_id, transport, path, since)
+        self._sessions.setdefault((site_id, session_id), []).append(connection)
+        self._holders[connection.holder] = connection
+        self.presence.seen(site_id, session_id, "websocket")
+        try:
+            await self.broker.add_listener(session_channel(site_id, session_id), connection.wake)
+        except BaseException:
+            await self.detach(connection, listening=False)
+            raise
+        connection.wake()  # whatever waited for this session before it connected
+        return connection
+
+    async def detach(self, connection: LiveConnection, *, listening: bool = True) -> None:
+        connection.closed = True  # from now on nothing starts a delivery
+        self._forget(connection)
+        if listening:
+            channel = session_channel(connection.site_id, connection.session_id)
+            await self.broker.remove_listener(channel, connection.wake)
+        await connection.stop()
+        # In the background: the closed socket's handler (and the place it holds in
+        # the per-address quota) need not wait for the database.
+        self._run_chore(self._release(connection))
+
+    def reserve(self, site_id: str, counts: Mapping[str, int]) -> dict[str, LocalSocket]:
+        """For each session with a socket on this worker that has room, reserve up to
+        `counts[session]` of it: a send stores that many already leased to the socket.
+        Every reservation ends in `hand_over`."""
+        found = {}
+        for session_id, count in counts.items():
+            for connection in self._sessions.get((site_id, session_id), ()):
+                take = min(count, connection.free)
+                if take > 0 and connection.settled:
+                    connection.reserved += take
+                    found[session_id] = LocalSocket(connection.holder, take)
+                    break
+        return found
+
+    async def hand_over(self, socket: LocalSocket, teasers: list[Teaser]) -> None:
+        """End a reservation: give the messages stored leased to the socket to it, or, if
+        it closed meanwhile, back to the store for the next poll or socket at once."""
+        connection = self._holders.get(socket.holder)
+        if connection is not None:
+            connection.reserved -= socket.room
+            if not connection.closed:
+                connection.hand_over(teasers)
+                return
+        if teasers:
+            with suppress(Exception):  # else the lease runs out by itself
+                await self.store.release(socket.holder, [teaser.id for teaser in teasers])
+
+    async def notify(self, site_id: str, session_id: str) -> None:
+        """Wake every socket of this session, on whichever worker holds it."""
+        if not await self.broker.publish(session_channel(site_id, session_id)):
+            self.metrics.broker_failures.inc()
+
+    # What a socket asks of its hub (connection.SocketHub).
+
+    @property
+    def listening(self) -> bool:
+        return self.broker.listening
+
+    def position(self, site_id: str, session_id: str) -> Awaitable[int]:
+        return self.store.position(site_id, session_id)
+
+    def claim_pending(
+        self, site_id: str, session_id: str, holder: str, path: str | None, limit: int
+    ) -> Awaitable[list[Teaser]]:
+        return self.store.claim_pending(site_id, session_id, holder, path, limit)
+
+    def recover(
+        self, site_id: str, session_id: str, since: int, path: str | None
+    ) -> Awaitable[list[Teaser] | None]:
+        return self.store.recover(site_id, session_id, since, path)
+
+    def may_have(self, site_id: str, session_id: str) -> Awaitable[bool]:
+        return self.pending.may_have(site_id, session_id)
+
+    def ponged(self, connection: LiveConnection) -> None:
+        self.presence.seen(connection.site_id, connection.session_id, "websocket")
+
+    def acknowledge(self, connection: LiveConnection, message_id: str) -> None:
+        ack = Ack(connection.site_id, connection.session_id, message_id, connection.holder)
+        self.store.queue_ack(ack, self._ack_written)
+
+    def _ack_written(self, ack: Ack, consumed: bool | BaseException) -> None:
+        if isinstance(consumed, BaseException):
+            # Not consumed: the lease runs out and the message is offered again.
+            logger.warning("ack of %s not recorded: %r", ack.message_id, consumed)
+        elif consumed:
+            self.metrics.delivered_ws.inc()
+            self.activity.announce(ack.site_id, "teaser_delivered", via="websocket",
+                                   id=ack.message_id, sessionId=ack.session_id)  # fmt: skip
+
+    def record_latency(self, teaser: Teaser) -> None:
+        self.metrics.latency.observe(max(0, self.store.clock() - teaser.created_at) / 1000)
+
+    async def close_all(self, code: int = CloseCode.GOING_AWAY) -> None:
+        """Tell every client to reconnect elsewhere (graceful shutdown)."""
+        for connection in list(self._holders.values()):
+            await connection.close(code, "server shutting down")
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.timings.sweep_interval)
+            now = time.monotonic()
+            for connection in list(self._holders.values()):
+                chore = connection.check(now)
+                if chore is not None:
+                    self._run_chore(chore)
+
+    def _run_chore(self, chore: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(self._quietly(chore))
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    @staticmethod
+    async def _quietly(chore: Coroutine[None, None, None]) -> None:
+        # A ping to a socket that is closing fails; its own receive loop ends it.
+        with suppress(Exception):
+            await chore
+
+    def _forget(self, connection: LiveConnection) -> None:
+        self._holders.pop(connection.holder, None)
+        key = (connection.site_id, connection.session_id)
+        connections = self._sessions.get(key, [])
+        if connection in connections:
+            connections.remove(connection)
+        if not connections:
+            self._sessions.pop(key, None)
+
+    async def _release(self, connection: LiveConnection) -> None:
+        held = connection.held
+        if not held and not connection.claiming:
+            return
+        try:
+            # Closed in the middle of a claim: what it leased is known only to the store.
+            await self.store.release(connection.holder, None if connection.claiming else held)
+        except Exception:
+            # The lease still expires by itself; the message is only delayed.
+            logger.exception("could not release messages of a closed socket")

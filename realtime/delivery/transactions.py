@@ -1,0 +1,210 @@
+"""Where the store's SQL runs: a unit of work is a plain function of a SQLAlchemy
+`Connection`, and a `Transactions` runs it to completion in one transaction.
+
+On SQLite the work runs in one dedicated thread, on that thread's own connection: a whole
+batch of statements then costs one trip between the event loop and the database's thread.
+Through the aiosqlite adapter each statement made four (cursor, execute, fetch, close).
+On PostgreSQL the work runs on the async pool, each statement awaited by SQLAlchemy. Work
+of a single statement needs no transaction around it there: `autocommit` saves the BEGIN
+and COMMIT round trips, three trips down to one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from realtime.platform.database import SQLITE_LOCK_WAIT, tune_sqlite
+
+Result = TypeVar("Result")
+WRITE_LOCK_RETRY = 0.0005
+# How long a thread that wants the GIL waits before it asks the holder to let go; Python's
+# default is 5 ms. The store's thread gives up the GIL at every SQLite call and must win it
+# back from a busy event loop each time, so under load each statement waited that long.
+GIL_SWITCH_INTERVAL = 0.001
+# SQLite's default is 1,000 pages (4 MB): a checkpoint, with its fsyncs, every few hundred
+# commits under load. The background checkpoint restarts the log long before this; the
+# writer's own checkpoint only bounds it (at about 40 MB) should that one fall behind.
+WRITER_CHECKPOINT_PAGES = 10_000
+# Once the log is this long (8 MB), the background checkpoint has the next writer start it
+# over from the beginning, so that the log stays short without the writer copying it.
+RESTART_PAGES = 2_000
+# How long a restarting checkpoint waits for the writer, and then for readers, before it
+# gives up until next time: meanwhile new writers wait for it.
+RESTART_WAIT_MS = 50
+Work = Callable[[Connection], Result]
+
+
+class Transactions(Protocol):
+    async def write(self, work: Work[Result]) -> Result:
+        """Run `work` in a transaction that commits when it returns."""
+        ...
+
+    async def autocommit(self, work: Work[Result]) -> Result:
+        """Run `work` that issues one statement, which commits by itself."""
+        ...
+
+    async def read(self, work: Work[Result]) -> Result: ...
+
+    async def checkpoint(self) -> None:
+        """Copy what the write-ahead log holds into the database file, where there is one
+        to copy (SQLite's WAL); nothing elsewhere."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def transactions_for(engine: AsyncEngine) -> Transactions:
+    if engine.dialect.name == "sqlite":
+        return ThreadTransactions(engine)
+    return PooledTransactions(engine)
+
+
+class PooledTransactions:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        # The same pool; a connection taken through it is in autocommit until it goes back.
+        self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def write(self, work: Work[Result]) -> Result:
+        async with self._engine.begin() as connection:
+            return await connection.run_sync(work)
+
+    async def autocommit(self, work: Work[Result]) -> Result:
+        async with self._autocommit_engine.connect() as connection:
+            return await connection.run_sync(work)
+
+    async def read(self, work: Work[Result]) -> Result:
+        async with self._engine.connect() as connection:
+            return await connection.run_sync(work)
+
+    async def checkpoint(self) -> None:
+        """PostgreSQL checkpoints by itself."""
+
+    async def close(self) -> None:
+        """The pool belongs to the engine, which its owner disposes."""
+
+
+class ThreadTransactions:
+    """One connection, used only by one thread: SQLite has one writer anyway, so queueing
+    here costs nothing that SQLite would not make a second connection wait for."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        url = engine.url.set(drivername="sqlite+pysqlite")
+        self._engine: Engine = create_sync_engine(
+            url,
+            connect_args={"timeout": SQLITE_LOCK_WAIT},
+            pool_size=1,
+            max_overflow=0,
+        )
+        event.listen(self._engine, "connect", _own_transactions)
+        event.listen(self._engine, "begin", _begin)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teaser-sqlite")
+        # Checkpoints run apart, on a connection and a thread of their own (see checkpoint).
+        self._checkpoints = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="teaser-sqlite-checkpoint"
+        )
+        self._checkpointer: sqlite3.Connection | None = None
+        self._path = engine.url.database or ""
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
+
+    async def write(self, work: Work[Result]) -> Result:
+        return await self._run(self._write, work)
+
+    async def autocommit(self, work: Work[Result]) -> Result:
+        # In this thread a transaction costs no round trip: one is as cheap as none.
+        return await self._run(self._write, work)
+
+    async def read(self, work: Work[Result]) -> Result:
+        return await self._run(self._read, work)
+
+    async def checkpoint(self) -> None:
+        """Copy the log into the database file, off the writer's thread. A commit that
+        crossed the WAL's 1,000-page mark used to copy the pages and fsync the database
+        file itself, while every send waited (up to 70 ms per time under load).
+
+        First a passive checkpoint, which never blocks a writer. Only a writer that
+        begins with every frame copied starts the log over, and under steady writes it
+        never finds that moment, so once the log is long a restarting checkpoint copies
+        the few frames the passive one left and makes it: writers wait for that short
+        copy instead of each in turn for a long one."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._checkpoints, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(self._path, isolation_level=None)
+            self._checkpointer.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
+        _, log_pages, _ = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if log_pages >= RESTART_PAGES:
+            self._checkpointer.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+
+    async def close(self) -> None:
+        # A connection may only be closed by the thread that opened it.
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._engine.dispose)
+        await loop.run_in_executor(self._checkpoints, self._close_checkpointer)
+        self._thread.shutdown(wait=False)
+        self._checkpoints.shutdown(wait=False)
+
+    def _close_checkpointer(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
+
+    async def _run(self, call: Callable[[Work[Result]], Result], work: Work[Result]) -> Result:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call, work)
+
+    def _write(self, work: Work[Result]) -> Result:
+        with self._engine.begin() as connection:
+            return work(connection)
+
+    def _read(self, work: Work[Result]) -> Result:
+        with self._engine.connect() as connection:
+            connection.execution_options(teaser_read_only=True)
+            return work(connection)
+
+
+def _own_transactions(dbapi_connection: Any, record: Any) -> None:
+    tune_sqlite(dbapi_connection, record)
+    # pysqlite's own BEGIN is deferred: a transaction that reads first (a purge counts
+    # before it deletes) fails at once, without waiting, if another connection wrote
+    # meanwhile. This engine begins its own transactions instead (_begin).
+    dbapi_connection.isolation_level = None
+    # ThreadTransactions.checkpoint copies the log into the file, off this thread, and
+    # has it start over once it is long. This connection checkpoints itself only should
+    # that fall behind, once the log is this long.
+    dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
+
+
+def _begin(connection: Connection) -> None:
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    if connection.get_execution_options().get("teaser_read_only", False):
+        driver.execute("BEGIN")
+        return
+    # A writer takes the write lock up front. While another connection holds it (the
+    # app's own, flushing presence, or another worker's), try again every half
+    # millisecond: SQLite's busy handler would sleep 1, 2, 5, 10… ms between tries.
+    driver.execute("PRAGMA busy_timeout=0")
+    deadline = time.monotonic() + SQLITE_LOCK_WAIT
+    try:
+        while True:
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(WRITE_LOCK_RETRY)
+    finally:
+        driver.execute(f"PRAGMA busy_timeout={int(SQLITE_LOCK_WAIT * 1000)}")

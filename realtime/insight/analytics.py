@@ -1,0 +1,400 @@
+"""What an operator's dashboard reads about one site: the metric cards, and the feed of
+events, teaser sends and deliveries, newest first, as the API, the live socket and the
+export all show it. Queries only: nothing here writes."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntEnum, StrEnum
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, case, false, func, or_, select, true, union
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from realtime.delivery.teaser import Priority
+from realtime.platform.clock import Clock, iso_time, now_ms
+from realtime.platform.errors import InvalidInput
+from realtime.platform.tables import teaser_messages, teaser_polls, visitor_sessions
+from realtime.platform.tables import webhook_events_internal as events_table
+
+HIGH_SCORE = 50
+ONLINE_WINDOW_MS = 20_000
+ACTIVE_WINDOW_MS = 3_600_000
+MAX_PAGE = 500
+MAX_SEARCH = 200
+MAX_EPOCH_DIGITS = 15  # epoch milliseconds until the year 33658; more is not a time
+PERIODS_MS = {"1h": 3_600_000, "24h": 86_400_000, "7d": 7 * 86_400_000, "30d": 30 * 86_400_000}
+
+events = events_table.c
+messages = teaser_messages.c
+visitors = visitor_sessions.c
+polls = teaser_polls.c
+
+
+class FeedFilter(StrEnum):
+    ALL = "all"
+    AI = "ai"
+    HIGH_SCORE = "high_score"
+
+
+class Kind(IntEnum):
+    """A feed item's kind; the value orders items of the same millisecond (send before
+    delivery, both after the event that caused them)."""
+
+    EVENT = 0
+    TEASER_SENT = 1
+    TEASER_DELIVERED = 2
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class View:
+    """The slice of the feed an operator looks at: a filter, a search, a period."""
+
+    filter: FeedFilter = FeedFilter.ALL
+    search: str = ""
+    since: int | None = None
+    until: int | None = None
+
+
+@dataclass(frozen=True, order=True)
+class Cursor:
+    """Where a feed page ends: (time, kind, row id), compared newest first."""
+
+    at: int
+    kind: int
+    ref: int
+
+    def encode(self) -> str:
+        return f"{self.at}-{self.kind}-{self.ref}"
+
+    @classmethod
+    def parse(cls, raw: str, field: str = "before") -> Cursor:
+        try:
+            at, kind, ref = (int(part) for part in raw.split("-"))
+            return cls(at, Kind(kind), ref)
+        except ValueError:
+            raise InvalidInput(field, "must be a cursor from an earlier page's 'next'") from None
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    items: list[dict[str, Any]]
+    next: str | None
+
+
+@dataclass(frozen=True)
+class Refs:
+    """Rows a batch of live activity names, to be read back in full."""
+
+    events: list[int] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)
+    delivered: list[str] = field(default_factory=list)
+
+
+class Analytics:
+    def __init__(
+        self, engine: AsyncEngine, *, clock: Clock = now_ms, socket_presence_ms: int = 30_000
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        # An idle socket proves itself only at each heartbeat (then a batched write), so it
+        # counts as online for that long after its last mark; a poll for ONLINE_WINDOW_MS.
+        self.socket_presence_ms = max(ONLINE_WINDOW_MS, socket_presence_ms)
+
+    def online(self, last_seen: int, transport: str, now: int) -> bool:
+        window = self.socket_presence_ms if transport == "websocket" else ONLINE_WINDOW_MS
+        return last_seen >= now - window
+
+    async def stats(self, site_id: str, view: View = View()) -> dict[str, Any]:
+        now = self.clock()
+        async with self.engine.connect() as connection:
+            total, ai, average = (await connection.execute(self._event_totals(site_id, view))).one()
+            active = (await connection.execute(self._active(site_id, now))).scalar_one()
+            online = (await connection.execute(self._online(site_id, now))).scalar_one()
+            sent, by_socket, by_poll, pending = (
+                await connection.execute(self._message_totals(site_id, view, now))
+            ).one()
+        sent, by_socket, by_poll, pending = _counts(sent, by_socket, by_poll, pending)
+        return {
+            "totalEvents": int(total), "aiTriggers": int(ai or 0),
+            "activeSessions": int(active),
+            "averageScore": None if average is None else round(float(average), 1),
+            "onlineNow": int(online),
+            "messages": {"sent": sent, "delivered": by_socket + by_poll,
+                         "deliveredWebsocket": by_socket, "deliveredPoll": by_poll,
+                         "pending": pending, "expired": sent - by_socket - by_poll - pending},
+        }  # fmt: skip
+
+    async def feed(
+        self, site_id: str, view: View, before: Cursor | None = None, limit: int = 100
+    ) -> FeedPage:
+        limit = max(1, min(limit, MAX_PAGE))
+        now = self.clock()
+        # Each kind reads at most `limit` rows along its own index; the page is the newest
+        # `limit` of their union.
+        pages: list[list[dict[str, Any]]] = []
+        async with self.engine.connect() as connection:
+            for kind in Kind:
+                statement = (
+                    self._branch(kind, site_id, view)
+                    .where(_after(kind, before))
+                    .order_by(_at(kind).desc(), _ref(kind).desc())
+                    .limit(limit)
+                )
+                pages.append([_item(kind, row, now) for row in await connection.execute(statement)])
+        items = list(islice(heapq.merge(*pages, key=_sort_key, reverse=True), limit))
+        return FeedPage(items, items[-1]["cursor"] if len(items) == limit else None)
+
+    async def items(self, site_id: str, view: View, refs: Refs) -> list[dict[str, Any]]:
+        """The feed items a batch of live activity names, as far as they match `view`."""
+        now = self.clock()
+        found: list[dict[str, Any]] = []
+        async with self.engine.connect() as connection:
+            for kind, statement in self._by_refs(site_id, view, refs):
+                found += [_item(kind, row, now) for row in await connection.execute(statement)]
+        return sorted(found, key=_sort_key, reverse=True)
+
+    async def export(
+        self, site_id: str, view: View, batch: int = MAX_PAGE
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every item of the view, newest first, read page by page so memory stays flat."""
+        cursor: Cursor | None = None
+        while True:
+            page = await self.feed(site_id, view, cursor, batch)
+            for item in page.items:
+                yield item
+            if page.next is None:
+                return
+            cursor = Cursor.parse(page.next)
+
+    def _by_refs(self, site_id: str, view: View, refs: Refs) -> Iterable[tuple[Kind, Select[Any]]]:
+        named: list[tuple[Kind, ColumnElement[Any], Sequence[object]]] = [
+            (Kind.EVENT, events.id, refs.events),
+            (Kind.TEASER_SENT, messages.id, refs.sent),
+            (Kind.TEASER_DELIVERED, messages.id, refs.delivered),
+        ]
+        for kind, column, ids in named:
+            if ids:
+                yield kind, self._branch(kind, site_id, view).where(column.in_(ids))
+
+    def _branch(self, kind: Kind, site_id: str, view: View) -> Select[Any]:
+        if kind is Kind.EVENT:
+            return self._events(site_id, view)
+        if kind is Kind.TEASER_SENT:
+            return self._sent(site_id, view)
+        return self._delivered(site_id, view)
+
+    def _events(self, site_id: str, view: View) -> Select[Any]:
+        conditions = [events.site_id == site_id, *_period(events.created_at, view)]
+        if view.filter is FeedFilter.AI:
+            conditions.append(events.ai_triggered == true())
+        elif view.filter is FeedFilter.HIGH_SCORE:
+            conditions.append(events.score >= HIGH_SCORE)
+        if view.search:
+            fields = [events.session_id, *(events.payload[key].as_string()
+                      for key in ("path", "customerId", "customerEmail"))]  # fmt: skip
+            conditions.append(or_(*(f.icontains(view.search, autoescape=True) for f in fields)))
+        return select(events_table).where(*conditions)
+
+    def _sent(self, site_id: str, view: View) -> Select[Any]:
+        return self._teasers(site_id, view, messages.created_at)
+
+    def _delivered(self, site_id: str, view: View) -> Select[Any]:
+        return self._teasers(site_id, view, messages.consumed_at).where(
+            messages.consumed_at.is_not(None)
+        )
+
+    def _teasers(self, site_id: str, view: View, at: ColumnElement[Any]) -> Select[Any]:
+        conditions = [messages.site_id == site_id, *_period(at, view)]
+        if view.filter is FeedFilter.AI:
+            conditions.append(messages.priority == Priority.AUTO.value)
+        elif view.filter is FeedFilter.HIGH_SCORE:
+            conditions.append(false())  # a score belongs to events, not to teasers
+        if view.search:
+            fields = (messages.session_id, messages.message, visitors.customer_id)
+            conditions.append(or_(*(f.icontains(view.search, autoescape=True) for f in fields)))
+        joined = teaser_messages.outerjoin(
+            visitor_sessions,
+            and_(visitors.site_id == messages.site_id, visitors.session_id == messages.session_id),
+        )
+        return select(teaser_messages, visitors.customer_id).select_from(joined).where(*conditions)
+
+    @staticmethod
+    def _event_totals(site_id: str, view: View) -> Select[Any]:
+        ai = func.sum(case((events.ai_triggered == true(), 1), else_=0))
+        return select(func.count(), ai, func.avg(events.score)).where(
+            events.site_id == site_id, *_period(events.created_at, view)
+        )
+
+    @staticmethod
+    def _active(site_id: str, now: int) -> Select[Any]:
+        since = now - ACTIVE_WINDOW_MS
+        seen = union(
+            select(visitors.session_id).where(
+                visitors.site_id == site_id, visitors.last_seen >= since
+            ),
+            select(polls.session_id).where(polls.site_id == site_id, polls.last_seen >= since),
+        ).subquery()
+        return select(func.count()).select_from(seen)
+
+    def _online(self, site_id: str, now: int) -> Select[Any]:
+        by_socket = and_(polls.last_transport == "websocket",
+                         polls.last_seen >= now - self.socket_presence_ms)  # fmt: skip
+        return select(func.count()).where(
+            polls.site_id == site_id,
+            polls.last_seen >= now - self.socket_presence_ms,
+            or_(polls.last_seen >= now - ONLINE_WINDOW_MS, by_socket),
+        )
+
+    @staticmethod
+    def _message_totals(site_id: str, view: View, now: int) -> Select[Any]:
+        def count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+            return func.sum(case((condition, 1), else_=0))
+
+        waiting = and_(messages.consumed_at.is_(None), messages.expires_at > now)
+        return select(
+            func.count(),
+            count(messages.delivered_via == "websocket"),
+            count(messages.delivered_via == "poll"),
+            count(waiting),
+        ).where(messages.site_id == site_id, *_period(messages.created_at, view))
+
+
+def parse_view(params: Mapping[str, Any], now: int) -> View:
+    """filter, q, and a period: `period` (1h, 24h, 7d, 30d, all) or `since`/`until`."""
+    raw_filter = params.get("filter") or FeedFilter.ALL.value
+    if raw_filter not in [member.value for member in FeedFilter]:
+        raise InvalidInput("filter", "must be 'all', 'ai' or 'high_score'")
+    search = params.get("q") or ""
+    if not isinstance(search, str) or len(search) > MAX_SEARCH:
+        raise InvalidInput("q", f"must be a string of at most {MAX_SEARCH} characters")
+    since = _time(params.get("since"), "since")
+    period = params.get("period")
+    if period and period != "all":
+        if period not in list(PERIODS_MS):
+            raise InvalidInput("period", f"must be one of {', '.join(PERIODS_MS)} or 'all'")
+        since = now - PERIODS_MS[period]
+    return View(FeedFilter(raw_filter), search.strip(), since, _time(params.get("until"), "until"))
+
+
+def _time(value: object, field: str) -> int | None:
+    """Epoch milliseconds, or an ISO 8601 time (UTC unless it says otherwise)."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if text.isascii() and text.isdigit():
+        if len(text) > MAX_EPOCH_DIGITS:
+            raise InvalidInput(field, "must be epoch milliseconds or an ISO 8601 time")
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(field, "must be epoch milliseconds or an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _period(at: ColumnElement[Any], view: View) -> list[ColumnElement[bool]]:
+    conditions = []
+    if view.since is not None:
+        conditions.append(at >= view.since)
+    if view.until is not None:
+        conditions.append(at < view.until)
+    return conditions
+
+
+def _at(kind: Kind) -> ColumnElement[Any]:
+    return {Kind.EVENT: events.created_at, Kind.TEASER_SENT: messages.created_at,
+            Kind.TEASER_DELIVERED: messages.consumed_at}[kind]  # fmt: skip
+
+
+def _ref(kind: Kind) -> ColumnElement[Any]:
+    return events.id if kind is Kind.EVENT else messages.seq
+
+
+def _after(kind: Kind, before: Cursor | None) -> ColumnElement[bool]:
+    """Rows of `kind` that come after `before` in newest-first order."""
+    if before is None:
+        return true()
+    at, ref = _at(kind), _ref(kind)
+    if kind < before.kind:
+        return at <= before.at
+    if kind > before.kind:
+        return at < before.at
+    return or_(at < before.at, and_(at == before.at, ref < before.ref))
+
+
+def _counts(*values: Any) -> tuple[int, ...]:
+    return tuple(int(value or 0) for value in values)
+
+
+def _sort_key(item: dict[str, Any]) -> Cursor:
+    return Cursor.parse(item["cursor"])
+
+
+def _item(kind: Kind, row: Row[Any], now: int) -> dict[str, Any]:
+    data = row._mapping
+    if kind is Kind.EVENT:
+        return event_item(data)
+    return teaser_item(kind, data, now)
+
+
+def event_item(data: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = data["payload"] or {}
+    explanation: dict[str, Any] = data["explanation"] or {}
+    utm: dict[str, str] = payload.get("utm") or {}
+    trigger = explanation.get("trigger") or {}
+    return {
+        "kind": Kind.EVENT.label, "key": f"event:{data['id']}",
+        "cursor": Cursor(data["created_at"], Kind.EVENT, data["id"]).encode(),
+        "id": data["id"], "at": iso_time(data["created_at"]), "sessionId": data["session_id"],
+        "type": data["type"], "path": payload.get("path"), "url": payload.get("url"),
+        "title": payload.get("title"), "referrer": payload.get("referrer"), "utm": utm,
+        "utmSource": utm.get("utm_source"), "utmCampaign": utm.get("utm_campaign"),
+        "customerId": payload.get("customerId"), "customerEmail": payload.get("customerEmail"),
+        "secondsOnPage": payload.get("secondsOnPage"), "teaserId": payload.get("teaserId"),
+        "value": payload.get("value"), "timeZone": payload.get("timeZone"),
+        "score": data["score"], "aiTriggered": bool(data["ai_triggered"]),
+        "triggeredTeaserId": trigger.get("teaserId") if data["ai_triggered"] else None,
+        "explanation": explanation,
+    }  # fmt: skip
+
+
+def teaser_item(kind: Kind, data: Any, now: int) -> dict[str, Any]:
+    consumed, expires = data["consumed_at"], data["expires_at"]
+    status = "delivered" if consumed is not None else "pending" if now < expires else "expired"
+    at = data["created_at"] if kind is Kind.TEASER_SENT else consumed
+    return {
+        "kind": kind.label, "key": f"{kind.label}:{data['id']}",
+        "cursor": Cursor(at, kind, data["seq"]).encode(), "id": data["id"],
+        "at": iso_time(at), "sessionId": data["session_id"],
+        "customerId": data.get("customer_id"), "message": data["message"],
+        "priority": data["priority"], "createdAt": iso_time(data["created_at"]),
+        "expiresAt": iso_time(expires), "status": status,
+        "deliveredVia": data["delivered_via"],
+        "deliveredAt": None if consumed is None else iso_time(consumed),
+    }  # fmt: skip
+
+
+def refs_of(activity: Sequence[dict[str, Any]]) -> Refs:
+    """Which rows a batch from realtime.fanout.activity names (see ActivityFeed.announce)."""
+    refs = Refs()
+    for entry in activity:
+        kind, ref = entry.get("kind"), entry.get("id")
+        if kind == "event" and isinstance(ref, int):
+            refs.events.append(ref)
+        elif kind == "teaser_sent" and isinstance(ref, str):
+            refs.sent.append(ref)
+        elif kind == "teaser_delivered" and isinstance(ref, str):
+            refs.delivered.append(ref)
+    return refs

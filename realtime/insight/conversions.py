@@ -1,0 +1,176 @@
+"""Which teasers worked: every teaser shown in a period, whether its visitor then clicked
+it and converted, with rates by trigger type, template and traffic source.
+
+Attribution is last-touch within the session: a click or conversion that names a teaser
+(payload.teaserId) counts for that teaser; one that names none counts for the teaser the
+session was shown most recently before it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, true
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from realtime.platform.clock import Clock, iso_time, now_ms
+from realtime.platform.tables import teaser_messages
+from realtime.platform.tables import webhook_events_internal as events_table
+
+FUNNEL_EVENTS = ("teaser_shown", "teaser_click", "conversion")
+DEFAULT_PERIOD_MS = 7 * 86_400_000
+# A teaser shown early in the period may have been triggered shortly before it began.
+TRIGGER_LOOKBACK_MS = 86_400_000
+MAX_EVENTS = 200_000  # a bound on one analysis' memory; about 20 MB of rows
+IN_CHUNK = 500
+NO_SOURCE = "(direct)"
+UNKNOWN = "(unknown)"
+
+events = events_table.c
+messages = teaser_messages.c
+
+
+@dataclass
+class Shown:
+    teaser_id: str
+    session_id: str
+    at: int
+    source: str
+    clicked: bool = False
+    converted: bool = False
+
+
+@dataclass
+class Funnel:
+    shown: int = 0
+    clicked: int = 0
+    converted: int = 0
+
+    def add(self, teaser: Shown) -> None:
+        self.shown += 1
+        self.clicked += teaser.clicked
+        self.converted += teaser.converted
+
+    def to_json(self, key: str | None = None) -> dict[str, Any]:
+        def rate(part: int) -> float:
+            return round(part / self.shown, 4) if self.shown else 0.0
+
+        return ({} if key is None else {"key": key}) | {
+            "shown": self.shown, "clicked": self.clicked, "converted": self.converted,
+            "clickRate": rate(self.clicked), "conversionRate": rate(self.converted),
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Origin:
+    trigger: str  # "auto" | "manual" | UNKNOWN
+    template: str
+
+
+def attribute(rows: Iterable[Any]) -> list[Shown]:
+    """Funnel events in time order (each with session_id, type, payload, created_at) ->
+    each teaser shown, once per session, with its fate."""
+    shown: dict[tuple[str, str], Shown] = {}
+    latest: dict[str, Shown] = {}
+    for row in rows:
+        payload: dict[str, Any] = row.payload or {}
+        teaser_id = str(payload.get("teaserId") or "")
+        key = (row.session_id, teaser_id)
+        if row.type == "teaser_shown":
+            if not teaser_id:
+                continue
+            source = (payload.get("utm") or {}).get("utm_source") or NO_SOURCE
+            if key not in shown:
+                shown[key] = Shown(teaser_id, row.session_id, row.created_at, source)
+            latest[row.session_id] = shown[key]
+            continue
+        target = shown.get(key) or latest.get(row.session_id)
+        if target is None:
+            continue
+        if row.type == "teaser_click":
+            target.clicked = True
+        else:
+            target.converted = True
+    return list(shown.values())
+
+
+class Conversions:
+    def __init__(self, engine: AsyncEngine, *, clock: Clock = now_ms) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    async def analyse(
+        self, site_id: str, since: int | None = None, until: int | None = None
+    ) -> dict[str, Any]:
+        until = self.clock() if until is None else until
+        since = until - DEFAULT_PERIOD_MS if since is None else since
+        teasers = attribute(await self._funnel_events(site_id, since, until))
+        origins = await self._origins(site_id, [t.teaser_id for t in teasers], since, until)
+        totals = Funnel()
+        groups: dict[str, dict[str, Funnel]] = {
+            name: defaultdict(Funnel) for name in ("byTrigger", "byTemplate", "bySource")
+        }
+        for teaser in teasers:
+            origin = origins.get(teaser.teaser_id, Origin(UNKNOWN, UNKNOWN))
+            totals.add(teaser)
+            groups["byTrigger"][origin.trigger].add(teaser)
+            groups["byTemplate"][origin.template].add(teaser)
+            groups["bySource"][teaser.source].add(teaser)
+        return {
+            "since": iso_time(since),
+            "until": iso_time(until),
+            "totals": totals.to_json(),
+            **{name: _ranked(funnels) for name, funnels in groups.items()},
+        }
+
+    async def _funnel_events(self, site_id: str, since: int, until: int) -> Sequence[Any]:
+        statement = (
+            select(events.session_id, events.type, events.payload, events.created_at)
+            .where(events.site_id == site_id, events.type.in_(FUNNEL_EVENTS),
+                   events.created_at >= since, events.created_at < until)
+            .order_by(events.created_at, events.id)
+            .limit(MAX_EVENTS)
+        )  # fmt: skip
+        async with self.engine.connect() as connection:
+            return (await connection.execute(statement)).all()
+
+    async def _origins(
+        self, site_id: str, teaser_ids: list[str], since: int, until: int
+    ) -> dict[str, Origin]:
+        """How each teaser came to be: the automatic trigger's explanation names the
+        template; the stored message (kept TEASER_MESSAGE_RETENTION) names its priority."""
+        templates: dict[str, str] = {}
+        priorities: dict[str, str] = {}
+        triggered = select(events.explanation).where(
+            events.site_id == site_id, events.ai_triggered == true(),
+            events.created_at >= since - TRIGGER_LOOKBACK_MS, events.created_at < until,
+        )  # fmt: skip
+        async with self.engine.connect() as connection:
+            for (explanation,) in await connection.execute(triggered):
+                trigger = (explanation or {}).get("trigger") or {}
+                if trigger.get("teaserId"):
+                    templates[trigger["teaserId"]] = trigger.get("template") or UNKNOWN
+            for start in range(0, len(teaser_ids), IN_CHUNK):
+                chunk = teaser_ids[start : start + IN_CHUNK]
+                found = await connection.execute(
+                    select(messages.id, messages.priority).where(
+                        messages.site_id == site_id, messages.id.in_(chunk)
+                    )
+                )
+                priorities.update({row.id: row.priority for row in found})
+        return {teaser_id: _origin(teaser_id, templates, priorities) for teaser_id in teaser_ids}
+
+
+def _origin(teaser_id: str, templates: dict[str, str], priorities: dict[str, str]) -> Origin:
+    if teaser_id in templates or priorities.get(teaser_id) == "auto":
+        return Origin("auto", templates.get(teaser_id, UNKNOWN))
+    if priorities.get(teaser_id) == "manual":
+        return Origin("manual", "(manual)")
+    return Origin(UNKNOWN, UNKNOWN)
+
+
+def _ranked(funnels: dict[str, Funnel]) -> list[dict[str, Any]]:
+    ordered = sorted(funnels.items(), key=lambda pair: (-pair[1].shown, pair[0]))
+    return [funnel.to_json(key) for key, funnel in ordered]

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from realtime.platform.errors import ConfigError
+
+T = TypeVar("T")
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./teaser.db"
+MIN_SECRET_KEY_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from its environment, read once at start."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    environment: str = "development"
+    max_message_length: int = 500
+    poll_interval_ms: int = 8000
+    heartbeat_interval: float = 20.0
+    heartbeat_timeout: float = 50.0
+    claim_lease_ms: int = 30_000
+    purge_interval: float = 60.0
+    message_retention_s: int = 86_400
+    poll_flush_interval: float = 2.0
+    site_cache_ttl: float = 5.0
+    auto_migrate: bool = True
+    rules_dir: str = "./rules"
+    events_per_minute: int = 120
+    event_retention_days: int = 90
+    # Per worker; 0 switches a limit off.
+    sends_per_second: int = 10_000
+    polls_per_session_per_minute: int = 60
+    polls_per_ip_per_second: int = 200
+    events_per_ip_per_second: int = 100
+    sockets_per_ip: int = 2_000
+    send_timeout: float = 10.0
+    # None: required in production, optional in development (so the README's curl works).
+    require_session_token: bool | None = None
+    # Signs operator session cookies; never printed (repr=False).
+    secret_key: str = field(default="", repr=False)
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def session_tokens_required(self) -> bool:
+        if self.require_session_token is None:
+            return self.production
+        return self.require_session_token
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        read = _Reader(env)
+        settings = cls(
+            database_url=read("DATABASE_URL", str, DEFAULT_DATABASE_URL),
+            redis_url=read("REDIS_URL", str, "") or None,
+            environment=read("TEASER_ENV", str, "development"),
+            max_message_length=read("TEASER_MAX_MESSAGE_LENGTH", int, 500),
+            poll_interval_ms=read("TEASER_POLL_INTERVAL_MS", int, 8000),
+            heartbeat_interval=read("TEASER_HEARTBEAT_INTERVAL", float, 20.0),
+            heartbeat_timeout=read("TEASER_HEARTBEAT_TIMEOUT", float, 50.0),
+            claim_lease_ms=read("TEASER_CLAIM_LEASE_MS", int, 30_000),
+            purge_interval=read("TEASER_PURGE_INTERVAL", float, 60.0),
+            message_retention_s=read("TEASER_MESSAGE_RETENTION", int, 86_400),
+            poll_flush_interval=read("TEASER_POLL_FLUSH_INTERVAL", float, 2.0),
+            site_cache_ttl=read("TEASER_SITE_CACHE_TTL", float, 5.0),
+            auto_migrate=read("TEASER_AUTO_MIGRATE", _boolean, True),
+            rules_dir=read("TEASER_RULES_DIR", str, "./rules"),
+            events_per_minute=read("TEASER_EVENTS_PER_MINUTE", int, 120),
+            event_retention_days=read("TEASER_EVENT_RETENTION_DAYS", int, 90),
+            sends_per_second=read("TEASER_LIMIT_SENDS_PER_SECOND", int, 10_000),
+            polls_per_session_per_minute=read("TEASER_LIMIT_POLLS_PER_SESSION_PER_MINUTE", int, 60),
+            polls_per_ip_per_second=read("TEASER_LIMIT_POLLS_PER_IP_PER_SECOND", int, 200),
+            events_per_ip_per_second=read("TEASER_LIMIT_EVENTS_PER_IP_PER_SECOND", int, 100),
+            sockets_per_ip=read("TEASER_LIMIT_SOCKETS_PER_IP", int, 2_000),
+            send_timeout=read("TEASER_SEND_TIMEOUT", float, 10.0),
+            secret_key=read("TEASER_SECRET_KEY", str, ""),
+            require_session_token=read("TEASER_REQUIRE_SESSION_TOKEN", _boolean, None),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.environment not in ("development", "production", "test"):
+            raise ConfigError(
+                f"Config 'TEASER_ENV' has value '{self.environment}'. "
+                "Expected 'development', 'production' or 'test'."
+            )
+        if not 1 <= self.max_message_length <= 4000:
+            raise ConfigError("Config 'TEASER_MAX_MESSAGE_LENGTH' must be between 1 and 4000.")
+        if self.heartbeat_timeout <= self.heartbeat_interval:
+            raise ConfigError(
+                "Config 'TEASER_HEARTBEAT_TIMEOUT' must be larger than 'TEASER_HEARTBEAT_INTERVAL'."
+            )
+        if self.secret_key and len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+            raise ConfigError(
+                f"Config 'TEASER_SECRET_KEY' must be at least {MIN_SECRET_KEY_LENGTH} characters."
+            )
+        if self.production and not self.secret_key:
+            # A generated key would sign each worker's sessions differently and forget them
+            # on restart: fine for a laptop, not for operators.
+            raise ConfigError(
+                "Config 'TEASER_SECRET_KEY' is required in production "
+                f"(at least {MIN_SECRET_KEY_LENGTH} random characters; it signs operator sessions)."
+            )
+
+
+class _Reader:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+
+    def __call__(self, key: str, cast: Callable[[str], T], default: T) -> T:
+        raw = self.environ.get(key)
+        if raw is None or raw == "":
+            return default
+        try:
+            return cast(raw)
+        except ValueError:
+            raise ConfigError(
+                f"Config '{key}' has value '{raw}'. Not a valid {cast.__name__}."
+            ) from None
+
+
+def _boolean(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+_boolean.__name__ = "bool"

@@ -1,0 +1,56 @@
+"""The targeting pipeline, once: what an event does to a visitor's state and score, and
+whether it sends an automatic teaser. Live intake and the dry run both go through it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from realtime.targeting.events import VisitorEvent
+from realtime.targeting.rules import RuleSet
+from realtime.targeting.scoring import Score, score
+from realtime.targeting.templates import GeneratedTeaser, MessageGenerator, TeaserContext
+from realtime.targeting.triggers import Decision, Fatigue, decide, utc_day
+from realtime.targeting.visitors import VisitorState
+
+# Only signs of a visitor actively on a page can trigger; a leave or a click cannot.
+TRIGGERING_EVENTS = frozenset({"page_view", "time_on_page"})
+
+
+@dataclass
+class Evaluation:
+    state: VisitorState
+    score: Score
+    duplicate: bool
+    decision: Decision | None = None
+    generated: GeneratedTeaser | None = None
+
+
+def may_trigger(event: VisitorEvent) -> bool:
+    return event.type in TRIGGERING_EVENTS
+
+
+def evaluate(
+    state: VisitorState, event: VisitorEvent, rules: RuleSet, fatigue: Fatigue | None, now: int
+) -> Evaluation:
+    """Apply `event` to `state` (once: a replayed event changes nothing) and decide.
+    `fatigue` may be None for an event that cannot trigger: nothing then reads it."""
+    duplicate = not state.first_time(event.fingerprint)
+    if not duplicate:
+        state.apply(event)
+    evaluation = Evaluation(state, score(state, rules), duplicate)
+    if not duplicate and may_trigger(event) and fatigue is not None:
+        evaluation.decision = decide(state, evaluation.score, rules.trigger, fatigue, now)
+    return evaluation
+
+
+async def compose(
+    evaluation: Evaluation, rules: RuleSet, generator: MessageGenerator, now: int
+) -> GeneratedTeaser | None:
+    """The automatic teaser a decision to send says, counted against the daily cap."""
+    if evaluation.decision is None or not evaluation.decision.send:
+        return None
+    context = TeaserContext(evaluation.state, evaluation.score, rules)
+    evaluation.generated = await generator.generate(context)
+    if evaluation.generated is not None:
+        evaluation.state.count_auto_teaser(now, utc_day(now))
+    return evaluation.generated

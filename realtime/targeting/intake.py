@@ -1,0 +1,207 @@
+"""Event intake: store each visitor event with the score after it, and send an automatic
+teaser when the visitor qualifies and their fatigue budget allows it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import case, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from realtime.delivery.dispatch import Delivery
+from realtime.delivery.teaser import Draft, Priority, Teaser
+from realtime.fanout.activity import ActivityFeed
+from realtime.platform.clock import Clock, iso_time, now_ms
+from realtime.platform.database import upsert
+from realtime.platform.metrics import Metrics
+from realtime.platform.tables import (
+    of_session,
+    teaser_messages,
+    visitor_sessions,
+    webhook_events_internal,
+)
+from realtime.targeting.evaluation import Evaluation, compose, evaluate, may_trigger
+from realtime.targeting.events import VisitorEvent
+from realtime.targeting.rulebook import RuleBook
+from realtime.targeting.templates import MessageGenerator
+from realtime.targeting.triggers import Fatigue
+from realtime.targeting.visitors import VisitorState
+
+
+@dataclass(frozen=True)
+class Outcome:
+    event_id: int
+    score: int
+    teaser: Teaser | None
+    explanation: dict[str, Any]
+
+    @property
+    def triggered(self) -> bool:
+        return self.teaser is not None
+
+
+@dataclass(frozen=True)
+class _Evaluated:
+    evaluation: Evaluation
+    expires_in_ms: int  # of the automatic teaser, if one is sent
+
+
+class EventIntake:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        rulebook: RuleBook,
+        delivery: Delivery,
+        activity: ActivityFeed,
+        generator: MessageGenerator,
+        metrics: Metrics,
+        *,
+        clock: Clock = now_ms,
+    ) -> None:
+        self.engine = engine
+        self.rulebook = rulebook
+        self.delivery = delivery
+        self.activity = activity
+        self.generator = generator
+        self.metrics = metrics
+        self.clock = clock
+        self._locks: dict[tuple[str, str], _SessionLock] = {}
+
+    async def record(self, event: VisitorEvent) -> Outcome:
+        async with self._session_lock(event.site_id, event.session_id):
+            evaluated = await self._evaluate(event)
+            teaser = await self._send(event, evaluated)
+            explanation = _explain(evaluated.evaluation, teaser)
+            total = evaluated.evaluation.score.total
+            event_id = await self._store_event(event, total, teaser, explanation)
+        outcome = Outcome(event_id, total, teaser, explanation)
+        self.metrics.events.inc()
+        self._announce(event, outcome)
+        return outcome
+
+    async def _evaluate(self, event: VisitorEvent) -> _Evaluated:
+        now = self.clock()
+        rules = self.rulebook.for_site(event.site_id)
+        async with self.engine.begin() as connection:
+            state = await self._state_for_update(connection, event, now)
+            fatigue = await self._fatigue(connection, event, now) if may_trigger(event) else None
+            evaluation = evaluate(state, event, rules, fatigue, now)
+            await compose(evaluation, rules, self.generator, now)
+            await connection.execute(
+                update(visitor_sessions)
+                .where(visitor_sessions.c.site_id == event.site_id,
+                       visitor_sessions.c.session_id == event.session_id)
+                .values(state=state.to_json(), score=evaluation.score.total,
+                        customer_id=state.customer_id, customer_email=state.customer_email,
+                        last_seen=now)
+            )  # fmt: skip
+        return _Evaluated(evaluation, rules.trigger.expires_in_seconds * 1000)
+
+    async def _state_for_update(
+        self, connection: AsyncConnection, event: VisitorEvent, now: int
+    ) -> VisitorState:
+        # Insert first: on SQLite that takes the write lock before anything is read.
+        await connection.execute(
+            upsert(connection, visitor_sessions)
+            .values(site_id=event.site_id, session_id=event.session_id, state={}, score=0,
+                    first_seen=now, last_seen=now)
+            .on_conflict_do_nothing()
+        )  # fmt: skip
+        row = (
+            await connection.execute(
+                select(visitor_sessions.c.state)
+                .where(visitor_sessions.c.site_id == event.site_id,
+                       visitor_sessions.c.session_id == event.session_id)
+                .with_for_update()
+            )
+        ).scalar_one()  # fmt: skip
+        return VisitorState.from_json(row)
+
+    async def _fatigue(self, connection: AsyncConnection, event: VisitorEvent, now: int) -> Fatigue:
+        messages = teaser_messages.c
+        manual_pending = case(
+            (
+                (messages.priority == Priority.MANUAL.value)
+                & messages.consumed_at.is_(None)
+                & (messages.expires_at > now),
+                1,
+            ),
+            else_=0,
+        )
+        last, pending = (
+            await connection.execute(
+                select(func.max(messages.created_at), func.coalesce(func.sum(manual_pending), 0))
+                .where(of_session(event.site_id, event.session_id))
+            )
+        ).one()  # fmt: skip
+        return Fatigue(last_teaser_at=last, manual_pending=bool(pending))
+
+    async def _send(self, event: VisitorEvent, evaluated: _Evaluated) -> Teaser | None:
+        generated = evaluated.evaluation.generated
+        if generated is None:
+            return None
+        draft = Draft(event.session_id, generated.text, Priority.AUTO, evaluated.expires_in_ms,
+                      only_on_path=generated.only_on_path)  # fmt: skip
+        [teaser] = await self.delivery.send(event.site_id, [draft])
+        self.metrics.auto_triggers.inc()
+        return teaser
+
+    async def _store_event(
+        self, event: VisitorEvent, total: int, teaser: Teaser | None, explanation: dict[str, Any]
+    ) -> int:
+        statement = insert(webhook_events_internal).values(
+            site_id=event.site_id, session_id=event.session_id, type=event.type,
+            payload=event.payload(), score=total, ai_triggered=teaser is not None,
+            explanation=explanation, created_at=self.clock(),
+        ).returning(webhook_events_internal.c.id)  # fmt: skip
+        async with self.engine.begin() as connection:
+            return int((await connection.execute(statement)).scalar_one())
+
+    def _announce(self, event: VisitorEvent, outcome: Outcome) -> None:
+        self.activity.announce(
+            event.site_id, "event", id=outcome.event_id, sessionId=event.session_id,
+            type=event.type, path=event.path, utm=event.utm, customerId=event.customer_id,
+            score=outcome.score, aiTriggered=outcome.triggered, at=iso_time(self.clock()),
+            teaserId=outcome.teaser.id if outcome.teaser else None,
+        )  # fmt: skip
+
+    @asynccontextmanager
+    async def _session_lock(self, site_id: str, session_id: str) -> AsyncIterator[None]:
+        """One event at a time per session on this worker (PostgreSQL also locks the row)."""
+        key = (site_id, session_id)
+        entry = self._locks.setdefault(key, _SessionLock())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[key]
+
+
+@dataclass
+class _SessionLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+def _explain(evaluation: Evaluation, teaser: Teaser | None) -> dict[str, Any]:
+    trigger: dict[str, Any] | None = None
+    if evaluation.decision is not None:
+        trigger = evaluation.decision.explain()
+        generated = evaluation.generated
+        if evaluation.decision.send and generated is None:
+            trigger["blockedBy"] = "no_template"
+        if generated is not None and teaser is not None:
+            trigger |= {"template": generated.template_id, "situation": generated.situation,
+                        "teaserId": teaser.id, "message": teaser.message}  # fmt: skip
+    return {
+        "score": {"total": evaluation.score.total, "rules": evaluation.score.explain()},
+        "duplicate": evaluation.duplicate,
+        "trigger": trigger,
+    }
