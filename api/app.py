@@ -23,7 +23,7 @@ from api.privacy import erase_person
 from api.schemas import MAX_BODY_BYTES, MAX_SEND_BODY_BYTES
 from api.sockets import DirectSocket
 from api.teasers import open_session, teaser_message, teaser_messages, teaser_socket
-from realtime.platform.config import Settings
+from realtime.platform import Settings
 from realtime.runtime import Runtime
 
 WIDGET_PATHS = frozenset({"/api/teaser-messages", "/api/events", "/api/sessions"})

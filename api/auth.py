@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
-from realtime.accounts.sites import Site
-from realtime.platform.errors import BadRequest, Forbidden, Unauthorized
-from realtime.platform.ids import SITE_ID
+from realtime.accounts import Site
+from realtime.platform import SITE_ID, BadRequest, Forbidden, Unauthorized
 from realtime.runtime import Runtime
 
 KEY_PARAMETERS = frozenset({"api_key", "apikey", "key", "x-api-key", "token"})

@@ -13,16 +13,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.accounts.operators import OperatorRegistry
-from realtime.accounts.privacy import Privacy
-from realtime.accounts.sites import SiteRegistry
+from realtime.accounts import OperatorRegistry, Privacy, SiteRegistry
 from realtime.migrations.migrate import upgrade
-from realtime.platform.clock import now_ms
-from realtime.platform.config import Settings
-from realtime.platform.database import create_engine
-from realtime.platform.errors import TeaserError
-from realtime.targeting.rules import load_rules
-from realtime.targeting.simulation import simulate
+from realtime.platform import Settings, TeaserError, create_engine, now_ms
+from realtime.targeting import load_rules, simulate
 
 T = TypeVar("T")
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]

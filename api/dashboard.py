@@ -21,8 +21,8 @@ from api.dashboard_socket import dashboard_socket
 from api.operator_auth import dashboard_principal, login, logout, me, session_principal
 from api.responses import FastJSONResponse
 from api.schemas import drafts_from_send, parse_json, teaser_status
-from realtime.insight.analytics import MAX_PAGE, Cursor, parse_view
-from realtime.platform.errors import InvalidInput, NotFound
+from realtime.insight import MAX_PAGE, Cursor, parse_view
+from realtime.platform import InvalidInput, NotFound
 
 DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
 # Pages make no request to anything but this server, and no other site may frame them.

@@ -27,10 +27,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from api.auth import runtime_of
 from api.operator_auth import Principal, check_same_origin, dashboard_principal, session_principal
 from api.sockets import json_frame, refuse
-from realtime.delivery.connection import CloseCode
-from realtime.fanout.activity import ActivityBatch
-from realtime.insight.analytics import View, parse_view, refs_of
-from realtime.platform.errors import InvalidInput, TeaserError
+from realtime.delivery import CloseCode
+from realtime.fanout import ActivityBatch
+from realtime.insight import View, parse_view, refs_of
+from realtime.platform import InvalidInput, TeaserError
 from realtime.runtime import Runtime
 
 logger = logging.getLogger("teaser.dashboard")

@@ -12,7 +12,7 @@ from starlette.types import ExceptionHandler
 
 from api.responses import error_response
 from api.schemas import MalformedJSON
-from realtime.platform.errors import (
+from realtime.platform import (
     BadRequest,
     Forbidden,
     InvalidInput,

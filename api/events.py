@@ -8,8 +8,8 @@ from starlette.responses import Response
 from api.auth import client_address, runtime_of, widget_site
 from api.responses import FastJSONResponse
 from api.schemas import parse_json
-from realtime.platform.errors import InvalidInput
-from realtime.targeting.events import parse_event
+from realtime.platform import InvalidInput
+from realtime.targeting import parse_event
 
 
 async def record_event(request: Request) -> Response:

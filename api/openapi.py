@@ -10,8 +10,8 @@ from starlette.responses import Response
 
 from api.responses import FastJSONResponse
 from api.schemas import MAX_BULK_MESSAGES
-from realtime.delivery.teaser import MAX_EXPIRES_IN_MS, MIN_EXPIRES_IN_MS, PATH_PATTERN
-from realtime.platform.ids import EMAIL, FORBIDDEN_CHARACTERS, SESSION_ID, SITE_ID
+from realtime.delivery import MAX_EXPIRES_IN_MS, MIN_EXPIRES_IN_MS, PATH_PATTERN
+from realtime.platform import EMAIL, FORBIDDEN_CHARACTERS, SESSION_ID, SITE_ID
 
 
 def _whole(pattern: re.Pattern[str]) -> str:

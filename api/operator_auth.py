@@ -21,9 +21,8 @@ from starlette.responses import Response
 from api.auth import own_origin, runtime_of, sending_site
 from api.responses import FastJSONResponse
 from api.schemas import parse_json
-from realtime.accounts.operators import Operator
-from realtime.platform.errors import Forbidden, InvalidInput, Unauthorized
-from realtime.platform.ids import check_site_id
+from realtime.accounts import Operator
+from realtime.platform import Forbidden, InvalidInput, Unauthorized, check_site_id
 
 SESSION_COOKIE = "teaser_session"
 CSRF_COOKIE = "teaser_csrf"

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from api.auth import runtime_of, sending_site
 from api.responses import FastJSONResponse
 from api.schemas import parse_json
-from realtime.platform.errors import InvalidInput
+from realtime.platform import InvalidInput
 
 
 async def erase_person(request: Request) -> Response:

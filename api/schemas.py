@@ -9,10 +9,10 @@ from typing import Any
 
 import orjson
 
-from realtime.delivery.store import IdempotencyKey
-from realtime.delivery.teaser import (
+from realtime.delivery import (
     DEFAULT_EXPIRES_IN_MS,
     Draft,
+    IdempotencyKey,
     Priority,
     Teaser,
     check_current_path,
@@ -21,9 +21,7 @@ from realtime.delivery.teaser import (
     check_path_pattern,
     check_priority,
 )
-from realtime.platform.clock import iso_time
-from realtime.platform.errors import InvalidInput, TeaserError
-from realtime.platform.ids import check_session_id, check_site_id
+from realtime.platform import InvalidInput, TeaserError, check_session_id, check_site_id, iso_time
 
 MAX_BODY_BYTES = 16 * 1024
 # Bulk sends are authenticated and may carry up to MAX_BULK_MESSAGES full-length messages.

@@ -12,8 +12,8 @@ from starlette.websockets import WebSocket
 
 from api.errors import status_for
 from api.responses import error_response
-from realtime.delivery.connection import CloseCode
-from realtime.platform.errors import TeaserError
+from realtime.delivery import CloseCode
+from realtime.platform import TeaserError
 
 
 def json_frame(

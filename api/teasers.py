@@ -18,11 +18,9 @@ from api.schemas import (
     widget_request,
 )
 from api.sockets import json_frame, refuse
-from realtime.accounts.sessions import new_session_id
-from realtime.delivery.connection import LiveConnection
-from realtime.delivery.teaser import client_fields
-from realtime.platform.errors import InvalidInput, NotFound, TeaserError
-from realtime.platform.ids import check_site_id
+from realtime.accounts import new_session_id
+from realtime.delivery import LiveConnection, client_fields
+from realtime.platform import InvalidInput, NotFound, TeaserError, check_site_id
 
 
 async def teaser_messages(request: Request) -> Response:

@@ -1,0 +1,50 @@
+"""Getting a teaser to its visitor once: what a teaser is, the store, the live sockets and polls."""
+
+from realtime.delivery.connection import CloseCode, LiveConnection, SocketTimings
+from realtime.delivery.dispatch import Delivery
+from realtime.delivery.hub import Hub
+from realtime.delivery.pending import MemoryPendingIndex, PendingSessions, SharedPendingIndex
+from realtime.delivery.presence import PresenceRecorder
+from realtime.delivery.store import IdempotencyKey, TeaserStore
+from realtime.delivery.teaser import (
+    DEFAULT_EXPIRES_IN_MS,
+    MAX_EXPIRES_IN_MS,
+    MIN_EXPIRES_IN_MS,
+    PATH_PATTERN,
+    Draft,
+    Priority,
+    Teaser,
+    check_current_path,
+    check_expires_in,
+    check_message,
+    check_path_pattern,
+    check_priority,
+    client_fields,
+)
+
+__all__ = [
+    "DEFAULT_EXPIRES_IN_MS",
+    "MAX_EXPIRES_IN_MS",
+    "MIN_EXPIRES_IN_MS",
+    "PATH_PATTERN",
+    "CloseCode",
+    "Delivery",
+    "Draft",
+    "Hub",
+    "IdempotencyKey",
+    "LiveConnection",
+    "MemoryPendingIndex",
+    "PendingSessions",
+    "PresenceRecorder",
+    "Priority",
+    "SharedPendingIndex",
+    "SocketTimings",
+    "Teaser",
+    "TeaserStore",
+    "check_current_path",
+    "check_expires_in",
+    "check_message",
+    "check_path_pattern",
+    "check_priority",
+    "client_fields",
+]

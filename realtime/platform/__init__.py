@@ -1,0 +1,56 @@
+"""What every wing stands on: settings, time, errors, ids, metrics, limits, the database."""
+
+from realtime.platform.clock import Clock, iso_time, now_ms
+from realtime.platform.config import Settings
+from realtime.platform.database import create_engine
+from realtime.platform.errors import (
+    BadRequest,
+    BrokerUnavailable,
+    ConfigError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    RulesError,
+    StoreUnavailable,
+    TeaserError,
+    Unauthorized,
+)
+from realtime.platform.ids import (
+    EMAIL,
+    FORBIDDEN_CHARACTERS,
+    SESSION_ID,
+    SITE_ID,
+    check_session_id,
+    check_site_id,
+)
+from realtime.platform.metrics import Metrics
+from realtime.platform.ratelimit import Limits, RateLimiter
+
+__all__ = [
+    "EMAIL",
+    "FORBIDDEN_CHARACTERS",
+    "SESSION_ID",
+    "SITE_ID",
+    "BadRequest",
+    "BrokerUnavailable",
+    "Clock",
+    "ConfigError",
+    "Forbidden",
+    "InvalidInput",
+    "Limits",
+    "Metrics",
+    "NotFound",
+    "RateLimited",
+    "RateLimiter",
+    "RulesError",
+    "Settings",
+    "StoreUnavailable",
+    "TeaserError",
+    "Unauthorized",
+    "check_session_id",
+    "check_site_id",
+    "create_engine",
+    "iso_time",
+    "now_ms",
+]
