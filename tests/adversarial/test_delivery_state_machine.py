@@ -38,7 +38,7 @@ from realtime.migrations.migrate import upgrade
 from realtime.platform.database import create_engine
 from realtime.platform.tables import teaser_messages
 from tests.support import drop_postgres_database, fresh_postgres_database
-from tests.test_store import FakeClock
+from tests.delivery.test_store import FakeClock
 
 T = TypeVar("T")
 LEASE_MS = 5_000
