@@ -129,8 +129,10 @@ async def rules_simulate(sites: SiteRegistry, args: argparse.Namespace) -> int:
     since = now_ms() - args.minutes * 60_000
     replays = await simulate(sites.engine, args.site, rules, since)
     would = [r for r in replays if r.would_send]
-    print(f"{len(replays)} sessions of site {args.site} in the last {args.minutes} min; "
-          f"{len(would)} would get an automatic teaser with {args.file}")  # fmt: skip
+    print(
+        f"{len(replays)} sessions of site {args.site} in the last {args.minutes} min; "
+        f"{len(would)} would get an automatic teaser with {args.file}"
+    )
     for replay in replays:
         marker = "→" if replay.would_send else " "
         print(

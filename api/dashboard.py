@@ -34,11 +34,34 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
 }
 CSV_COLUMNS = (
-    "kind", "id", "at", "sessionId", "type", "path", "url", "title", "referrer", "utmSource",
-    "utmCampaign", "customerId", "customerEmail", "secondsOnPage", "teaserId", "value", "score",
-    "aiTriggered", "triggeredTeaserId", "message", "priority", "status", "deliveredVia",
-    "deliveredAt", "expiresAt", "utm", "explanation",
-)  # fmt: skip
+    "kind",
+    "id",
+    "at",
+    "sessionId",
+    "type",
+    "path",
+    "url",
+    "title",
+    "referrer",
+    "utmSource",
+    "utmCampaign",
+    "customerId",
+    "customerEmail",
+    "secondsOnPage",
+    "teaserId",
+    "value",
+    "score",
+    "aiTriggered",
+    "triggeredTeaserId",
+    "message",
+    "priority",
+    "status",
+    "deliveredVia",
+    "deliveredAt",
+    "expiresAt",
+    "utm",
+    "explanation",
+)
 # A spreadsheet runs a cell that starts like a formula; visitors write page titles and paths.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -62,8 +85,9 @@ async def login_page(request: Request) -> Response:
 
 
 def _page(name: str) -> Response:
-    return FileResponse(DASHBOARD_DIR / name, media_type="text/html; charset=utf-8",
-                        headers=PAGE_HEADERS)  # fmt: skip
+    return FileResponse(
+        DASHBOARD_DIR / name, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS
+    )
 
 
 async def stats(request: Request) -> Response:
@@ -96,8 +120,9 @@ async def export_events(request: Request) -> Response:
     name = f"teaser-{principal.site_id}-{view.filter.value}-{stamp}.{kind}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
     if kind == "csv":
-        return StreamingResponse(_csv_lines(rows), media_type="text/csv; charset=utf-8",
-                                 headers=headers)  # fmt: skip
+        return StreamingResponse(
+            _csv_lines(rows), media_type="text/csv; charset=utf-8", headers=headers
+        )
     return StreamingResponse(_json_lines(rows), media_type="application/json", headers=headers)
 
 

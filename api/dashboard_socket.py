@@ -77,11 +77,18 @@ class DashboardConnection:
     async def run(self) -> None:
         async with self.runtime.activity.subscribe(self.site_id) as batches:
             operator = self.principal.operator
-            await self._send({"type": "hello", "siteId": self.site_id,
-                              "operator": operator.email if operator else None})  # fmt: skip
+            await self._send(
+                {
+                    "type": "hello",
+                    "siteId": self.site_id,
+                    "operator": operator.email if operator else None,
+                }
+            )
             await self._push_stats()
-            tasks = [asyncio.create_task(job) for job in
-                     (self._listen(batches), self._read_client(), self._tick())]  # fmt: skip
+            tasks = [
+                asyncio.create_task(job)
+                for job in (self._listen(batches), self._read_client(), self._tick())
+            ]
             try:
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -103,8 +110,11 @@ class DashboardConnection:
         if items:
             await self._send({"type": "feed", "items": items})
         # Teaser fates go out whatever the view, for the compose dialog's live status.
-        fates = [{key: entry.get(key) for key in ("id", "kind", "sessionId", "via")}
-                 for entry in batch if entry.get("kind") in TEASER_KINDS]  # fmt: skip
+        fates = [
+            {key: entry.get(key) for key in ("id", "kind", "sessionId", "via")}
+            for entry in batch
+            if entry.get("kind") in TEASER_KINDS
+        ]
         if fates:
             await self._send({"type": "teasers", "items": fates})
 

@@ -191,15 +191,26 @@ KEY_HEADERS = [
 ]
 
 VIEW_PARAMETERS = [
-    {"name": "filter", "in": "query", "description": "empty means all",
-     "schema": {"type": "string", "enum": ["", "all", "ai", "high_score"]}},
+    {
+        "name": "filter",
+        "in": "query",
+        "description": "empty means all",
+        "schema": {"type": "string", "enum": ["", "all", "ai", "high_score"]},
+    },
     {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 200}},
-    {"name": "period", "in": "query",
-     "schema": {"type": "string", "enum": ["", "1h", "24h", "7d", "30d", "all"]}},
-    {"name": "since", "in": "query", "schema": MOMENT,
-     "description": "epoch milliseconds or an ISO 8601 time"},
+    {
+        "name": "period",
+        "in": "query",
+        "schema": {"type": "string", "enum": ["", "1h", "24h", "7d", "30d", "all"]},
+    },
+    {
+        "name": "since",
+        "in": "query",
+        "schema": MOMENT,
+        "description": "epoch milliseconds or an ISO 8601 time",
+    },
     {"name": "until", "in": "query", "schema": MOMENT},
-]  # fmt: skip
+]
 
 PATHS: dict[str, Any] = {
     "/api/teaser-messages": {

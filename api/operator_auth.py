@@ -186,8 +186,16 @@ def signed_in(request: Request, principal: Principal) -> dict[str, object]:
 def _set_cookies(request: Request, response: Response, session: str, csrf: str) -> None:
     secure = request.url.scheme == "https"
     max_age = SESSION_TTL_MS // 1000
-    response.set_cookie(SESSION_COOKIE, session, max_age=max_age, path="/", secure=secure,
-                        httponly=True, samesite="lax")  # fmt: skip
+    response.set_cookie(
+        SESSION_COOKIE,
+        session,
+        max_age=max_age,
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="lax",
+    )
     # Readable by the dashboard's script, which echoes it in X-CSRF-Token.
-    response.set_cookie(CSRF_COOKIE, csrf, max_age=max_age, path="/", secure=secure,
-                        httponly=False, samesite="lax")  # fmt: skip
+    response.set_cookie(
+        CSRF_COOKIE, csrf, max_age=max_age, path="/", secure=secure, httponly=False, samesite="lax"
+    )

@@ -164,9 +164,21 @@ class ServerProcess(OnLoopback):
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
-        command = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app",
-                   "--host", "127.0.0.1", "--port", str(self.port), "--ws-max-size", "65536",
-                   "--timeout-graceful-shutdown", "3"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "api.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--ws-max-size",
+            "65536",
+            "--timeout-graceful-shutdown",
+            "3",
+        ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
@@ -204,8 +216,12 @@ def run_teaser_cli(database: Path, *args: str) -> subprocess.CompletedProcess[st
     env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
     return subprocess.run(
         [sys.executable, "-m", "api.cli", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def json_of(response: httpx.Response) -> Any:

@@ -1,4 +1,5 @@
-"""The code stays typed (mypy --strict) and lint-clean (ruff), as STYLE.md asks."""
+"""The code stays typed (mypy --strict), lint-clean and formatted (ruff), with the settings in
+pyproject.toml; docs/layout.md says how the code is laid out and tests/test_layout.py keeps it."""
 
 from __future__ import annotations
 
@@ -21,4 +22,10 @@ def test_the_code_type_checks_strictly() -> None:
 
 def test_the_code_is_lint_clean() -> None:
     result = run("ruff", "check", "realtime", "api", "tests")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_code_is_formatted() -> None:
+    # A `# fmt: skip` is kept only where a table of cases reads better as written.
+    result = run("ruff", "format", "--check", "realtime", "api", "tests")
     assert result.returncode == 0, result.stdout + result.stderr

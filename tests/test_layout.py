@@ -145,8 +145,12 @@ def test_realtime_is_six_wings_and_the_runtime() -> None:
 def test_each_wing_names_its_public_face() -> None:
     for wing in WINGS:
         face = ast.parse((ROOT / "realtime" / wing / "__init__.py").read_text())
-        exported = [n for n in face.body if isinstance(n, ast.Assign)
-                    and any(getattr(t, "id", "") == "__all__" for t in n.targets)]  # fmt: skip
+        exported = [
+            n
+            for n in face.body
+            if isinstance(n, ast.Assign)
+            and any(getattr(t, "id", "") == "__all__" for t in n.targets)
+        ]
         assert exported, f"realtime/{wing}/__init__.py has no __all__"
 
 
@@ -171,8 +175,9 @@ def test_the_domain_knows_nothing_of_http() -> None:
 
 @pytest.fixture
 def house(tmp_path: Path) -> Path:
-    shutil.copytree(ROOT / "realtime", tmp_path / "realtime",
-                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    shutil.copytree(
+        ROOT / "realtime", tmp_path / "realtime", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copytree(ROOT / "api", tmp_path / "api", ignore=shutil.ignore_patterns("__pycache__"))
     return tmp_path
 

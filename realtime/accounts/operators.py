@@ -88,10 +88,15 @@ class OperatorRegistry:
                     raise NotFound(f"no site '{site_id}'")
                 result = await connection.execute(
                     insert(operators)
-                    .values(site_id=site_id, email=email, password_hash=password_hash,
-                            created_at=now, password_changed_at=now)
+                    .values(
+                        site_id=site_id,
+                        email=email,
+                        password_hash=password_hash,
+                        created_at=now,
+                        password_changed_at=now,
+                    )
                     .returning(operators.c.id)
-                )  # fmt: skip
+                )
                 operator_id = int(result.scalar_one())
         except IntegrityError:
             taken = f"'{email}' is already an operator of '{site_id}'"

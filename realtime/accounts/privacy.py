@@ -40,9 +40,12 @@ class Privacy:
         self.clock = clock
 
     async def erase(
-        self, *, email: str | None = None, customer_id: str | None = None,
+        self,
+        *,
+        email: str | None = None,
+        customer_id: str | None = None,
         site_id: str | None = None,
-    ) -> Erasure:  # fmt: skip
+    ) -> Erasure:
         """Delete every session of this person (on one site, or on all) and all it holds."""
         if not email and not customer_id:
             raise InvalidInput("email", "give an e-mail address or a customer id to erase")

@@ -123,7 +123,7 @@ class LiveConnection:
         "timings",
         "transport",
         "unacked",
-    )  # fmt: skip
+    )
 
     def __init__(
         self,

@@ -31,8 +31,13 @@ logger = logging.getLogger("teaser.hub")
 
 def teaser_activity(teaser: Teaser) -> dict[str, object]:
     """How a teaser appears in a dashboard's live feed."""
-    return {"id": teaser.id, "sessionId": teaser.session_id, "message": teaser.message,
-            "priority": teaser.priority.value, "at": iso_time(teaser.created_at)}  # fmt: skip
+    return {
+        "id": teaser.id,
+        "sessionId": teaser.session_id,
+        "message": teaser.message,
+        "priority": teaser.priority.value,
+        "at": iso_time(teaser.created_at),
+    }
 
 
 class Hub:
@@ -178,8 +183,13 @@ class Hub:
             logger.warning("ack of %s not recorded: %r", ack.message_id, consumed)
         elif consumed:
             self.metrics.delivered_ws.inc()
-            self.activity.announce(ack.site_id, "teaser_delivered", via="websocket",
-                                   id=ack.message_id, sessionId=ack.session_id)  # fmt: skip
+            self.activity.announce(
+                ack.site_id,
+                "teaser_delivered",
+                via="websocket",
+                id=ack.message_id,
+                sessionId=ack.session_id,
+            )
 
     def record_latency(self, teaser: Teaser) -> None:
         self.metrics.latency.observe(max(0, self.store.clock() - teaser.created_at) / 1000)

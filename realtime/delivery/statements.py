@@ -69,9 +69,17 @@ COUNT_UP_RETURNING = {
 # The columns a send writes, bound with a prefix: SQLAlchemy keeps a column's own name for
 # the VALUES clause it would build.
 SENT_COLUMNS = (
-    "id", "site_id", "session_id", "message", "priority", "created_at", "expires_at",
-    "only_on_path", "claimed_by", "claimed_until",
-)  # fmt: skip
+    "id",
+    "site_id",
+    "session_id",
+    "message",
+    "priority",
+    "created_at",
+    "expires_at",
+    "only_on_path",
+    "claimed_by",
+    "claimed_until",
+)
 
 
 def send_alone() -> Any:

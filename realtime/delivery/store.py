@@ -355,9 +355,15 @@ class TeaserStore:
         # session order: two workers' batches then lock rows in the same order.
         found: dict[Claim, list[Teaser]] = {}
         for claim in sorted(set(claims), key=lambda c: (c.site_id, c.session_id, c.holder)):
-            parameters = {"site": claim.site_id, "session": claim.session_id, "now": now,
-                          "path": claim.path, "holder": claim.holder,
-                          "until": now + self.lease_ms, "limit": claim.limit}  # fmt: skip
+            parameters = {
+                "site": claim.site_id,
+                "session": claim.session_id,
+                "now": now,
+                "path": claim.path,
+                "holder": claim.holder,
+                "until": now + self.lease_ms,
+                "limit": claim.limit,
+            }
             statement = claim_statement(claim.path is not None, claim.limit is not None)
             found[claim] = _in_seq_order(connection.execute(statement, parameters))
         return [found[claim] for claim in claims]

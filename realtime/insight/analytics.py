@@ -125,14 +125,20 @@ class Analytics:
             ).one()
         sent, by_socket, by_poll, pending = _counts(sent, by_socket, by_poll, pending)
         return {
-            "totalEvents": int(total), "aiTriggers": int(ai or 0),
+            "totalEvents": int(total),
+            "aiTriggers": int(ai or 0),
             "activeSessions": int(active),
             "averageScore": None if average is None else round(float(average), 1),
             "onlineNow": int(online),
-            "messages": {"sent": sent, "delivered": by_socket + by_poll,
-                         "deliveredWebsocket": by_socket, "deliveredPoll": by_poll,
-                         "pending": pending, "expired": sent - by_socket - by_poll - pending},
-        }  # fmt: skip
+            "messages": {
+                "sent": sent,
+                "delivered": by_socket + by_poll,
+                "deliveredWebsocket": by_socket,
+                "deliveredPoll": by_poll,
+                "pending": pending,
+                "expired": sent - by_socket - by_poll - pending,
+            },
+        }
 
     async def feed(
         self, site_id: str, view: View, before: Cursor | None = None, limit: int = 100
@@ -200,8 +206,13 @@ class Analytics:
         elif view.filter is FeedFilter.HIGH_SCORE:
             conditions.append(events.score >= HIGH_SCORE)
         if view.search:
-            fields = [events.session_id, *(events.payload[key].as_string()
-                      for key in ("path", "customerId", "customerEmail"))]  # fmt: skip
+            fields = [
+                events.session_id,
+                *(
+                    events.payload[key].as_string()
+                    for key in ("path", "customerId", "customerEmail")
+                ),
+            ]
             conditions.append(or_(*(f.icontains(view.search, autoescape=True) for f in fields)))
         return select(events_table).where(*conditions)
 
@@ -247,8 +258,9 @@ class Analytics:
         return select(func.count()).select_from(seen)
 
     def _online(self, site_id: str, now: int) -> Select[Any]:
-        by_socket = and_(polls.last_transport == "websocket",
-                         polls.last_seen >= now - self.socket_presence_ms)  # fmt: skip
+        by_socket = and_(
+            polls.last_transport == "websocket", polls.last_seen >= now - self.socket_presence_ms
+        )
         return select(func.count()).where(
             polls.site_id == site_id,
             polls.last_seen >= now - self.socket_presence_ms,
@@ -314,8 +326,11 @@ def _period(at: ColumnElement[Any], view: View) -> list[ColumnElement[bool]]:
 
 
 def _at(kind: Kind) -> ColumnElement[Any]:
-    return {Kind.EVENT: events.created_at, Kind.TEASER_SENT: messages.created_at,
-            Kind.TEASER_DELIVERED: messages.consumed_at}[kind]  # fmt: skip
+    return {
+        Kind.EVENT: events.created_at,
+        Kind.TEASER_SENT: messages.created_at,
+        Kind.TEASER_DELIVERED: messages.consumed_at,
+    }[kind]
 
 
 def _ref(kind: Kind) -> ColumnElement[Any]:
@@ -355,19 +370,31 @@ def event_item(data: Any) -> dict[str, Any]:
     utm: dict[str, str] = payload.get("utm") or {}
     trigger = explanation.get("trigger") or {}
     return {
-        "kind": Kind.EVENT.label, "key": f"event:{data['id']}",
+        "kind": Kind.EVENT.label,
+        "key": f"event:{data['id']}",
         "cursor": Cursor(data["created_at"], Kind.EVENT, data["id"]).encode(),
-        "id": data["id"], "at": iso_time(data["created_at"]), "sessionId": data["session_id"],
-        "type": data["type"], "path": payload.get("path"), "url": payload.get("url"),
-        "title": payload.get("title"), "referrer": payload.get("referrer"), "utm": utm,
-        "utmSource": utm.get("utm_source"), "utmCampaign": utm.get("utm_campaign"),
-        "customerId": payload.get("customerId"), "customerEmail": payload.get("customerEmail"),
-        "secondsOnPage": payload.get("secondsOnPage"), "teaserId": payload.get("teaserId"),
-        "value": payload.get("value"), "timeZone": payload.get("timeZone"),
-        "score": data["score"], "aiTriggered": bool(data["ai_triggered"]),
+        "id": data["id"],
+        "at": iso_time(data["created_at"]),
+        "sessionId": data["session_id"],
+        "type": data["type"],
+        "path": payload.get("path"),
+        "url": payload.get("url"),
+        "title": payload.get("title"),
+        "referrer": payload.get("referrer"),
+        "utm": utm,
+        "utmSource": utm.get("utm_source"),
+        "utmCampaign": utm.get("utm_campaign"),
+        "customerId": payload.get("customerId"),
+        "customerEmail": payload.get("customerEmail"),
+        "secondsOnPage": payload.get("secondsOnPage"),
+        "teaserId": payload.get("teaserId"),
+        "value": payload.get("value"),
+        "timeZone": payload.get("timeZone"),
+        "score": data["score"],
+        "aiTriggered": bool(data["ai_triggered"]),
         "triggeredTeaserId": trigger.get("teaserId") if data["ai_triggered"] else None,
         "explanation": explanation,
-    }  # fmt: skip
+    }
 
 
 def teaser_item(kind: Kind, data: Any, now: int) -> dict[str, Any]:
@@ -375,15 +402,21 @@ def teaser_item(kind: Kind, data: Any, now: int) -> dict[str, Any]:
     status = "delivered" if consumed is not None else "pending" if now < expires else "expired"
     at = data["created_at"] if kind is Kind.TEASER_SENT else consumed
     return {
-        "kind": kind.label, "key": f"{kind.label}:{data['id']}",
-        "cursor": Cursor(at, kind, data["seq"]).encode(), "id": data["id"],
-        "at": iso_time(at), "sessionId": data["session_id"],
-        "customerId": data.get("customer_id"), "message": data["message"],
-        "priority": data["priority"], "createdAt": iso_time(data["created_at"]),
-        "expiresAt": iso_time(expires), "status": status,
+        "kind": kind.label,
+        "key": f"{kind.label}:{data['id']}",
+        "cursor": Cursor(at, kind, data["seq"]).encode(),
+        "id": data["id"],
+        "at": iso_time(at),
+        "sessionId": data["session_id"],
+        "customerId": data.get("customer_id"),
+        "message": data["message"],
+        "priority": data["priority"],
+        "createdAt": iso_time(data["created_at"]),
+        "expiresAt": iso_time(expires),
+        "status": status,
         "deliveredVia": data["delivered_via"],
         "deliveredAt": None if consumed is None else iso_time(consumed),
-    }  # fmt: skip
+    }
 
 
 def refs_of(activity: Sequence[dict[str, Any]]) -> Refs:

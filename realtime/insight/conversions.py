@@ -58,9 +58,12 @@ class Funnel:
             return round(part / self.shown, 4) if self.shown else 0.0
 
         return ({} if key is None else {"key": key}) | {
-            "shown": self.shown, "clicked": self.clicked, "converted": self.converted,
-            "clickRate": rate(self.clicked), "conversionRate": rate(self.converted),
-        }  # fmt: skip
+            "shown": self.shown,
+            "clicked": self.clicked,
+            "converted": self.converted,
+            "clickRate": rate(self.clicked),
+            "conversionRate": rate(self.converted),
+        }
 
 
 @dataclass(frozen=True)
@@ -128,11 +131,15 @@ class Conversions:
     async def _funnel_events(self, site_id: str, since: int, until: int) -> Sequence[Any]:
         statement = (
             select(events.session_id, events.type, events.payload, events.created_at)
-            .where(events.site_id == site_id, events.type.in_(FUNNEL_EVENTS),
-                   events.created_at >= since, events.created_at < until)
+            .where(
+                events.site_id == site_id,
+                events.type.in_(FUNNEL_EVENTS),
+                events.created_at >= since,
+                events.created_at < until,
+            )
             .order_by(events.created_at, events.id)
             .limit(MAX_EVENTS)
-        )  # fmt: skip
+        )
         async with self.engine.connect() as connection:
             return (await connection.execute(statement)).all()
 
@@ -144,9 +151,11 @@ class Conversions:
         templates: dict[str, str] = {}
         priorities: dict[str, str] = {}
         triggered = select(events.explanation).where(
-            events.site_id == site_id, events.ai_triggered == true(),
-            events.created_at >= since - TRIGGER_LOOKBACK_MS, events.created_at < until,
-        )  # fmt: skip
+            events.site_id == site_id,
+            events.ai_triggered == true(),
+            events.created_at >= since - TRIGGER_LOOKBACK_MS,
+            events.created_at < until,
+        )
         async with self.engine.connect() as connection:
             for (explanation,) in await connection.execute(triggered):
                 trigger = (explanation or {}).get("trigger") or {}

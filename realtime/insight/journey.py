@@ -45,8 +45,10 @@ class Journeys:
         )
         return {
             "sessionId": session_id,
-            "customerId": state.get("customer_id"), "customerEmail": state.get("customer_email"),
-            "utm": state.get("utm") or {}, "pageViews": state.get("page_views", 0),
+            "customerId": state.get("customer_id"),
+            "customerEmail": state.get("customer_email"),
+            "utm": state.get("utm") or {},
+            "pageViews": state.get("page_views", 0),
             "score": visitor.score if visitor is not None else 0,
             "firstSeen": _iso(visitor.first_seen if visitor is not None else None),
             "lastSeen": _iso(visitor.last_seen if visitor is not None else None),
@@ -55,7 +57,7 @@ class Journeys:
             "lastPresence": _iso(presence.last_seen if presence is not None else None),
             "converted": any(row.type == "conversion" for row in rows),
             "timeline": [_public(entry) for entry in timeline],
-        }  # fmt: skip
+        }
 
     async def _load(
         self, site_id: str, session_id: str
@@ -89,14 +91,24 @@ def _events_timeline(rows: Sequence[Any]) -> list[dict[str, Any]]:
     for row in rows:
         payload: dict[str, Any] = row.payload or {}
         explanation: dict[str, Any] = row.explanation or {}
-        entries.append({
-            "at": row.created_at, "order": 0, "kind": "event", "id": row.id, "type": row.type,
-            "path": payload.get("path"), "secondsOnPage": payload.get("secondsOnPage"),
-            "teaserId": payload.get("teaserId"), "value": payload.get("value"),
-            "score": row.score, "scoreChange": row.score - previous_score,
-            "rules": (explanation.get("score") or {}).get("rules") or [],
-            "trigger": explanation.get("trigger"), "aiTriggered": bool(row.ai_triggered),
-        })  # fmt: skip
+        entries.append(
+            {
+                "at": row.created_at,
+                "order": 0,
+                "kind": "event",
+                "id": row.id,
+                "type": row.type,
+                "path": payload.get("path"),
+                "secondsOnPage": payload.get("secondsOnPage"),
+                "teaserId": payload.get("teaserId"),
+                "value": payload.get("value"),
+                "score": row.score,
+                "scoreChange": row.score - previous_score,
+                "rules": (explanation.get("score") or {}).get("rules") or [],
+                "trigger": explanation.get("trigger"),
+                "aiTriggered": bool(row.ai_triggered),
+            }
+        )
         previous_score = row.score
     _add_time_on_page(entries)
     return entries
@@ -110,9 +122,13 @@ def _add_time_on_page(entries: list[dict[str, Any]]) -> None:
     for position, index in enumerate(views):
         end = views[position + 1] if position + 1 < len(views) else len(entries)
         view = entries[index]
-        stays = [e["secondsOnPage"] for e in entries[index + 1 : end]
-                 if e["type"] in ("time_on_page", "page_leave") and e["secondsOnPage"] is not None
-                 and e["path"] == view["path"]]  # fmt: skip
+        stays = [
+            e["secondsOnPage"]
+            for e in entries[index + 1 : end]
+            if e["type"] in ("time_on_page", "page_leave")
+            and e["secondsOnPage"] is not None
+            and e["path"] == view["path"]
+        ]
         if stays:
             view["timeOnPage"] = max(stays)
         elif end < len(entries):
@@ -123,19 +139,37 @@ def _add_time_on_page(entries: list[dict[str, Any]]) -> None:
 
 def _teaser_timeline(teaser: Any, fates: dict[str, Any], now: int) -> list[dict[str, Any]]:
     fate = fates.get(teaser.id)
-    status = ("delivered" if teaser.consumed_at is not None
-              else "pending" if now < teaser.expires_at else "expired")  # fmt: skip
+    status = (
+        "delivered"
+        if teaser.consumed_at is not None
+        else "pending"
+        if now < teaser.expires_at
+        else "expired"
+    )
     sent = {
-        "at": teaser.created_at, "order": 1, "kind": "teaser_sent", "id": teaser.id,
-        "message": teaser.message, "priority": teaser.priority, "status": status,
-        "expiresAt": iso_time(teaser.expires_at), "deliveredVia": teaser.delivered_via,
-        "deliveredAt": _iso(teaser.consumed_at), "shown": fate is not None,
-        "clicked": bool(fate and fate.clicked), "converted": bool(fate and fate.converted),
-    }  # fmt: skip
+        "at": teaser.created_at,
+        "order": 1,
+        "kind": "teaser_sent",
+        "id": teaser.id,
+        "message": teaser.message,
+        "priority": teaser.priority,
+        "status": status,
+        "expiresAt": iso_time(teaser.expires_at),
+        "deliveredVia": teaser.delivered_via,
+        "deliveredAt": _iso(teaser.consumed_at),
+        "shown": fate is not None,
+        "clicked": bool(fate and fate.clicked),
+        "converted": bool(fate and fate.converted),
+    }
     if teaser.consumed_at is None:
         return [sent]
-    delivered = {"at": teaser.consumed_at, "order": 2, "kind": "teaser_delivered",
-                 "id": teaser.id, "via": teaser.delivered_via}  # fmt: skip
+    delivered = {
+        "at": teaser.consumed_at,
+        "order": 2,
+        "kind": "teaser_delivered",
+        "id": teaser.id,
+        "via": teaser.delivered_via,
+    }
     return [sent, delivered]
 
 

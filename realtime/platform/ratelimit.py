@@ -90,23 +90,26 @@ class Limits:
         events_per_ip_per_second: float,
         sockets_per_ip: int,
     ) -> None:
-        self.sends = RateLimiter("messages sent with this key", sends_per_second,
-                                 burst=max(1, int(sends_per_second)))  # fmt: skip
+        self.sends = RateLimiter(
+            "messages sent with this key", sends_per_second, burst=max(1, int(sends_per_second))
+        )
         self.polls_per_session = RateLimiter(
             "polls for this session", polls_per_session_per_minute / 60, burst=10
         )
         self.polls_per_ip = RateLimiter(
-            "polls from this address", polls_per_ip_per_second,
+            "polls from this address",
+            polls_per_ip_per_second,
             burst=max(1, int(polls_per_ip_per_second * 5)),
-        )  # fmt: skip
+        )
         # Bursty at page load (view, shown, click), a trickle after that.
         self.events_per_session = RateLimiter(
             "events for this session", events_per_session_per_minute / 60, burst=30
         )
         self.events_per_ip = RateLimiter(
-            "events from this address", events_per_ip_per_second,
+            "events from this address",
+            events_per_ip_per_second,
             burst=max(1, int(events_per_ip_per_second * 5)),
-        )  # fmt: skip
+        )
         # A tab opens one session; a shop behind one office NAT opens many.
         self.sessions_per_ip = RateLimiter("new sessions from this address", rate=1, burst=60)
         self.sockets_per_ip = ConnectionQuota("open sockets from this address", sockets_per_ip)

@@ -44,12 +44,20 @@ class VisitorEvent:
     def payload(self) -> dict[str, Any]:
         """What is stored and shown on the dashboard, in the wire's names."""
         return {
-            "type": self.type, "url": self.url, "path": self.path, "referrer": self.referrer,
-            "title": self.title, "utm": self.utm, "customerId": self.customer_id,
-            "customerEmail": self.customer_email, "secondsOnPage": self.seconds_on_page,
-            "ts": self.ts, "timeZone": self.time_zone, "teaserId": self.teaser_id,
+            "type": self.type,
+            "url": self.url,
+            "path": self.path,
+            "referrer": self.referrer,
+            "title": self.title,
+            "utm": self.utm,
+            "customerId": self.customer_id,
+            "customerEmail": self.customer_email,
+            "secondsOnPage": self.seconds_on_page,
+            "ts": self.ts,
+            "timeZone": self.time_zone,
+            "teaserId": self.teaser_id,
             "value": self.value,
-        }  # fmt: skip
+        }
 
 
 def parse_event(body: Any) -> VisitorEvent:

@@ -93,12 +93,18 @@ class EventIntake:
             await compose(evaluation, rules, self.generator, now)
             await connection.execute(
                 update(visitor_sessions)
-                .where(visitor_sessions.c.site_id == event.site_id,
-                       visitor_sessions.c.session_id == event.session_id)
-                .values(state=state.to_json(), score=evaluation.score.total,
-                        customer_id=state.customer_id, customer_email=state.customer_email,
-                        last_seen=now)
-            )  # fmt: skip
+                .where(
+                    visitor_sessions.c.site_id == event.site_id,
+                    visitor_sessions.c.session_id == event.session_id,
+                )
+                .values(
+                    state=state.to_json(),
+                    score=evaluation.score.total,
+                    customer_id=state.customer_id,
+                    customer_email=state.customer_email,
+                    last_seen=now,
+                )
+            )
         return _Evaluated(evaluation, rules.trigger.expires_in_seconds * 1000)
 
     async def _state_for_update(
@@ -107,18 +113,26 @@ class EventIntake:
         # Insert first: on SQLite that takes the write lock before anything is read.
         await connection.execute(
             upsert(connection, visitor_sessions)
-            .values(site_id=event.site_id, session_id=event.session_id, state={}, score=0,
-                    first_seen=now, last_seen=now)
+            .values(
+                site_id=event.site_id,
+                session_id=event.session_id,
+                state={},
+                score=0,
+                first_seen=now,
+                last_seen=now,
+            )
             .on_conflict_do_nothing()
-        )  # fmt: skip
+        )
         row = (
             await connection.execute(
                 select(visitor_sessions.c.state)
-                .where(visitor_sessions.c.site_id == event.site_id,
-                       visitor_sessions.c.session_id == event.session_id)
+                .where(
+                    visitor_sessions.c.site_id == event.site_id,
+                    visitor_sessions.c.session_id == event.session_id,
+                )
                 .with_for_update()
             )
-        ).scalar_one()  # fmt: skip
+        ).scalar_one()
         return VisitorState.from_json(row)
 
     async def _fatigue(self, connection: AsyncConnection, event: VisitorEvent, now: int) -> Fatigue:
@@ -134,18 +148,24 @@ class EventIntake:
         )
         last, pending = (
             await connection.execute(
-                select(func.max(messages.created_at), func.coalesce(func.sum(manual_pending), 0))
-                .where(of_session(event.site_id, event.session_id))
+                select(
+                    func.max(messages.created_at), func.coalesce(func.sum(manual_pending), 0)
+                ).where(of_session(event.site_id, event.session_id))
             )
-        ).one()  # fmt: skip
+        ).one()
         return Fatigue(last_teaser_at=last, manual_pending=bool(pending))
 
     async def _send(self, event: VisitorEvent, evaluated: _Evaluated) -> Teaser | None:
         generated = evaluated.evaluation.generated
         if generated is None:
             return None
-        draft = Draft(event.session_id, generated.text, Priority.AUTO, evaluated.expires_in_ms,
-                      only_on_path=generated.only_on_path)  # fmt: skip
+        draft = Draft(
+            event.session_id,
+            generated.text,
+            Priority.AUTO,
+            evaluated.expires_in_ms,
+            only_on_path=generated.only_on_path,
+        )
         [teaser] = await self.delivery.send(event.site_id, [draft])
         self.metrics.auto_triggers.inc()
         return teaser
@@ -153,21 +173,38 @@ class EventIntake:
     async def _store_event(
         self, event: VisitorEvent, total: int, teaser: Teaser | None, explanation: dict[str, Any]
     ) -> int:
-        statement = insert(webhook_events_internal).values(
-            site_id=event.site_id, session_id=event.session_id, type=event.type,
-            payload=event.payload(), score=total, ai_triggered=teaser is not None,
-            explanation=explanation, created_at=self.clock(),
-        ).returning(webhook_events_internal.c.id)  # fmt: skip
+        statement = (
+            insert(webhook_events_internal)
+            .values(
+                site_id=event.site_id,
+                session_id=event.session_id,
+                type=event.type,
+                payload=event.payload(),
+                score=total,
+                ai_triggered=teaser is not None,
+                explanation=explanation,
+                created_at=self.clock(),
+            )
+            .returning(webhook_events_internal.c.id)
+        )
         async with self.engine.begin() as connection:
             return int((await connection.execute(statement)).scalar_one())
 
     def _announce(self, event: VisitorEvent, outcome: Outcome) -> None:
         self.activity.announce(
-            event.site_id, "event", id=outcome.event_id, sessionId=event.session_id,
-            type=event.type, path=event.path, utm=event.utm, customerId=event.customer_id,
-            score=outcome.score, aiTriggered=outcome.triggered, at=iso_time(self.clock()),
+            event.site_id,
+            "event",
+            id=outcome.event_id,
+            sessionId=event.session_id,
+            type=event.type,
+            path=event.path,
+            utm=event.utm,
+            customerId=event.customer_id,
+            score=outcome.score,
+            aiTriggered=outcome.triggered,
+            at=iso_time(self.clock()),
             teaserId=outcome.teaser.id if outcome.teaser else None,
-        )  # fmt: skip
+        )
 
     @asynccontextmanager
     async def _session_lock(self, site_id: str, session_id: str) -> AsyncIterator[None]:
@@ -198,8 +235,12 @@ def _explain(evaluation: Evaluation, teaser: Teaser | None) -> dict[str, Any]:
         if evaluation.decision.send and generated is None:
             trigger["blockedBy"] = "no_template"
         if generated is not None and teaser is not None:
-            trigger |= {"template": generated.template_id, "situation": generated.situation,
-                        "teaserId": teaser.id, "message": teaser.message}  # fmt: skip
+            trigger |= {
+                "template": generated.template_id,
+                "situation": generated.situation,
+                "teaserId": teaser.id,
+                "message": teaser.message,
+            }
     return {
         "score": {"total": evaluation.score.total, "rules": evaluation.score.explain()},
         "duplicate": evaluation.duplicate,

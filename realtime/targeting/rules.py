@@ -15,9 +15,8 @@ from realtime.platform.errors import RulesError
 DEFAULT_RULES = Path(__file__).resolve().parent / "default_rules.toml"
 
 SCORE_KINDS = frozenset(
-    {"path_prefix", "utm_present", "utm_equals", "customer_id", "customer_email",
-     "seconds_on_page"}
-)  # fmt: skip
+    {"path_prefix", "utm_present", "utm_equals", "customer_id", "customer_email", "seconds_on_page"}
+)
 SITUATIONS = frozenset(
     {"checkout", "cart", "known_customer", "social_traffic", "browsing", "high_intent", "any"}
 )
@@ -112,10 +111,14 @@ def parse_rules(document: dict[str, Any], source: str) -> RuleSet:
     unknown = set(document) - {"score", "trigger", "template"}
     if unknown:
         raise RulesError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}")
-    score = tuple(reader.score_rule(entry, f"score[{i}]")
-                  for i, entry in enumerate(reader.tables(document, "score")))  # fmt: skip
-    templates = tuple(reader.template(entry, f"template[{i}]")
-                      for i, entry in enumerate(reader.tables(document, "template")))  # fmt: skip
+    score = tuple(
+        reader.score_rule(entry, f"score[{i}]")
+        for i, entry in enumerate(reader.tables(document, "score"))
+    )
+    templates = tuple(
+        reader.template(entry, f"template[{i}]")
+        for i, entry in enumerate(reader.tables(document, "template"))
+    )
     _unique(source, "score", [rule.id for rule in score])
     _unique(source, "template", [template.id for template in templates])
     if not templates:
@@ -149,8 +152,14 @@ class _Reader:
             raise self.fail(f"{where}.{key}", "must be a non-empty string")
         return value
 
-    def integer(self, entry: dict[str, Any], key: str, where: str, default: int | None = None,
-                minimum: int = 0) -> int:  # fmt: skip
+    def integer(
+        self,
+        entry: dict[str, Any],
+        key: str,
+        where: str,
+        default: int | None = None,
+        minimum: int = 0,
+    ) -> int:
         value = entry.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self.fail(f"{where}.{key}", f"must be an integer ≥ {minimum}")

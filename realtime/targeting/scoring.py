@@ -23,8 +23,10 @@ class Score:
     contributions: tuple[Contribution, ...]
 
     def explain(self) -> list[dict[str, object]]:
-        return [{"rule": c.rule, "label": c.label, "points": c.points, "detail": c.detail}
-                for c in self.contributions]  # fmt: skip
+        return [
+            {"rule": c.rule, "label": c.label, "points": c.points, "detail": c.detail}
+            for c in self.contributions
+        ]
 
 
 Evaluator = Callable[[ScoreRule, VisitorState], list[Contribution]]

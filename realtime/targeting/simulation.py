@@ -49,17 +49,24 @@ async def simulate(
         replay.actual_auto_teasers += int(bool(row.ai_triggered))
         event = _event(site_id, row.session_id, row.payload)
         now = row.created_at
-        last = max([t for t in manual.get(row.session_id, []) if t <= now]
-                   + [state.last_auto_at or 0]) or None  # fmt: skip
+        last = (
+            max([t for t in manual.get(row.session_id, []) if t <= now] + [state.last_auto_at or 0])
+            or None
+        )
         evaluation = evaluate(state, event, rules, Fatigue(last, False), now)
         if evaluation.duplicate:
             continue
         replay.final_score = evaluation.score.total
         generated = await compose(evaluation, rules, generator, now)
         if generated is not None and evaluation.decision is not None:
-            replay.would_send.append({"at": now, "template": generated.template_id,
-                                      "message": generated.text,
-                                      "reasons": list(evaluation.decision.reasons)})  # fmt: skip
+            replay.would_send.append(
+                {
+                    "at": now,
+                    "template": generated.template_id,
+                    "message": generated.text,
+                    "reasons": list(evaluation.decision.reasons),
+                }
+            )
     return list(replays.values())
 
 

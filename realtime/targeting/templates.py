@@ -83,8 +83,11 @@ SITUATIONS: dict[str, Situation] = {
 def render(text: str, variables: dict[str, str]) -> str | None:
     """Fill {name} fields; None when a field has no value or the text is malformed."""
     try:
-        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(text)
-                  if name is not None]  # fmt: skip
+        fields = [
+            (name, spec, conv)
+            for _, name, spec, conv in string.Formatter().parse(text)
+            if name is not None
+        ]
         if any(spec or conv or name not in variables for name, spec, conv in fields):
             return None
         return text.format_map(variables).strip() or None

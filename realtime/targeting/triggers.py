@@ -69,9 +69,10 @@ def decide(
 ) -> Decision:
     reasons = qualifying_reasons(state, score, policy)
     cooldown_until = (
-        None if fatigue.last_teaser_at is None
+        None
+        if fatigue.last_teaser_at is None
         else fatigue.last_teaser_at + policy.cooldown_seconds * 1000
-    )  # fmt: skip
+    )
     sent_today = state.auto_sent_on(utc_day(now_ms))
     blocked_by = None
     if reasons:

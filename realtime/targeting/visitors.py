@@ -34,8 +34,9 @@ class VisitorState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> VisitorState:
-        known = {name: value for name, value in (data or {}).items()
-                 if name in cls.__dataclass_fields__}  # fmt: skip
+        known = {
+            name: value for name, value in (data or {}).items() if name in cls.__dataclass_fields__
+        }
         return cls(**known)
 
     def to_json(self) -> dict[str, Any]:

@@ -29,8 +29,14 @@ EMAIL = "test@woodstock.com"
 
 
 async def visit(client: httpx.AsyncClient, session: str, **fields: Any) -> None:
-    body = {"sessionId": session, "siteId": SITE, "type": "page_view", "path": "/chairs",
-            "ts": str(hash(str(fields)))[:20], **fields}  # fmt: skip
+    body = {
+        "sessionId": session,
+        "siteId": SITE,
+        "type": "page_view",
+        "path": "/chairs",
+        "ts": str(hash(str(fields)))[:20],
+        **fields,
+    }
     response = await client.post("/api/events", content=orjson.dumps(body))
     assert response.status_code == 202, response.text
 
@@ -48,11 +54,13 @@ async def test_erasing_a_person_removes_their_sessions_events_and_messages_only(
     theirs, mine = new_session_id(), new_session_id()
     await visit(client, theirs, customerEmail="Test@Woodstock.com")
     await visit(client, mine, customerEmail="someone@else.com")
-    await client.put("/api/teaser-messages", headers=DEMO_HEADERS,
-                     json={"sessionId": theirs, "message": "hello you"})  # fmt: skip
+    await client.put(
+        "/api/teaser-messages",
+        headers=DEMO_HEADERS,
+        json={"sessionId": theirs, "message": "hello you"},
+    )
 
-    response = await client.post("/api/privacy/erase", headers=DEMO_HEADERS,
-                                 json={"email": EMAIL})  # fmt: skip
+    response = await client.post("/api/privacy/erase", headers=DEMO_HEADERS, json={"email": EMAIL})
 
     body = json_of(response)
     assert response.status_code == 200 and body["sessions"] == 1
@@ -98,9 +106,12 @@ def test_the_cli_erases_a_person_on_every_site(tmp_path: Path) -> None:
         server.stop()
     result = subprocess.run(
         [sys.executable, "-m", "api.cli", "privacy", "erase", "--email", EMAIL],
-        cwd=ROOT, env={**os.environ, "DATABASE_URL": url}, capture_output=True, text=True,
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
         timeout=60,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     assert "erased 1 session(s)" in result.stdout
     assert EMAIL not in server.log()  # nor did the server ever log it

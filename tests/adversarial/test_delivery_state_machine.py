@@ -37,8 +37,8 @@ from realtime.delivery.teaser import Draft, Priority, Teaser
 from realtime.migrations.migrate import upgrade
 from realtime.platform.database import create_engine
 from realtime.platform.tables import teaser_messages
-from tests.support import drop_postgres_database, fresh_postgres_database
 from tests.delivery.test_store import FakeClock
+from tests.support import drop_postgres_database, fresh_postgres_database
 
 T = TypeVar("T")
 LEASE_MS = 5_000
@@ -107,8 +107,10 @@ class DeliveryMachine(RuleBasedStateMachine):
     @rule(session=SESSIONS, count=st.integers(1, 3), expires_in=EXPIRIES, pushed=st.booleans())
     def send(self, session: str, count: int, expires_in: int, pushed: bool) -> None:
         """Store, then maybe wake the session's sockets at once (else a poll may come first)."""
-        drafts = [Draft(session, f"m{next(self.names)}", Priority.MANUAL, expires_in)
-                  for _ in range(count)]  # fmt: skip
+        drafts = [
+            Draft(session, f"m{next(self.names)}", Priority.MANUAL, expires_in)
+            for _ in range(count)
+        ]
         sent = self.run(self.store.send(self.site, drafts))
         last = max(
             (m.session_seq for m in self.messages.values() if m.session == session), default=0
@@ -184,8 +186,9 @@ class DeliveryMachine(RuleBasedStateMachine):
         if not socket.unacked:  # as the hub does: nothing sent and unacked, nothing to give back
             return
         released = self.run(self.store.release(socket.holder))
-        held = [m for m in self.messages.values()
-                if m.holder == socket.holder and m.consumed_by is None]  # fmt: skip
+        held = [
+            m for m in self.messages.values() if m.holder == socket.holder and m.consumed_by is None
+        ]
         assert released == len(held)
         for message in held:
             message.holder, message.lease_until = None, 0
@@ -265,9 +268,14 @@ def test_delivery_keeps_its_promises_whatever_the_interleaving(database_url: str
         machine = type("Machine", (DeliveryMachine,), {"loop": loop, "engine": engine})
         run_state_machine_as_test(
             machine,
-            settings=settings(max_examples=60, stateful_step_count=40, deadline=None,
-                              database=None, suppress_health_check=[HealthCheck.too_slow]),
-        )  # fmt: skip
+            settings=settings(
+                max_examples=60,
+                stateful_step_count=40,
+                deadline=None,
+                database=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
+        )
     finally:
         loop.run_until_complete(engine.dispose())
         loop.close()

@@ -66,8 +66,9 @@ def operation(api_schema: schemathesis.BaseSchema, label: str) -> APIOperation[A
 def test_the_fuzzed_operations_are_all_the_live_schema_has(
     api_schema: schemathesis.BaseSchema,
 ) -> None:
-    labels = {result.ok().label for result in api_schema.get_all_operations()
-              if isinstance(result, Ok)}  # fmt: skip
+    labels = {
+        result.ok().label for result in api_schema.get_all_operations() if isinstance(result, Ok)
+    }
     assert labels == {label for label, _ in OPERATIONS}
 
 

@@ -44,8 +44,9 @@ class LiveServer(ServerProcess):
     """The real app in its own process on SQLite; restartable on the same port and DB."""
 
     def __init__(self, workdir: Path, **env: str) -> None:
-        super().__init__({"DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'teaser.db'}", **env},
-                         workdir)  # fmt: skip
+        super().__init__(
+            {"DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'teaser.db'}", **env}, workdir
+        )
         self.env.pop("REDIS_URL", None)
 
     def send_teaser(self, session_id: str, message: str, site_id: str = SITE_ID) -> str:

@@ -22,14 +22,18 @@ SITE = "woodstock_outlet"
 
 
 async def send(client: httpx.AsyncClient, session: str, message: str, **headers: str) -> Any:
-    response = await client.put("/api/teaser-messages", headers={**DEMO_HEADERS, **headers},
-                                json={"sessionId": session, "message": message})  # fmt: skip
+    response = await client.put(
+        "/api/teaser-messages",
+        headers={**DEMO_HEADERS, **headers},
+        json={"sessionId": session, "message": message},
+    )
     return response
 
 
 async def poll(client: httpx.AsyncClient, session: str, **extra: Any) -> httpx.Response:
-    return await client.post("/api/teaser-messages",
-                             json={"sessionId": session, "siteId": SITE, **extra})  # fmt: skip
+    return await client.post(
+        "/api/teaser-messages", json={"sessionId": session, "siteId": SITE, **extra}
+    )
 
 
 async def test_each_session_numbers_its_messages_from_one_without_gaps(
@@ -39,7 +43,11 @@ async def test_each_session_numbers_its_messages_from_one_without_gaps(
     first = await store.send(SITE, [Draft("a", "1"), Draft("b", "1"), Draft("a", "2")])
     second = await store.send(SITE, [Draft("a", "3")])
     assert [(t.session_id, t.session_seq) for t in [*first, *second]] == [
-        ("a", 1), ("b", 1), ("a", 2), ("a", 3)]  # fmt: skip
+        ("a", 1),
+        ("b", 1),
+        ("a", 2),
+        ("a", 3),
+    ]
 
 
 async def test_concurrent_sends_to_one_session_get_distinct_consecutive_numbers(
@@ -140,8 +148,11 @@ async def test_reusing_an_idempotency_key_for_another_request_is_refused(
 
 @pytest.mark.parametrize("query", ["api_key=woodstock_rt_key_2024", "key=x", "apiKey=x"])
 async def test_an_api_key_in_the_url_is_refused(client: httpx.AsyncClient, query: str) -> None:
-    response = await client.put(f"/api/teaser-messages?{query}", headers=DEMO_HEADERS,
-                                json={"sessionId": new_session_id(), "message": "x"})  # fmt: skip
+    response = await client.put(
+        f"/api/teaser-messages?{query}",
+        headers=DEMO_HEADERS,
+        json={"sessionId": new_session_id(), "message": "x"},
+    )
     assert (response.status_code, json_of(response)["error"]["code"]) == (400, "api_key_in_url")
 
 

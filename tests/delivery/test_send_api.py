@@ -243,7 +243,9 @@ async def test_public_endpoints_refuse_bodies_over_16_kib_before_reading_them(
     for path in ("/api/teaser-messages", "/api/events", "/api/sessions"):
         response = await client.post(path, content=big)
         assert (response.status_code, json_of(response)["error"]["code"]) == (
-            413, "payload_too_large")  # fmt: skip
+            413,
+            "payload_too_large",
+        )
 
 
 async def test_unknown_paths_and_methods_answer_json(client: httpx.AsyncClient) -> None:

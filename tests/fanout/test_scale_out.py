@@ -24,8 +24,11 @@ async def two_workers(
     postgres_url: str, redis_url: str, tmp_path: Path
 ) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
     # The race test polls as fast as it can: no per-session poll limit here.
-    env = {"DATABASE_URL": postgres_url, "REDIS_URL": redis_url,
-           "TEASER_LIMIT_POLLS_PER_SESSION_PER_MINUTE": "0"}  # fmt: skip
+    env = {
+        "DATABASE_URL": postgres_url,
+        "REDIS_URL": redis_url,
+        "TEASER_LIMIT_POLLS_PER_SESSION_PER_MINUTE": "0",
+    }
     workers = (ServerProcess(env, tmp_path), ServerProcess(env, tmp_path))
     try:
         await asyncio.gather(*(asyncio.to_thread(worker.start) for worker in workers))
@@ -216,8 +219,9 @@ async def test_while_redis_is_down_a_socket_on_another_worker_still_gets_its_mes
 ) -> None:
     dead_redis = "redis://127.0.0.1:1/0"  # nothing listens there: both workers are deaf
     worker_a = await start_server(redis_url=dead_redis, poll_interval_ms=500)
-    worker_b = await start_server(redis_url=dead_redis, poll_interval_ms=500,
-                                  database_url=worker_a.settings.database_url)  # fmt: skip
+    worker_b = await start_server(
+        redis_url=dead_redis, poll_interval_ms=500, database_url=worker_a.settings.database_url
+    )
     session = new_session_id()
     url = f"{worker_b.ws_url}/api/teaser-ws?sessionId={session}&siteId={SITE}"
     async with connect(url) as socket, httpx.AsyncClient() as client:

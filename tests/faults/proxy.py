@@ -54,8 +54,11 @@ class FaultProxy:
     @property
     def upstream_addresses(self) -> list[str]:
         """The proxy's own end of each upstream connection, as the upstream sees it."""
-        names = [w.get_extra_info("sockname") for w in self._links if w.get_extra_info("peername")
-                 == self.upstream]  # fmt: skip
+        names = [
+            w.get_extra_info("sockname")
+            for w in self._links
+            if w.get_extra_info("peername") == self.upstream
+        ]
         return [f"{host}:{port}" for host, port, *_ in names if host]
 
     async def start(self) -> None:
@@ -95,8 +98,10 @@ class FaultProxy:
             return
         self.accepted += 1
         self._links |= {client, upstream}
-        pipes = [asyncio.ensure_future(self._pipe(client_in, upstream)),
-                 asyncio.ensure_future(self._pipe(upstream_in, client))]  # fmt: skip
+        pipes = [
+            asyncio.ensure_future(self._pipe(client_in, upstream)),
+            asyncio.ensure_future(self._pipe(upstream_in, client)),
+        ]
         self._pipes.update(pipes)
         try:
             await asyncio.gather(*pipes, return_exceptions=True)

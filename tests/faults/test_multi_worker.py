@@ -80,8 +80,10 @@ async def test_every_subscriber_on_either_worker_gets_all_its_messages_once_in_o
 ) -> None:
     subscribers = [Subscriber(new_session_id()) for _ in range(SUBSCRIBERS)]
     opened = [asyncio.Event() for _ in subscribers]
-    listening = [asyncio.create_task(s.listen(two_workers[i % 2], opened[i]))
-                 for i, s in enumerate(subscribers)]  # fmt: skip
+    listening = [
+        asyncio.create_task(s.listen(two_workers[i % 2], opened[i]))
+        for i, s in enumerate(subscribers)
+    ]
     sender = two_workers[0]
     sent: dict[str, list[str]] = {s.session: [] for s in subscribers}
     statuses: list[int] = []
@@ -124,16 +126,25 @@ async def test_concurrent_bulk_sends_through_both_workers_all_succeed(
     sessions = [new_session_id() for _ in range(6)]
     # The same sessions, named in one order by some batches and in the other by the rest;
     # 50 messages each, so that the transactions overlap.
-    batches = [[{"sessionId": s, "message": "bulk"} for s in sessions[:: 1 if i % 2 else -1]
-                for _ in range(50)] for i in range(6)]  # fmt: skip
+    batches = [
+        [
+            {"sessionId": s, "message": "bulk"}
+            for s in sessions[:: 1 if i % 2 else -1]
+            for _ in range(50)
+        ]
+        for i in range(6)
+    ]
     statuses: list[int] = []
     async with httpx.AsyncClient(timeout=30) as client:
         for _ in range(5):  # bounded rounds; one refusal is enough
-            answers = await asyncio.gather(*(
-                client.put(f"{worker.base_url}/api/teaser-messages", headers=DEMO_HEADERS,
-                           json=batch)
-                for worker, batch in zip(itertools.cycle(two_workers), batches, strict=False)
-            ))  # fmt: skip
+            answers = await asyncio.gather(
+                *(
+                    client.put(
+                        f"{worker.base_url}/api/teaser-messages", headers=DEMO_HEADERS, json=batch
+                    )
+                    for worker, batch in zip(itertools.cycle(two_workers), batches, strict=False)
+                )
+            )
             statuses += [answer.status_code for answer in answers]
             if set(statuses) != {201}:
                 break

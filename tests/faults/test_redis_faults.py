@@ -62,8 +62,11 @@ async def cluster() -> AsyncIterator[Cluster]:
     database = await fresh_postgres_database()
     proxy = FaultProxy(redis_url.port or 6379, redis_url.hostname or "127.0.0.1")
     await proxy.start()
-    settings = make_settings(database_url=database, redis_url=proxy.url(path=redis_url.path),
-                             poll_interval_ms=int(POLL_INTERVAL * 1000))  # fmt: skip
+    settings = make_settings(
+        database_url=database,
+        redis_url=proxy.url(path=redis_url.path),
+        poll_interval_ms=int(POLL_INTERVAL * 1000),
+    )
     a, b = InProcessServer(settings), InProcessServer(settings)
     admin = aioredis.from_url(redis_url.geturl())
     try:
@@ -123,10 +126,11 @@ class Widget:
         """Sends that a poll starting after the send had answered did not return (nor any
         poll before it): with Redis down or not, the next poll must bring each message."""
         return [
-            s for s in sent
+            s
+            for s in sent
             if not any(s.id in poll.ids for poll in self.polls if poll.started < s.answered)
             and not any(s.id in poll.ids for poll in self._first_poll_after(s.answered))
-        ]  # fmt: skip
+        ]
 
     def _first_poll_after(self, moment: float) -> list[Poll]:
         return [poll for poll in self.polls if poll.started >= moment][:1]
@@ -186,8 +190,9 @@ class Send:
 
 async def send(client: httpx.AsyncClient, session: str, text: str) -> Send:
     started = time.monotonic()
-    response = await client.put("/api/teaser-messages", headers=DEMO_HEADERS,
-                                json={"sessionId": session, "message": text})  # fmt: skip
+    response = await client.put(
+        "/api/teaser-messages", headers=DEMO_HEADERS, json={"sessionId": session, "message": text}
+    )
     answered = time.monotonic()
     return Send(session, started, answered, response.status_code, response.json().get("id"))
 
@@ -245,8 +250,10 @@ async def test_every_send_answers_201_and_reaches_its_session_once_in_order(
 ) -> None:
     socket_widget, polling_widget = Widget(new_session_id()), Widget(new_session_id())
     opened = asyncio.Event()
-    widgets = [asyncio.create_task(listen(cluster.b, socket_widget, opened)),
-               asyncio.create_task(poll_forever(cluster.a, polling_widget))]  # fmt: skip
+    widgets = [
+        asyncio.create_task(listen(cluster.b, socket_widget, opened)),
+        asyncio.create_task(poll_forever(cluster.a, polling_widget)),
+    ]
     try:
         await asyncio.wait_for(opened.wait(), 5)
         await asyncio.sleep(0.2)  # the socket subscribes right after the handshake
@@ -319,8 +326,11 @@ async def test_a_pending_marker_a_worker_lost_is_restored_by_the_periodic_rebuil
 ) -> None:
     # A worker of its own, so that no earlier outage has left its index distrusted.
     redis_url = urlparse(await require_redis())
-    worker = InProcessServer(make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 't.db'}",
-                                           redis_url=redis_url.geturl()))  # fmt: skip
+    worker = InProcessServer(
+        make_settings(
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 't.db'}", redis_url=redis_url.geturl()
+        )
+    )
     await worker.start()
     session = new_session_id()
     try:

@@ -24,12 +24,16 @@ async def test_a_site_sending_past_its_rate_gets_429_with_retry_after(
     session = new_session_id()
     async with httpx.AsyncClient(base_url=server.base_url) as client:
         answers = [
-            await client.put("/api/teaser-messages", headers=DEMO_HEADERS,
-                             json={"sessionId": session, "message": f"m{i}"})
+            await client.put(
+                "/api/teaser-messages",
+                headers=DEMO_HEADERS,
+                json={"sessionId": session, "message": f"m{i}"},
+            )
             for i in range(7)
-        ]  # fmt: skip
-        polled = await client.post("/api/teaser-messages",
-                                   json={"sessionId": session, "siteId": SITE})  # fmt: skip
+        ]
+        polled = await client.post(
+            "/api/teaser-messages", json={"sessionId": session, "siteId": SITE}
+        )
 
     assert [a.status_code for a in answers] == [201] * 5 + [429, 429]
     assert json_of(answers[-1])["error"]["code"] == "rate_limited"
@@ -54,10 +58,11 @@ async def test_one_session_polling_too_fast_is_slowed_without_touching_others(
     busy, calm = new_session_id(), new_session_id()
     async with httpx.AsyncClient(base_url=server.base_url) as client:
         statuses = [
-            (await client.post("/api/teaser-messages",
-                               json={"sessionId": busy, "siteId": SITE})).status_code
+            (
+                await client.post("/api/teaser-messages", json={"sessionId": busy, "siteId": SITE})
+            ).status_code
             for _ in range(12)
-        ]  # fmt: skip
+        ]
         other = await client.post("/api/teaser-messages", json={"sessionId": calm, "siteId": SITE})
 
     assert statuses[:10] == [200] * 10 and statuses[10:] == [429, 429]
@@ -68,10 +73,13 @@ async def test_an_address_polling_too_fast_gets_429(start_server: ServerFactory)
     server = await start_server(polls_per_ip_per_second=2, polls_per_session_per_minute=0)
     async with httpx.AsyncClient(base_url=server.base_url) as client:
         statuses = [
-            (await client.post("/api/teaser-messages",
-                               json={"sessionId": new_session_id(), "siteId": SITE})).status_code
+            (
+                await client.post(
+                    "/api/teaser-messages", json={"sessionId": new_session_id(), "siteId": SITE}
+                )
+            ).status_code
             for _ in range(12)
-        ]  # fmt: skip
+        ]
     assert statuses[:10] == [200] * 10 and 429 in statuses[10:]
 
 

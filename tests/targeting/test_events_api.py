@@ -22,8 +22,14 @@ SEED_UTM = {"utm_source": "facebook", "utm_medium": "cpc", "utm_campaign": "chai
 
 
 def event(session: str, **fields: Any) -> dict[str, Any]:
-    return {"sessionId": session, "siteId": SITE, "type": "page_view", "path": "/",
-            "ts": str(fields.pop("ts", id(fields))), **fields}  # fmt: skip
+    return {
+        "sessionId": session,
+        "siteId": SITE,
+        "type": "page_view",
+        "path": "/",
+        "ts": str(fields.pop("ts", id(fields))),
+        **fields,
+    }
 
 
 async def post(client: httpx.AsyncClient, body: Any, **headers: str) -> httpx.Response:
@@ -45,8 +51,10 @@ async def test_a_qualifying_visit_sends_one_automatic_teaser_to_the_visitors_soc
         first = await post(client, event(session, path="/chairs", utm=SEED_UTM, ts="1"))
         frame = json.loads(await asyncio.wait_for(socket.recv(), 2))
         await socket.send(json.dumps({"type": "ack", "id": frame["id"]}))
-        later = [await post(client, event(session, path="/chairs/office", ts=str(i)))
-                 for i in range(2, 5)]  # fmt: skip
+        later = [
+            await post(client, event(session, path="/chairs/office", ts=str(i)))
+            for i in range(2, 5)
+        ]
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(socket.recv(), 0.5)
 
@@ -81,8 +89,11 @@ async def test_a_pending_manual_teaser_is_never_replaced_by_an_automatic_one(
     server: InProcessServer, client: httpx.AsyncClient
 ) -> None:
     session = new_session_id()
-    await client.put("/api/teaser-messages", headers=DEMO_HEADERS,
-                     json={"sessionId": session, "message": "from the operator"})  # fmt: skip
+    await client.put(
+        "/api/teaser-messages",
+        headers=DEMO_HEADERS,
+        json={"sessionId": session, "message": "from the operator"},
+    )
 
     response = await post(client, event(session, path="/cart"))
 
@@ -95,8 +106,11 @@ async def test_a_leave_beacon_sent_as_plain_text_is_accepted(
     server: InProcessServer, client: httpx.AsyncClient
 ) -> None:
     body = event(new_session_id(), type="page_leave", secondsOnPage=75)
-    response = await client.post("/api/events", content=json.dumps(body),
-                                 headers={"Content-Type": "text/plain;charset=UTF-8"})  # fmt: skip
+    response = await client.post(
+        "/api/events",
+        content=json.dumps(body),
+        headers={"Content-Type": "text/plain;charset=UTF-8"},
+    )
     assert (response.status_code, json_of(response)["score"]) == (202, 25)
 
 
@@ -207,12 +221,14 @@ async def test_concurrent_events_of_one_session_are_all_counted(
     server: InProcessServer, client: httpx.AsyncClient
 ) -> None:
     session = new_session_id()
-    await asyncio.gather(*(post(client, event(session, path=f"/p{i}", ts=str(i)))
-                           for i in range(10)))  # fmt: skip
+    await asyncio.gather(
+        *(post(client, event(session, path=f"/p{i}", ts=str(i))) for i in range(10))
+    )
     assert server.runtime is not None
     async with server.runtime.engine.connect() as connection:
-        count = (await connection.execute(select(func.count()).select_from(
-            webhook_events_internal))).scalar_one()  # fmt: skip
+        count = (
+            await connection.execute(select(func.count()).select_from(webhook_events_internal))
+        ).scalar_one()
     final = await post(client, event(session, path="/p10", ts="10"))
     assert count == 10 and json_of(final)["score"] == 0
     async with server.runtime.engine.connect() as connection:

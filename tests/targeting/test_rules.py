@@ -61,8 +61,14 @@ def test_a_broken_rules_file_is_refused_naming_what_is_wrong(
 
 def test_the_shipped_defaults_are_valid_and_complete() -> None:
     assert {r.id for r in RULES.score} == {
-        "high_value_page", "utm_campaign", "facebook_traffic", "cpc_traffic", "known_customer",
-        "customer_email", "time_on_page"}  # fmt: skip
+        "high_value_page",
+        "utm_campaign",
+        "facebook_traffic",
+        "cpc_traffic",
+        "known_customer",
+        "customer_email",
+        "time_on_page",
+    }
     assert RULES.trigger.cooldown_seconds == 300
     assert load_rules(DEFAULT_RULES) == RULES
 
@@ -117,8 +123,9 @@ SITUATIONS: list[tuple[str, TeaserContext, str, str]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("ctx,template,text", [c[1:] for c in SITUATIONS],
-                         ids=[c[0] for c in SITUATIONS])  # fmt: skip
+@pytest.mark.parametrize(
+    "ctx,template,text", [c[1:] for c in SITUATIONS], ids=[c[0] for c in SITUATIONS]
+)
 async def test_the_first_template_whose_situation_applies_is_used(
     ctx: TeaserContext, template: str, text: str
 ) -> None:
@@ -129,7 +136,8 @@ async def test_the_first_template_whose_situation_applies_is_used(
 
 async def test_a_browsing_teaser_is_bound_to_its_section() -> None:
     generated = await TemplateGenerator().generate(
-        context(current_path="/chairs/office", paths=["/chairs/office"]))  # fmt: skip
+        context(current_path="/chairs/office", paths=["/chairs/office"])
+    )
     assert generated is not None and generated.only_on_path == "/chairs*"
 
 

@@ -70,13 +70,24 @@ def test_score_follows_the_table(events: list[dict[str, Any]], expected: int) ->
 
 def test_every_point_is_explained_by_the_rule_that_gave_it() -> None:
     state = VisitorState()
-    state.apply(parse_event(event(path="/chairs", utm=SEED_UTM, customerId="12345",
-                                  customerEmail="test@woodstock.com")))  # fmt: skip
+    state.apply(
+        parse_event(
+            event(
+                path="/chairs", utm=SEED_UTM, customerId="12345", customerEmail="test@woodstock.com"
+            )
+        )
+    )
     result = score(state, RULES)
     explained = {item["rule"]: item["points"] for item in result.explain()}
 
-    assert explained == {"high_value_page": 30, "utm_campaign": 20, "facebook_traffic": 15,
-                         "cpc_traffic": 10, "known_customer": 25, "customer_email": 20}  # fmt: skip
+    assert explained == {
+        "high_value_page": 30,
+        "utm_campaign": 20,
+        "facebook_traffic": 15,
+        "cpc_traffic": 10,
+        "known_customer": 25,
+        "customer_email": 20,
+    }
     assert sum(explained.values()) == result.total
     assert all("test@woodstock.com" not in str(item) for item in result.explain())
 

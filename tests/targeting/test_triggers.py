@@ -41,8 +41,9 @@ QUALIFY: list[tuple[str, VisitorState, int, bool]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("state,total,qualified", [c[1:] for c in QUALIFY],
-                         ids=[c[0] for c in QUALIFY])  # fmt: skip
+@pytest.mark.parametrize(
+    "state,total,qualified", [c[1:] for c in QUALIFY], ids=[c[0] for c in QUALIFY]
+)
 def test_a_session_qualifies_on_any_condition(
     state: VisitorState, total: int, qualified: bool
 ) -> None:
@@ -110,6 +111,7 @@ def test_quiet_hours_are_in_the_visitors_own_time_zone() -> None:
 
 def test_a_window_may_wrap_midnight() -> None:
     window = DailyWindow.parse("22:00-08:00")
-    assert [window.contains(datetime.strptime(t, "%H:%M").time())
-            for t in ("21:59", "22:00", "03:00", "07:59", "08:00")] == [
-        False, True, True, True, False]  # fmt: skip
+    assert [
+        window.contains(datetime.strptime(t, "%H:%M").time())
+        for t in ("21:59", "22:00", "03:00", "07:59", "08:00")
+    ] == [False, True, True, True, False]
