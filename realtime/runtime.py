@@ -57,18 +57,42 @@ def server_secret(settings: Settings) -> bytes:
 
 
 class Runtime:
+    """One worker's domain, built wing by wing (each builder wires one wing from the
+    ones below it), and the housekeeping that keeps it tidy."""
+
     def __init__(self, settings: Settings, *, clock: Clock = now_ms) -> None:
         self.settings = settings
+        self.clock = clock
         self.engine = create_engine(settings.database_url)
         self.secret = server_secret(settings)
-        self.session_tokens = SessionTokens(self.secret, required=settings.session_tokens_required)
         self.metrics = Metrics()
-        self.store = TeaserStore(self.engine, clock=clock, lease_ms=settings.claim_lease_ms)
-        self.sites = SiteRegistry(self.engine, clock=clock, cache_ttl=settings.site_cache_ttl)
-        self.broker = Broker(settings.redis_url or "memory://")
-        self.presence = PresenceRecorder(self.engine, clock=clock)
+        self.limits = _limits(settings)
+        self._build_fanout()
+        self._build_accounts()
+        self._build_delivery()
+        self._build_targeting()
+        self._build_insight()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _build_fanout(self) -> None:
+        self.broker = Broker(self.settings.redis_url or "memory://")
         self.activity = ActivityFeed(self.broker)
+
+    def _build_accounts(self) -> None:
+        settings, clock = self.settings, self.clock
+        self.session_tokens = SessionTokens(self.secret, required=settings.session_tokens_required)
+        self.sites = SiteRegistry(self.engine, clock=clock, cache_ttl=settings.site_cache_ttl)
+        self.operators = OperatorRegistry(
+            self.engine, clock=clock, cache_ttl=settings.site_cache_ttl
+        )
         self.privacy = Privacy(self.engine, clock=clock)
+        # Password guessing: a few tries at once, then one every 12 s per account.
+        self.login_limiter = RateLimiter("sign-in attempts for this account", rate=5 / 60, burst=10)
+
+    def _build_delivery(self) -> None:
+        settings, clock = self.settings, self.clock
+        self.store = TeaserStore(self.engine, clock=clock, lease_ms=settings.claim_lease_ms)
+        self.presence = PresenceRecorder(self.engine, clock=clock)
         index = (
             SharedPendingIndex(self.broker, clock)
             if settings.redis_url
@@ -82,18 +106,15 @@ class Runtime:
             self.metrics,
             self.activity,
             self.pending,
-            SocketTimings(
-                lease_seconds=settings.claim_lease_ms / 1000,
-                heartbeat_interval=settings.heartbeat_interval,
-                heartbeat_timeout=settings.heartbeat_timeout,
-                send_timeout=settings.send_timeout,
-                recheck_interval=settings.poll_interval_ms / 1000,
-            ),
+            _socket_timings(settings),
         )
         self.delivery = Delivery(
             self.store, self.hub, self.presence, self.metrics, self.activity, self.pending
         )
-        self.rulebook = RuleBook(Path(settings.rules_dir) if settings.rules_dir else None)
+
+    def _build_targeting(self) -> None:
+        rules_dir = self.settings.rules_dir
+        self.rulebook = RuleBook(Path(rules_dir) if rules_dir else None)
         self.events = EventIntake(
             self.engine,
             self.rulebook,
@@ -101,20 +122,11 @@ class Runtime:
             self.activity,
             TemplateGenerator(),
             self.metrics,
-            clock=clock,
+            clock=self.clock,
         )
-        self.limits = Limits(
-            sends_per_second=settings.sends_per_second,
-            polls_per_session_per_minute=settings.polls_per_session_per_minute,
-            polls_per_ip_per_second=settings.polls_per_ip_per_second,
-            events_per_session_per_minute=settings.events_per_minute,
-            events_per_ip_per_second=settings.events_per_ip_per_second,
-            sockets_per_ip=settings.sockets_per_ip,
-        )
-        # The dashboard: operator accounts and what they read.
-        self.operators = OperatorRegistry(
-            self.engine, clock=clock, cache_ttl=settings.site_cache_ttl
-        )
+
+    def _build_insight(self) -> None:
+        settings, clock = self.settings, self.clock
         # An idle socket marks presence on each heartbeat, written at the next flush.
         socket_presence = settings.heartbeat_interval + settings.poll_flush_interval + 5
         self.analytics = Analytics(
@@ -122,9 +134,6 @@ class Runtime:
         )
         self.conversions = Conversions(self.engine, clock=clock)
         self.journeys = Journeys(self.engine, self.analytics, clock=clock)
-        # Password guessing: a few tries at once, then one every 12 s per account.
-        self.login_limiter = RateLimiter("sign-in attempts for this account", rate=5 / 60, burst=10)
-        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         if self.settings.auto_migrate:
@@ -209,6 +218,27 @@ class Runtime:
                     logger.exception("housekeeping job '%s' failed; retrying later", name)
 
         self._tasks.append(asyncio.create_task(loop(), name=name))
+
+
+def _limits(settings: Settings) -> Limits:
+    return Limits(
+        sends_per_second=settings.sends_per_second,
+        polls_per_session_per_minute=settings.polls_per_session_per_minute,
+        polls_per_ip_per_second=settings.polls_per_ip_per_second,
+        events_per_session_per_minute=settings.events_per_minute,
+        events_per_ip_per_second=settings.events_per_ip_per_second,
+        sockets_per_ip=settings.sockets_per_ip,
+    )
+
+
+def _socket_timings(settings: Settings) -> SocketTimings:
+    return SocketTimings(
+        lease_seconds=settings.claim_lease_ms / 1000,
+        heartbeat_interval=settings.heartbeat_interval,
+        heartbeat_timeout=settings.heartbeat_timeout,
+        send_timeout=settings.send_timeout,
+        recheck_interval=settings.poll_interval_ms / 1000,
+    )
 
 
 def _calm_garbage_collector() -> None:
