@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlparse
@@ -13,6 +16,7 @@ import redis.asyncio as aioredis
 from realtime.fanout.backends.base import RESYNC, Event
 from realtime.fanout.broker import Broker
 from tests.faults.proxy import FaultProxy
+from tests.support import ROOT
 
 
 def channel() -> str:
@@ -164,3 +168,28 @@ async def test_the_first_publish_after_redis_restarted_still_reaches_other_worke
     finally:
         await sender.disconnect()
         await receiver.disconnect()
+
+
+def test_a_worker_on_the_in_process_broker_never_loads_redis() -> None:
+    # Backends are imported by URL scheme, and nothing else reaches into the Redis one.
+    script = (
+        "import sys, asyncio, api.app, api.cli\n"
+        "from realtime.platform import Settings\n"
+        "from realtime.runtime import Runtime\n"
+        "async def main():\n"
+        "    runtime = Runtime(Settings(environment='development', auto_migrate=True,\n"
+        "        database_url='sqlite+aiosqlite:///{}'.format(sys.argv[1])))\n"
+        "    await runtime.start(); await runtime.stop()\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'redis'))\n"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        result = subprocess.run(
+            [sys.executable, "-c", script, f"{folder}/teaser.db"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
