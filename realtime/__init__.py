@@ -1,1 +1,2 @@
-"""Teaser's domain: messages, sites, fan-out and live sessions. Knows nothing about HTTP."""
+"""Teaser's domain, knowing nothing of HTTP: six wings (platform, fanout, accounts,
+delivery, targeting, insight) wired into one worker by runtime.py; docs/layout.md maps them."""
