@@ -37,7 +37,7 @@ from realtime.delivery.teaser import Draft, Priority, Teaser
 from realtime.migrations.migrate import upgrade
 from realtime.platform.database import create_engine
 from realtime.platform.tables import teaser_messages
-from tests.delivery.test_store import FakeClock
+from tests.delivery.fakes import FakeClock
 from tests.support import drop_postgres_database, fresh_postgres_database
 
 T = TypeVar("T")

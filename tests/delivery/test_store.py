@@ -11,18 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from realtime.delivery.store import DuplicateSend, IdempotencyKey, LocalSocket, TeaserStore
 from realtime.delivery.teaser import Draft, Priority, Status
 from realtime.platform.tables import teaser_messages
-
-
-class FakeClock:
-    def __init__(self, start: int = 1_800_000_000_000) -> None:
-        self.now = start
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, ms: int) -> None:
-        self.now += ms
-
+from tests.delivery.fakes import FakeClock
 
 SITE = "shop"
 
