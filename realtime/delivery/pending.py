@@ -128,6 +128,7 @@ class PendingSessions:
         self.clock = clock
         self._trusted = False
         self._failed_at = float("-inf")
+        self._doubted_at = float("-inf")  # the last time broadcasts may have been missed
         self._next_rebuild = 0.0
         self._rebuilding: asyncio.Task[None] | None = None
 
@@ -170,7 +171,8 @@ class PendingSessions:
 
     async def rebuild(self) -> None:
         """Mark every session with something pending, from the store. Trusted afterwards
-        only if no marker failed meanwhile (a send racing the rebuild is then covered)."""
+        only if no marker failed and no broadcast was missed meanwhile (a send racing the
+        rebuild is then covered)."""
         started = time.monotonic()
         now = self.clock()
         query = (
@@ -185,7 +187,7 @@ class PendingSessions:
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         self.index.restore((site, session, int(until)) for site, session, until in rows)
-        self._trusted = self._failed_at < started
+        self._trusted = max(self._failed_at, self._doubted_at) < started
 
     @property
     def _paused(self) -> bool:
@@ -206,6 +208,18 @@ class PendingSessions:
     def _heard(self, event: Event) -> None:
         if event.channel != RESYNC:
             self.index.heard(event.message)
-        elif self._rebuilding is None or self._rebuilding.done():
-            # Back after a dropped link: broadcasts may have been missed meanwhile.
-            self._rebuilding = asyncio.create_task(self._try_rebuild(), name="pending-rebuild")
+            return
+        # Back after a dropped link: broadcasts may have been missed meanwhile, so the index
+        # says "maybe" until a rebuild begun after now has read the store. Not throttled
+        # like the retries while Redis is away: a second outage soon after a first one had
+        # left its lost markers missing from a trusted index, for up to a purge interval.
+        self._doubted_at = time.monotonic()
+        self._trusted = False
+        if self._rebuilding is None or self._rebuilding.done():
+            self._rebuilding = asyncio.create_task(self._rebuild_now(), name="pending-rebuild")
+
+    async def _rebuild_now(self) -> None:
+        if self._paused:
+            return  # marking is paused: the first poll after the pause rebuilds
+        with suppress(Exception):
+            await self.rebuild()
