@@ -31,6 +31,25 @@ SESSION_ID_SCHEMA = {"type": "string", "pattern": _whole(SESSION_ID)}
 SITE_ID_SCHEMA = {"type": "string", "pattern": _whole(SITE_ID)}
 
 
+def _absent_as_null(
+    properties: dict[str, dict[str, Any]], required: tuple[str, ...]
+) -> dict[str, dict[str, Any]]:
+    """An optional field may also be null: the server has always read null as absent."""
+    return {
+        name: schema if name in required or _takes_null(schema) else _or_null(schema)
+        for name, schema in properties.items()
+    }
+
+
+def _takes_null(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    return isinstance(kind, list) and "null" in kind
+
+
+def _or_null(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "type": [schema["type"], "null"]}
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -129,47 +148,58 @@ SCHEMAS: dict[str, Any] = {
     "Event": {
         "type": "object",
         "required": ["sessionId", "siteId", "type"],
-        "properties": {
-            "sessionId": SESSION_ID_SCHEMA,
-            "siteId": SITE_ID_SCHEMA,
-            "type": {
-                "type": "string",
-                "enum": [
-                    "page_view",
-                    "time_on_page",
-                    "page_leave",
-                    "teaser_shown",
-                    "teaser_click",
-                    "conversion",
-                ],
+        "properties": _absent_as_null(
+            {
+                "sessionId": SESSION_ID_SCHEMA,
+                "siteId": SITE_ID_SCHEMA,
+                "type": {
+                    "type": "string",
+                    "enum": [
+                        "page_view",
+                        "time_on_page",
+                        "page_leave",
+                        "teaser_shown",
+                        "teaser_click",
+                        "conversion",
+                    ],
+                },
+                "path": PAGE_PATH,
+                "url": {"type": "string", "maxLength": 2048, "pattern": NO_CONTROLS},
+                "referrer": {"type": "string", "maxLength": 2048, "pattern": NO_CONTROLS},
+                "title": {"type": "string", "maxLength": 300, "pattern": NO_CONTROLS},
+                "utm": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {key: UTM_VALUE for key in UTM_KEYS},
+                },
+                "customerId": {
+                    "type": ["string", "null"],
+                    "maxLength": 128,
+                    "pattern": NO_CONTROLS,
+                },
+                "customerEmail": {
+                    "type": ["string", "null"],
+                    "maxLength": 254,
+                    "pattern": rf"^\s*{EMAIL.pattern}\s*$",
+                },
+                "secondsOnPage": {"type": "number", "minimum": 0, "maximum": 86400},
+                "ts": {"type": "string", "maxLength": 40, "pattern": NO_CONTROLS},
+                "timeZone": {
+                    "type": "string",
+                    "maxLength": 64,
+                    "pattern": NO_CONTROLS,
+                    "description": "an IANA zone; one this server does not know is ignored",
+                },
+                "teaserId": {"type": "string", "maxLength": 64, "pattern": NO_CONTROLS},
+                "value": {"type": "number", "minimum": 0, "exclusiveMaximum": 1e12},
+                "token": {
+                    "type": ["string", "null"],
+                    "maxLength": 200,
+                    "description": "null: none",
+                },
             },
-            "path": PAGE_PATH,
-            "url": {"type": "string", "maxLength": 2048, "pattern": NO_CONTROLS},
-            "referrer": {"type": "string", "maxLength": 2048, "pattern": NO_CONTROLS},
-            "title": {"type": "string", "maxLength": 300, "pattern": NO_CONTROLS},
-            "utm": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {key: UTM_VALUE for key in UTM_KEYS},
-            },
-            "customerId": {"type": ["string", "null"], "maxLength": 128, "pattern": NO_CONTROLS},
-            "customerEmail": {
-                "type": ["string", "null"],
-                "maxLength": 254,
-                "pattern": rf"^\s*{EMAIL.pattern}\s*$",
-            },
-            "secondsOnPage": {"type": "number", "minimum": 0, "maximum": 86400},
-            "ts": {"type": "string", "maxLength": 40, "pattern": NO_CONTROLS},
-            "timeZone": {
-                "type": "string",
-                "maxLength": 64,
-                "pattern": NO_CONTROLS,
-                "description": "an IANA zone; one this server does not know is ignored",
-            },
-            "teaserId": {"type": "string", "maxLength": 64, "pattern": NO_CONTROLS},
-            "value": {"type": "number", "minimum": 0, "exclusiveMaximum": 1e12},
-            "token": {"type": ["string", "null"], "maxLength": 200, "description": "null: none"},
-        },
+            required=("sessionId", "siteId", "type"),
+        ),
     },
     "PolledTeaser": {
         "type": "object",
