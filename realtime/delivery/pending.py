@@ -202,8 +202,7 @@ class PendingSessions:
         if self._paused or time.monotonic() < self._next_rebuild:
             return
         self._next_rebuild = time.monotonic() + PAUSE_AFTER_FAILURE
-        with suppress(Exception):
-            await self.rebuild()
+        await self._rebuild_now()
 
     def _heard(self, event: Event) -> None:
         if event.channel != RESYNC:
