@@ -1,25 +1,32 @@
-"""A site's rules (scoring, triggers, templates) as data, read from one TOML file and
-validated with errors that name the entry at fault."""
+"""A site's rules (scoring, triggers, templates) as data, decoded from one TOML file with
+errors that name the entry at fault."""
 
 from __future__ import annotations
 
-import tomllib
+import json
+import re
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import msgspec
+
 from realtime.platform.errors import RulesError
+from realtime.targeting.rules_file import (
+    NON_BLANK,
+    SCORE_KINDS,
+    SITUATIONS,
+    UTM_NAME,
+    RulesFile,
+    ScoreEntry,
+    TemplateEntry,
+    TriggerSection,
+)
 
 DEFAULT_RULES = Path(__file__).resolve().parent / "default_rules.toml"
-
-SCORE_KINDS = frozenset(
-    {"path_prefix", "utm_present", "utm_equals", "customer_id", "customer_email", "seconds_on_page"}
-)
-SITUATIONS = frozenset(
-    {"checkout", "cart", "known_customer", "social_traffic", "browsing", "high_intent", "any"}
-)
+RULES_SCHEMA = DEFAULT_RULES.with_name("rules.schema.json")
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,10 @@ class DailyWindow:
     def parse(cls, text: str) -> DailyWindow:
         """'22:00-08:00' → a window; ValueError if it is not like that."""
         start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+        if start.tzinfo or end.tzinfo:
+            # An offset would make contains() compare aware with naive times and raise;
+            # the zone is the policy's time_zone (or the visitor's), never the window's.
+            raise ValueError(f"'{text}' carries a UTC offset")
         return cls(start, end)
 
     def contains(self, moment: time) -> bool:
@@ -94,37 +105,52 @@ class RuleSet:
 
 def load_rules(path: Path) -> RuleSet:
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except OSError as exc:
         raise RulesError(f"{path}: cannot be read ({exc.strerror})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise RulesError(f"{path}: not valid TOML ({exc})") from None
-    return parse_rules(document, str(path))
+    return parse_rules(data, str(path))
 
 
 def default_rules() -> RuleSet:
     return load_rules(DEFAULT_RULES)
 
 
-def parse_rules(document: dict[str, Any], source: str) -> RuleSet:
-    reader = _Reader(source)
-    unknown = set(document) - {"score", "trigger", "template"}
-    if unknown:
-        raise RulesError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}")
-    score = tuple(
-        reader.score_rule(entry, f"score[{i}]")
-        for i, entry in enumerate(reader.tables(document, "score"))
-    )
-    templates = tuple(
-        reader.template(entry, f"template[{i}]")
-        for i, entry in enumerate(reader.tables(document, "template"))
-    )
+def parse_rules(data: bytes | str, source: str) -> RuleSet:
+    try:
+        document = msgspec.toml.decode(data, type=RulesFile)
+    except msgspec.ValidationError as exc:
+        raise _refusal(source, exc) from None
+    except msgspec.DecodeError as exc:  # TOML syntax, or bytes that are not UTF-8
+        raise RulesError(f"{source}: not valid TOML ({exc})") from None
+    score = tuple(_score_rule(entry) for entry in document.score)
+    templates = tuple(_template(entry) for entry in document.template)
     _unique(source, "score", [rule.id for rule in score])
     _unique(source, "template", [template.id for template in templates])
-    if not templates:
-        raise RulesError(f"{source}: needs at least one [[template]]")
-    trigger = reader.trigger(document.get("trigger", {}), "trigger")
+    trigger = _trigger(document.trigger, source)
     return RuleSet(source=source, score=score, trigger=trigger, templates=templates)
+
+
+def rules_json_schema() -> dict[str, Any]:
+    """The rules file's JSON Schema for editors, committed as rules.schema.json."""
+    # Spelled for draft 4 to 7 (`definitions`, the root inlined, no empty `required`, which
+    # draft 4 refuses): Taplo, behind most TOML editors, reads those, not msgspec's 2020-12.
+    (_,), definitions = msgspec.json.schema_components(
+        [RulesFile], ref_template="#/definitions/{name}"
+    )
+    for struct in definitions.values():
+        if not struct.get("required", True):
+            del struct["required"]
+    root = definitions.pop(RulesFile.__name__)
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        **root,
+        "definitions": definitions,
+    }
+
+
+def write_rules_json_schema(path: Path = RULES_SCHEMA) -> None:
+    text = json.dumps(rules_json_schema(), indent=2, ensure_ascii=False)
+    path.write_text(text + "\n", encoding="utf-8")
 
 
 def _unique(source: str, what: str, ids: list[str]) -> None:
@@ -133,151 +159,108 @@ def _unique(source: str, what: str, ids: list[str]) -> None:
         raise RulesError(f"{source}: {what} id(s) used twice: {', '.join(repeated)}")
 
 
-class _Reader:
-    def __init__(self, source: str) -> None:
-        self.source = source
+def _score_rule(entry: ScoreEntry) -> ScoreRule:
+    given = msgspec.structs.asdict(entry)  # each kind has only the fields it needs
+    return ScoreRule(
+        id=entry.id,
+        kind=str(entry.__struct_config__.tag),
+        label=entry.label or entry.id,
+        points=given.get("points", 0),
+        prefixes=tuple(given.get("prefixes", ())),
+        field=given.get("field", ""),
+        values=tuple(value.lower() for value in given.get("values", ())),
+        tiers=tuple(sorted((seconds, points) for seconds, points in given.get("tiers", ()))),
+    )
 
-    def fail(self, where: str, message: str) -> RulesError:
-        return RulesError(f"{self.source}: {where}: {message}")
 
-    def tables(self, document: dict[str, Any], key: str) -> list[dict[str, Any]]:
-        value = document.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise self.fail(key, f"must be written as [[{key}]] tables")
-        return value
+def _template(entry: TemplateEntry) -> Template:
+    return Template(
+        id=entry.id,
+        situation=entry.situation,
+        text=entry.text,
+        fallback=entry.fallback,
+        sources=tuple(source.lower() for source in entry.sources),
+        only_on_section=entry.only_on_section,
+    )
 
-    def text(self, entry: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
-        value = entry.get(key, default)
-        if not isinstance(value, str) or (default is None and not value.strip()):
-            raise self.fail(f"{where}.{key}", "must be a non-empty string")
-        return value
 
-    def integer(
-        self,
-        entry: dict[str, Any],
-        key: str,
-        where: str,
-        default: int | None = None,
-        minimum: int = 0,
-    ) -> int:
-        value = entry.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(f"{where}.{key}", f"must be an integer ≥ {minimum}")
-        return value
+def _trigger(entry: TriggerSection, source: str) -> TriggerPolicy:
+    if entry.business_hours is not msgspec.UNSET and entry.time_zone is msgspec.UNSET:
+        raise _fail(source, "trigger.time_zone", "business_hours needs the shop's time_zone")
+    return TriggerPolicy(
+        min_score=entry.min_score,
+        min_page_views=entry.min_page_views,
+        critical_pages=tuple(entry.critical_pages),
+        known_customer=entry.known_customer,
+        cooldown_seconds=entry.cooldown_seconds,
+        daily_cap=entry.daily_cap,
+        expires_in_seconds=entry.expires_in_seconds,
+        business_hours=_window(entry.business_hours, "trigger.business_hours", source),
+        time_zone=_zone(entry.time_zone, source),
+        quiet_hours=_window(entry.quiet_hours, "trigger.quiet_hours", source),
+    )
 
-    def strings(self, entry: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
-        value = entry.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise self.fail(f"{where}.{key}", "must be a list of non-empty strings")
-        return tuple(value)
 
-    def score_rule(self, entry: dict[str, Any], where: str) -> ScoreRule:
-        kind = self.text(entry, "kind", where)
-        if kind not in SCORE_KINDS:
-            raise self.fail(f"{where}.kind", f"'{kind}' is not one of {sorted(SCORE_KINDS)}")
-        rule = ScoreRule(
-            id=self.text(entry, "id", where),
-            kind=kind,
-            label=self.text(entry, "label", where, default=entry.get("id", "")),
-            points=self.integer(entry, "points", where, default=0),
-            prefixes=self.strings(entry, "prefixes", where),
-            field=self.text(entry, "field", where, default=""),
-            values=tuple(v.lower() for v in self.strings(entry, "values", where)),
-            tiers=self.tiers(entry, where),
-        )
-        self.check_score_rule(rule, where)
-        return rule
+def _window(text: str | msgspec.UnsetType, where: str, source: str) -> DailyWindow | None:
+    if text is msgspec.UNSET:
+        return None
+    try:
+        return DailyWindow.parse(text)
+    except ValueError:
+        raise _fail(source, where, f"'{text}' is not like 09:00-18:00") from None
 
-    def check_score_rule(self, rule: ScoreRule, where: str) -> None:
-        needs = {
-            "path_prefix": rule.prefixes,
-            "utm_present": rule.field,
-            "utm_equals": rule.field and rule.values,
-            "seconds_on_page": rule.tiers,
-        }
-        if rule.kind in needs and not needs[rule.kind]:
-            wanted = {
-                "path_prefix": "prefixes",
-                "utm_present": "field",
-                "utm_equals": "field and values",
-                "seconds_on_page": "tiers",
-            }[rule.kind]
-            raise self.fail(where, f"a '{rule.kind}' rule needs {wanted}")
-        if rule.field and not rule.field.startswith("utm_"):
-            raise self.fail(f"{where}.field", "must name a utm_* parameter")
 
-    def tiers(self, entry: dict[str, Any], where: str) -> tuple[tuple[int, int], ...]:
-        value = entry.get("tiers", [])
-        valid = isinstance(value, list) and all(
-            isinstance(t, list) and len(t) == 2 and all(isinstance(n, int) and n >= 0 for n in t)
-            for t in value
-        )
-        if not valid:
-            raise self.fail(f"{where}.tiers", "must be a list of [seconds, points] pairs")
-        pairs = tuple(sorted((int(s), int(p)) for s, p in value))
-        return pairs
+def _zone(name: str | msgspec.UnsetType, source: str) -> ZoneInfo | None:
+    if name is msgspec.UNSET:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _fail(source, "trigger.time_zone", f"'{name}' is not a known time zone") from None
 
-    def template(self, entry: dict[str, Any], where: str) -> Template:
-        situation = self.text(entry, "situation", where)
-        if situation not in SITUATIONS:
-            raise self.fail(
-                f"{where}.situation", f"'{situation}' is not one of {sorted(SITUATIONS)}"
-            )
-        only = entry.get("only_on_section", False)
-        if not isinstance(only, bool):
-            raise self.fail(f"{where}.only_on_section", "must be true or false")
-        return Template(
-            id=self.text(entry, "id", where),
-            situation=situation,
-            text=self.text(entry, "text", where),
-            fallback=self.text(entry, "fallback", where, default=""),
-            sources=tuple(s.lower() for s in self.strings(entry, "sources", where)),
-            only_on_section=only,
-        )
 
-    def trigger(self, entry: Any, where: str) -> TriggerPolicy:
-        if not isinstance(entry, dict):
-            raise self.fail(where, "must be a [trigger] table")
-        optional = {k: entry.get(k) for k in ("min_score", "min_page_views")}
-        for key, value in optional.items():
-            if value is not None:
-                self.integer(entry, key, where)
-        known = entry.get("known_customer", True)
-        if not isinstance(known, bool):
-            raise self.fail(f"{where}.known_customer", "must be true or false")
-        return TriggerPolicy(
-            min_score=optional["min_score"] if "min_score" in entry else 50,
-            min_page_views=optional["min_page_views"] if "min_page_views" in entry else 3,
-            critical_pages=self.strings(entry, "critical_pages", where)
-            if "critical_pages" in entry
-            else ("/checkout", "/cart"),
-            known_customer=known,
-            cooldown_seconds=self.integer(entry, "cooldown_seconds", where, default=300),
-            daily_cap=self.integer(entry, "daily_cap", where, default=3),
-            expires_in_seconds=self.integer(
-                entry, "expires_in_seconds", where, default=300, minimum=1
-            ),
-            business_hours=self.window(entry, "business_hours", where),
-            time_zone=self.zone(entry, where),
-            quiet_hours=self.window(entry, "quiet_hours", where),
-        )
+def _fail(source: str, where: str, message: str) -> RulesError:
+    return RulesError(f"{source}: {where}: {message}" if where else f"{source}: {message}")
 
-    def window(self, entry: dict[str, Any], key: str, where: str) -> DailyWindow | None:
-        value = entry.get(key)
-        if value is None:
-            return None
-        try:
-            return DailyWindow.parse(str(value))
-        except ValueError:
-            raise self.fail(f"{where}.{key}", f"'{value}' is not like 09:00-18:00") from None
 
-    def zone(self, entry: dict[str, Any], where: str) -> ZoneInfo | None:
-        name = entry.get("time_zone")
-        if name is None:
-            if entry.get("business_hours") is not None:
-                raise self.fail(f"{where}.time_zone", "business_hours needs the shop's time_zone")
-            return None
-        try:
-            return ZoneInfo(str(name))
-        except (ZoneInfoNotFoundError, ValueError):
-            raise self.fail(f"{where}.time_zone", f"'{name}' is not a known time zone") from None
+def _refusal(source: str, error: msgspec.ValidationError) -> RulesError:
+    """msgspec's "Problem - at `$.template[2].situation`" as "template[2].situation: problem"."""
+    problem, _, path = str(error).partition(" - at `$")
+    where = path.removesuffix("`").removeprefix(".")  # no path: the file's top level
+    return _fail(source, where, _in_words(problem, where))
+
+
+# What msgspec words by Python type, value or regex, worded the way a rules file's readers
+# know it: TOML's kinds of value, the choices a key has, what a pattern means.
+_MISSING = re.compile(r"Object missing required field `(?P<key>[^`]+)`")
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<key>[^`]+)`")
+_INVALID = re.compile(r"Invalid (?:enum )?value (?P<value>.+)")
+_EXPECTED = re.compile(r"Expected `(?P<want>\w+)`(?P<more>.*?)(?:, got `(?P<got>\w+)`)?")
+_TOML_KINDS = {"str": "a string", "int": "an integer", "float": "a float", "bool": "true or false",
+               "array": "an array", "object": "a table", "dict": "a table", "date": "a date",
+               "time": "a time", "datetime": "a date-time"}  # fmt: skip
+_CHOICES = {"kind": SCORE_KINDS, "situation": SITUATIONS}
+_PATTERN_WORDS = {
+    f"Expected `str` matching regex {NON_BLANK!r}": "must be a non-empty string",
+    f"Expected `str` matching regex {UTM_NAME!r}": "must name a utm_* parameter",
+}
+
+
+def _in_words(problem: str, where: str) -> str:
+    if problem in _PATTERN_WORDS:
+        return _PATTERN_WORDS[problem]
+    if found := _MISSING.fullmatch(problem):
+        return f"needs {found['key']}"
+    if found := _UNKNOWN.fullmatch(problem):
+        return f"unknown key {found['key']}"
+    choices = _CHOICES.get(where.rpartition(".")[2])
+    if (found := _INVALID.fullmatch(problem)) and choices:
+        return f"{found['value']} is not one of {sorted(choices)}"
+    if found := _EXPECTED.fullmatch(problem):
+        got = f", got {_kind(found['got'])}" if found["got"] else ""
+        return f"must be {_kind(found['want'])}{found['more']}{got}"
+    return problem
+
+
+def _kind(name: str) -> str:
+    return _TOML_KINDS.get(name, name)

@@ -1,0 +1,121 @@
+"""The shape of a rules file, declared once: decoding, its type checks and the editors'
+JSON Schema all come from these Structs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, get_args
+
+from msgspec import UNSET, Meta, Struct, UnsetType, field
+
+# A pattern rather than min_length, so that "  " is refused too.
+NON_BLANK = r"\S"
+UTM_NAME = r"^utm_"
+
+NonBlank = Annotated[str, Meta(pattern=NON_BLANK)]
+NonEmpty = Annotated[str, Meta(min_length=1)]
+Count = Annotated[int, Meta(ge=0)]
+UtmName = Annotated[str, Meta(pattern=UTM_NAME, examples=["utm_source"])]
+# HH:MM-HH:MM is checked by parsing it; a regex here would only repeat the parser with a
+# worse message.
+Window = Annotated[
+    str, Meta(description="HH:MM-HH:MM; may wrap midnight.", examples=["22:00-08:00"])
+]
+# A list of two rather than tuple[int, int]: msgspec writes a tuple as 2020-12
+# `prefixItems`, which the draft-4/7 validators in TOML editors read as "no items allowed".
+Tier = Annotated[list[Count], Meta(min_length=2, max_length=2, examples=[[60, 25]])]
+
+Situation = Literal[
+    "checkout", "cart", "known_customer", "social_traffic", "browsing", "high_intent", "any"
+]
+
+
+class _Table(Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class _ScoreRule(_Table, tag_field="kind", kw_only=True):
+    id: Annotated[NonBlank, Meta(description="Unique among the file's [[score]] rules.")]
+    label: Annotated[str, Meta(description="Shown to operators; the id when left out.")] = ""
+
+
+class _PointsRule(_ScoreRule, kw_only=True):
+    points: Count = 0
+
+
+class PathPrefixRule(_PointsRule, tag="path_prefix", kw_only=True):
+    """Points once per listed section the visitor has seen."""
+
+    prefixes: Annotated[list[NonEmpty], Meta(min_length=1, examples=[["/chairs", "/cart"]])]
+
+
+class UtmPresentRule(_PointsRule, tag="utm_present", kw_only=True):
+    """Points when the visit carries this UTM parameter."""
+
+    field: UtmName
+
+
+class UtmEqualsRule(_PointsRule, tag="utm_equals", kw_only=True):
+    """Points when this UTM parameter has one of the values (any case)."""
+
+    field: UtmName
+    values: Annotated[list[NonEmpty], Meta(min_length=1)]
+
+
+class CustomerIdRule(_PointsRule, tag="customer_id", kw_only=True):
+    """Points when the visitor's customer id is known."""
+
+
+class CustomerEmailRule(_PointsRule, tag="customer_email", kw_only=True):
+    """Points when the visitor's e-mail address is known."""
+
+
+class SecondsOnPageRule(_ScoreRule, tag="seconds_on_page", kw_only=True):
+    """The highest [seconds, points] tier reached on any one page counts."""
+
+    tiers: Annotated[list[Tier], Meta(min_length=1)]
+
+
+ScoreEntry = (
+    PathPrefixRule
+    | UtmPresentRule
+    | UtmEqualsRule
+    | CustomerIdRule
+    | CustomerEmailRule
+    | SecondsOnPageRule
+)
+SCORE_KINDS = frozenset(str(rule.__struct_config__.tag) for rule in get_args(ScoreEntry))
+SITUATIONS = frozenset(get_args(Situation))
+
+
+class TriggerSection(_Table, kw_only=True):
+    """When a session qualifies for an automatic teaser, and what holds it back."""
+
+    min_score: Count = 50
+    min_page_views: Count = 3
+    critical_pages: list[NonEmpty] = field(default_factory=lambda: ["/checkout", "/cart"])
+    known_customer: bool = True
+    cooldown_seconds: Count = 300
+    daily_cap: Count = 3
+    expires_in_seconds: Annotated[int, Meta(ge=1)] = 300
+    business_hours: Window | UnsetType = UNSET
+    time_zone: Annotated[str, Meta(examples=["Europe/Berlin"])] | UnsetType = UNSET
+    quiet_hours: Window | UnsetType = UNSET
+
+
+class TemplateEntry(_Table, kw_only=True):
+    """A message; the first whose situation applies is sent."""
+
+    id: Annotated[NonBlank, Meta(description="Unique among the file's [[template]]s.")]
+    situation: Situation
+    text: NonBlank
+    fallback: Annotated[str, Meta(description="Sent when a {variable} has no value.")] = ""
+    sources: list[NonEmpty] = []
+    only_on_section: bool = False
+
+
+class RulesFile(_Table, kw_only=True):
+    """A site's teaser rules: how interest is scored, when a teaser is sent, what it says."""
+
+    score: list[ScoreEntry] = []
+    trigger: TriggerSection = field(default_factory=TriggerSection)
+    template: Annotated[list[TemplateEntry], Meta(min_length=1)]
