@@ -15,12 +15,11 @@ from api.dashboard import routes as dashboard_routes
 from api.errors import HANDLERS
 from api.events import record_event
 from api.health import healthz, metrics
-from api.limits import BodyLimitMiddleware
+from api.limits import MAX_BODY_BYTES, MAX_SEND_BODY_BYTES, BodyLimitMiddleware
 from api.logs import redact_personal_data
-from api.openapi import openapi
+from api.openapi.routes import asyncapi, openapi
 from api.pages import routes as page_routes
 from api.privacy import erase_person
-from api.schemas import MAX_BODY_BYTES, MAX_SEND_BODY_BYTES
 from api.sockets import DirectSocket
 from api.teasers import open_session, teaser_message, teaser_messages, teaser_socket
 from realtime.platform import Settings
@@ -43,6 +42,7 @@ def routes() -> list[BaseRoute]:
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Route("/openapi.json", openapi),
+        Route("/asyncapi.json", asyncapi),
         *page_routes,
         *dashboard_routes,
     ]

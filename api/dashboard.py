@@ -19,10 +19,18 @@ from starlette.staticfiles import StaticFiles
 from api.auth import runtime_of
 from api.dashboard_socket import dashboard_socket
 from api.operator_auth import dashboard_principal, login, logout, me, session_principal
-from api.responses import FastJSONResponse
-from api.schemas import drafts_from_send, parse_json, teaser_status
-from realtime.insight import MAX_PAGE, Cursor, parse_view
-from realtime.platform import InvalidInput, NotFound
+from api.responses import FastJSONResponse, StructResponse
+from realtime.contract import (
+    DashboardSendRequest,
+    ExportQuery,
+    FeedQuery,
+    TeaserState,
+    ViewQuery,
+    decode_json,
+    from_strings,
+)
+from realtime.insight import Cursor
+from realtime.platform import NotFound
 
 DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
 # Pages make no request to anything but this server, and no other site may frame them.
@@ -66,14 +74,6 @@ CSV_COLUMNS = (
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return 100
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
-        raise InvalidInput("limit", f"must be a whole number from 1 to {MAX_PAGE}")
-    return int(raw)
-
-
 async def dashboard_page(request: Request) -> Response:
     if await session_principal(request) is None:
         return RedirectResponse("/dashboard/login", status_code=303)
@@ -93,28 +93,25 @@ def _page(name: str) -> Response:
 async def stats(request: Request) -> Response:
     runtime = runtime_of(request)
     principal = await dashboard_principal(request)
-    view = parse_view(request.query_params, runtime.store.clock())
+    view = from_strings(request.query_params.multi_items(), ViewQuery).view(runtime.store.clock())
     return FastJSONResponse(await runtime.analytics.stats(principal.site_id, view))
 
 
 async def list_events(request: Request) -> Response:
     runtime = runtime_of(request)
     principal = await dashboard_principal(request)
-    params = request.query_params
-    view = parse_view(params, runtime.store.clock())
-    before = Cursor.parse(params["before"]) if params.get("before") else None
-    limit = _limit(params.get("limit"))
-    page = await runtime.analytics.feed(principal.site_id, view, before, limit)
+    asked = from_strings(request.query_params.multi_items(), FeedQuery)
+    before = Cursor.parse(asked.before) if asked.before else None
+    view = asked.view(runtime.store.clock())
+    page = await runtime.analytics.feed(principal.site_id, view, before, asked.limit)
     return FastJSONResponse({"events": page.items, "next": page.next})
 
 
 async def export_events(request: Request) -> Response:
     runtime = runtime_of(request)
     principal = await dashboard_principal(request)
-    view = parse_view(request.query_params, runtime.store.clock())
-    kind = request.query_params.get("format", "json")
-    if kind not in ("json", "csv"):
-        raise InvalidInput("format", "must be 'json' or 'csv'")
+    asked = from_strings(request.query_params.multi_items(), ExportQuery)
+    view, kind = asked.view(runtime.store.clock()), asked.format
     rows = runtime.analytics.export(principal.site_id, view)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = f"teaser-{principal.site_id}-{view.filter.value}-{stamp}.{kind}"
@@ -166,7 +163,7 @@ async def session_journey(request: Request) -> Response:
 async def conversions(request: Request) -> Response:
     runtime = runtime_of(request)
     principal = await dashboard_principal(request)
-    view = parse_view(request.query_params, runtime.store.clock())
+    view = from_strings(request.query_params.multi_items(), ViewQuery).view(runtime.store.clock())
     report = await runtime.conversions.analyse(principal.site_id, view.since, view.until)
     return FastJSONResponse(report)
 
@@ -175,13 +172,10 @@ async def send_teaser(request: Request) -> Response:
     """📨 Send Custom Teaser: always manual, always to the caller's own site."""
     runtime = runtime_of(request)
     principal = await dashboard_principal(request)
-    payload = parse_json(await request.body())
-    if not isinstance(payload, dict):
-        raise InvalidInput("body", "must be a JSON object")
-    limit = runtime.settings.max_message_length
-    drafts, _ = drafts_from_send({**payload, "priority": "manual"}, limit)
-    [teaser] = await runtime.delivery.send(principal.site_id, drafts)
-    return FastJSONResponse(teaser_status(teaser, runtime.store.clock()), status_code=201)
+    asked = decode_json(await request.body(), DashboardSendRequest)
+    draft = asked.draft(runtime.settings.max_message_length)
+    [teaser] = await runtime.delivery.send(principal.site_id, [draft])
+    return StructResponse(TeaserState.of(teaser, runtime.store.clock()), status_code=201)
 
 
 async def teaser_state(request: Request) -> Response:
@@ -190,7 +184,7 @@ async def teaser_state(request: Request) -> Response:
     teaser = await runtime.store.get(principal.site_id, request.path_params["message_id"])
     if teaser is None:
         raise NotFound("no such teaser message for this site", code="message_not_found")
-    return FastJSONResponse(teaser_status(teaser, runtime.store.clock()))
+    return StructResponse(TeaserState.of(teaser, runtime.store.clock()))
 
 
 routes: list[BaseRoute] = [

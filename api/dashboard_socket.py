@@ -21,15 +21,31 @@ from collections.abc import AsyncIterator
 from contextlib import suppress
 from typing import Any
 
-import orjson
+import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.auth import runtime_of
 from api.operator_auth import Principal, check_same_origin, dashboard_principal, session_principal
-from api.sockets import json_frame, refuse
+from api.sockets import refuse
+from realtime.contract import (
+    MAX_DASHBOARD_FRAME,
+    ErrorDetail,
+    ErrorFrame,
+    FeedFrame,
+    HelloFrame,
+    ResyncFrame,
+    StatsFrame,
+    TeaserFate,
+    TeasersFrame,
+    ViewFrame,
+    ViewQuery,
+    encode,
+    from_strings,
+    invalid,
+)
 from realtime.delivery import CloseCode
 from realtime.fanout import ActivityBatch
-from realtime.insight import View, parse_view, refs_of
+from realtime.insight import View, refs_of
 from realtime.platform import InvalidInput, TeaserError
 from realtime.runtime import Runtime
 
@@ -37,53 +53,46 @@ logger = logging.getLogger("teaser.dashboard")
 
 STATS_EVERY = 5.0  # online-now and expiries change with no activity at all
 STATS_AT_MOST = 0.5  # between two pushes of the cards while activity flows
-MAX_FRAME = 4096
 TEASER_KINDS = ("teaser_sent", "teaser_delivered")
-VIEW_KEYS = ("filter", "q", "period", "since", "until")
+_view_frames = msgspec.json.Decoder(ViewFrame)
 
 
 async def dashboard_socket(websocket: WebSocket) -> None:
     runtime = runtime_of(websocket)
-    params = {key: websocket.query_params.get(key) for key in VIEW_KEYS}
     try:
         # A page on another site could otherwise open this socket with the operator's cookie.
         check_same_origin(websocket)
         principal = await dashboard_principal(websocket)
-        parse_view(params, runtime.store.clock())
+        asked = from_strings(websocket.query_params.multi_items(), ViewQuery)
+        asked.view(runtime.store.clock())
     except TeaserError as exc:
         await refuse(websocket, exc)
         return
     await websocket.accept()
-    await DashboardConnection(runtime, websocket, principal, params).run()
+    await DashboardConnection(runtime, websocket, principal, asked).run()
 
 
 class DashboardConnection:
     def __init__(
-        self, runtime: Runtime, websocket: WebSocket, principal: Principal, params: dict[str, Any]
+        self, runtime: Runtime, websocket: WebSocket, principal: Principal, asked: ViewQuery
     ) -> None:
         self.runtime = runtime
         self.websocket = websocket
         self.principal = principal
         self.site_id = principal.site_id
-        self._params = params
+        self._asked = asked
         self._stats_due = asyncio.Event()
         self._send_lock = asyncio.Lock()
 
     @property
     def view(self) -> View:
         # Parsed at each use, so "the last 24 hours" keeps meaning that on a socket kept open.
-        return parse_view(self._params, self.runtime.store.clock())
+        return self._asked.view(self.runtime.store.clock())
 
     async def run(self) -> None:
         async with self.runtime.activity.subscribe(self.site_id) as batches:
             operator = self.principal.operator
-            await self._send(
-                {
-                    "type": "hello",
-                    "siteId": self.site_id,
-                    "operator": operator.email if operator else None,
-                }
-            )
+            await self._send(HelloFrame(self.site_id, operator.email if operator else None))
             await self._push_stats()
             tasks = [
                 asyncio.create_task(job)
@@ -101,39 +110,39 @@ class DashboardConnection:
     async def _listen(self, batches: AsyncIterator[ActivityBatch]) -> None:
         async for batch in batches:
             if batch.lost:
-                await self._send({"type": "resync"})
+                await self._send(ResyncFrame())
             await self._forward(batch.items)
             self._stats_due.set()
 
     async def _forward(self, batch: list[dict[str, Any]]) -> None:
         items = await self.runtime.analytics.items(self.site_id, self.view, refs_of(batch))
         if items:
-            await self._send({"type": "feed", "items": items})
+            await self._send(FeedFrame(items))  # type: ignore[arg-type]
         # Teaser fates go out whatever the view, for the compose dialog's live status.
         fates = [
-            {key: entry.get(key) for key in ("id", "kind", "sessionId", "via")}
+            TeaserFate(entry["id"], entry["kind"], entry.get("sessionId"), entry.get("via"))
             for entry in batch
             if entry.get("kind") in TEASER_KINDS
         ]
         if fates:
-            await self._send({"type": "teasers", "items": fates})
+            await self._send(TeasersFrame(fates))
 
     async def _read_client(self) -> None:
         while True:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
-            frame = json_frame(message, MAX_FRAME)
-            if frame is None or frame.get("type") != "view":
+            raw = message.get("text") or message.get("bytes")
+            if not raw or len(raw) > MAX_DASHBOARD_FRAME or not _is_view(raw):
                 continue
             try:
-                params = {key: frame.get(key) for key in VIEW_KEYS}
-                parse_view(params, self.runtime.store.clock())
-            except InvalidInput as exc:
-                error = {"code": exc.code, "message": exc.message}
-                await self._send({"type": "error", "error": error})
+                asked = _view_frames.decode(raw)
+                asked.view(self.runtime.store.clock())
+            except (msgspec.ValidationError, InvalidInput) as exc:
+                error = exc if isinstance(exc, InvalidInput) else invalid(exc, ViewFrame)
+                await self._send(ErrorFrame(ErrorDetail(error.code, error.message)))
                 continue
-            self._params = params
+            self._asked = asked
             self._stats_due.set()
 
     async def _tick(self) -> None:
@@ -150,8 +159,17 @@ class DashboardConnection:
 
     async def _push_stats(self) -> None:
         stats = await self.runtime.analytics.stats(self.site_id, self.view)
-        await self._send({"type": "stats", "stats": stats})
+        await self._send(StatsFrame(stats))  # type: ignore[arg-type]
 
-    async def _send(self, frame: dict[str, Any]) -> None:
+    async def _send(self, frame: msgspec.Struct) -> None:
         async with self._send_lock:
-            await self.websocket.send_text(orjson.dumps(frame).decode())
+            await self.websocket.send_text(encode(frame).decode())
+
+
+def _is_view(raw: str | bytes) -> bool:
+    """Only a view frame is answered; any other frame, or none, is ignored as before."""
+    try:
+        frame = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return False
+    return isinstance(frame, dict) and frame.get("type") == "view"

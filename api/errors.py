@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.types import ExceptionHandler
 
 from api.responses import error_response
-from api.schemas import MalformedJSON
+from realtime.contract import MalformedJSON
 from realtime.platform import (
     BadRequest,
     Forbidden,

@@ -7,7 +7,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from api.auth import runtime_of
-from api.responses import FastJSONResponse
+from api.responses import StructResponse
+from realtime.contract import Health
 
 
 async def healthz(request: Request) -> Response:
@@ -24,13 +25,8 @@ async def healthz(request: Request) -> Response:
         broker = "ok" if await runtime.broker.healthy() else "unreachable"
     # Without the database nothing works; without Redis, polling still delivers everything.
     status = "unavailable" if database != "ok" else "degraded" if broker == "unreachable" else "ok"
-    body = {
-        "status": status,
-        "database": database,
-        "broker": broker,
-        "openSockets": runtime.hub.open_sockets,
-    }
-    return FastJSONResponse(body, status_code=503 if status == "unavailable" else 200)
+    body = Health(status, database, broker, runtime.hub.open_sockets)  # type: ignore[arg-type]
+    return StructResponse(body, status_code=503 if status == "unavailable" else 200)
 
 
 async def metrics(request: Request) -> Response:

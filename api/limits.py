@@ -11,6 +11,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.responses import error_response
 
+MAX_BODY_BYTES = 16 * 1024
+# Bulk sends are authenticated and may carry up to 1000 full-length messages.
+MAX_SEND_BODY_BYTES = 1024 * 1024
+
 
 class BodyLimitMiddleware:
     """`max_bytes` for every body, except the (method, path) pairs given larger limits."""

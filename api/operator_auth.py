@@ -19,10 +19,10 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from api.auth import own_origin, runtime_of, sending_site
-from api.responses import FastJSONResponse
-from api.schemas import parse_json
+from api.responses import StructResponse
 from realtime.accounts import Operator
-from realtime.platform import Forbidden, InvalidInput, Unauthorized, check_site_id
+from realtime.contract import LoginRequest, OperatorRef, SignedIn, decode_json
+from realtime.platform import Forbidden, Unauthorized
 
 SESSION_COOKIE = "teaser_session"
 CSRF_COOKIE = "teaser_csrf"
@@ -141,17 +141,12 @@ async def login(request: Request) -> Response:
     runtime = runtime_of(request)
     # Signing in from another site's page would plant that site's session (login CSRF).
     check_same_origin(request)
-    body = parse_json(await request.body())
-    if not isinstance(body, dict):
-        raise InvalidInput("body", "must be a JSON object")
-    site_id = check_site_id(body.get("siteId"))
-    email, password = body.get("email"), body.get("password")
-    if not isinstance(email, str) or not isinstance(password, str):
-        raise InvalidInput("body", "needs 'siteId', 'email' and 'password' strings")
-    runtime.login_limiter.take(f"{site_id}:{email.strip().lower()}")
-    operator = await runtime.operators.authenticate(site_id, email, password)
+    asked = decode_json(await request.body(), LoginRequest)
+    site_id = asked.site_id
+    runtime.login_limiter.take(f"{site_id}:{asked.email.strip().lower()}")
+    operator = await runtime.operators.authenticate(site_id, asked.email, asked.password)
     cookie, session = signer_of(request).issue(operator.id, runtime.store.clock())
-    response = FastJSONResponse(signed_in(request, Principal(site_id, operator, session)))
+    response = StructResponse(signed_in(request, Principal(site_id, operator, session)))
     _set_cookies(request, response, cookie, signer_of(request).csrf_token(session))
     return response
 
@@ -168,19 +163,17 @@ async def logout(request: Request) -> Response:
 
 async def me(request: Request) -> Response:
     principal = await dashboard_principal(request)
-    return FastJSONResponse(signed_in(request, principal))
+    return StructResponse(signed_in(request, principal))
 
 
-def signed_in(request: Request, principal: Principal) -> dict[str, object]:
-    operator = principal.operator
-    return {
-        "siteId": principal.site_id,
-        "operator": None if operator is None else {"id": operator.id, "email": operator.email},
-        "csrfToken": None
-        if principal.session is None
-        else signer_of(request).csrf_token(principal.session),
-        "maxMessageLength": runtime_of(request).settings.max_message_length,
-    }
+def signed_in(request: Request, principal: Principal) -> SignedIn:
+    operator, session = principal.operator, principal.session
+    return SignedIn(
+        site_id=principal.site_id,
+        operator=None if operator is None else OperatorRef(operator.id, operator.email),
+        csrf_token=None if session is None else signer_of(request).csrf_token(session),
+        max_message_length=runtime_of(request).settings.max_message_length,
+    )
 
 
 def _set_cookies(request: Request, response: Response, session: str, csrf: str) -> None:

@@ -5,10 +5,19 @@ from typing import Any
 import orjson
 from starlette.responses import JSONResponse
 
+from realtime.contract import encode
+
 
 class FastJSONResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+class StructResponse(JSONResponse):
+    """An answer declared in the contract, written by msgspec straight from its Struct."""
+
+    def render(self, content: Any) -> bytes:
+        return encode(content)
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:

@@ -1,12 +1,10 @@
-"""What every WebSocket endpoint here does alike: read a JSON frame, refuse an upgrade;
+"""What every WebSocket endpoint here does alike: refuse an upgrade;
 and the shortcut that serves the session socket past the HTTP middleware."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -14,20 +12,6 @@ from api.errors import status_for
 from api.responses import error_response
 from realtime.delivery import CloseCode
 from realtime.platform import TeaserError
-
-
-def json_frame(
-    message: MutableMapping[str, Any], max_bytes: int | None = None
-) -> dict[str, Any] | None:
-    """The frame as a JSON object, or None for anything else (ignored, not fatal)."""
-    raw = message.get("text") or message.get("bytes")
-    if not raw or (max_bytes is not None and len(raw) > max_bytes):
-        return None
-    try:
-        frame = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return frame if isinstance(frame, dict) else None
 
 
 async def refuse(websocket: WebSocket, exc: TeaserError) -> None:

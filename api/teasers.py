@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from api.auth import client_address, runtime_of, sending_site, widget_site
-from api.responses import FastJSONResponse
-from api.schemas import (
-    drafts_from_send,
-    idempotency_key,
-    parse_json,
-    poll_request,
-    teaser_created,
-    teaser_status,
-    widget_request,
-)
-from api.sockets import json_frame, refuse
+from api.responses import StructResponse
+from api.sockets import refuse
 from realtime.accounts import new_session_id
-from realtime.delivery import LiveConnection, client_fields
-from realtime.platform import InvalidInput, NotFound, TeaserError, check_site_id
+from realtime.contract import (
+    BulkSent,
+    PollAnswer,
+    SendBody,
+    SentTeaser,
+    SessionOpened,
+    SessionRequest,
+    TeaserState,
+    WidgetRequest,
+    decode_json,
+    drafts_from,
+    from_strings,
+)
+from realtime.delivery import ClientTeaser, IdempotencyKey, LiveConnection, client_frame
+from realtime.platform import InvalidInput, NotFound, TeaserError
 
 
 async def teaser_messages(request: Request) -> Response:
@@ -33,51 +39,52 @@ async def send_teasers(request: Request) -> Response:
     runtime = runtime_of(request)
     site = await sending_site(request)
     body = await request.body()
-    drafts, bulk = drafts_from_send(parse_json(body), runtime.settings.max_message_length)
+    sent: SendBody = decode_json(body, SendBody)  # type: ignore[arg-type]  # a union
+    drafts, bulk = drafts_from(sent, runtime.settings.max_message_length)
     runtime.limits.sends.take(site.id, cost=len(drafts))
     idempotency = idempotency_key(request.headers.get("idempotency-key"), body)
-    sent = await runtime.delivery.send_once(site.id, drafts, idempotency)
+    done = await runtime.delivery.send_once(site.id, drafts, idempotency)
     now = runtime.store.clock()
-    created = [teaser_created(teaser, now) for teaser in sent.teasers]
-    headers = {"Idempotent-Replayed": "true"} if sent.replayed else None
-    return FastJSONResponse(
-        {"messages": created} if bulk else created[0], status_code=201, headers=headers
-    )
+    created = [SentTeaser.of(teaser, now) for teaser in done.teasers]
+    headers = {"Idempotent-Replayed": "true"} if done.replayed else None
+    return StructResponse(BulkSent(created) if bulk else created[0], 201, headers)
+
+
+def idempotency_key(header: str | None, body: bytes) -> IdempotencyKey | None:
+    if header is None:
+        return None
+    if not 1 <= len(header) <= 200 or not header.isprintable():
+        raise InvalidInput("Idempotency-Key", "must be 1-200 printable characters")
+    return IdempotencyKey(header, hashlib.sha256(body).hexdigest())
 
 
 async def poll_teasers(request: Request) -> Response:
     runtime = runtime_of(request)
     runtime.limits.polls_per_ip.take(client_address(request))
-    asked = poll_request(parse_json(await request.body()))
+    asked = decode_json(await request.body(), WidgetRequest)
     site = await widget_site(request, asked.site_id)
     runtime.session_tokens.check(site.id, asked.session_id, asked.token)
     runtime.limits.polls_per_session.take(f"{site.id}:{asked.session_id}")
     result = await runtime.delivery.poll(site.id, asked.session_id, asked.path, asked.since)
-    body = {
-        "messages": [client_fields(teaser) for teaser in result.teasers],
-        "pollInterval": runtime.settings.poll_interval_ms,
-    }
-    if result.recovered is not None:
-        body["recovered"] = result.recovered
-    return FastJSONResponse(body)
+    return StructResponse(
+        PollAnswer(
+            [ClientTeaser.of(teaser) for teaser in result.teasers],
+            runtime.settings.poll_interval_ms,
+            result.recovered,
+        )
+    )
 
 
 async def open_session(request: Request) -> Response:
     """POST /api/sessions: a new visitor session id and the token that reads it."""
     runtime = runtime_of(request)
-    payload = parse_json(await request.body())
-    if not isinstance(payload, dict):
-        raise InvalidInput("body", "must be a JSON object")
-    site = await widget_site(request, check_site_id(payload.get("siteId")))
+    asked = decode_json(await request.body(), SessionRequest)
+    site = await widget_site(request, asked.site_id)
     runtime.limits.sessions_per_ip.take(client_address(request))
     session_id = new_session_id()
-    return FastJSONResponse(
-        {
-            "sessionId": session_id,
-            "token": runtime.session_tokens.issue(site.id, session_id),
-            "pollInterval": runtime.settings.poll_interval_ms,
-        },
-        status_code=201,
+    token = runtime.session_tokens.issue(site.id, session_id)
+    return StructResponse(
+        SessionOpened(session_id, token, runtime.settings.poll_interval_ms), status_code=201
     )
 
 
@@ -87,7 +94,7 @@ async def teaser_message(request: Request) -> Response:
     teaser = await runtime.store.get(site.id, request.path_params["message_id"])
     if teaser is None:
         raise NotFound("no such teaser message for this site", code="message_not_found")
-    return FastJSONResponse(teaser_status(teaser, runtime.store.clock()))
+    return StructResponse(TeaserState.of(teaser, runtime.store.clock()))
 
 
 async def teaser_socket(websocket: WebSocket) -> None:
@@ -97,7 +104,7 @@ async def teaser_socket(websocket: WebSocket) -> None:
     handshake = HTTPConnection(websocket.scope)
     address = client_address(handshake)
     try:
-        asked = widget_request(handshake.query_params)
+        asked = from_strings(handshake.query_params.multi_items(), WidgetRequest)
         site = await widget_site(handshake, asked.site_id)
         runtime.session_tokens.check(site.id, asked.session_id, asked.token)
         runtime.limits.sockets_per_ip.acquire(address)
@@ -125,6 +132,6 @@ async def _listen(websocket: WebSocket, connection: LiveConnection) -> None:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
-        frame = json_frame(message)
-        if frame is not None:
-            await connection.heard(frame)
+        raw = message.get("text") or message.get("bytes")
+        if raw:
+            await connection.heard(client_frame(raw))

@@ -14,13 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import uvicorn
 
 from api.app import create_app
 from api.wsprotocol import LEAN_WEBSOCKETS
+from realtime.contract import EventReport
 from realtime.platform.config import Settings
 from realtime.runtime import Runtime
+from realtime.targeting import VisitorEvent
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_SITE = "woodstock_outlet"
@@ -90,6 +93,11 @@ async def require_redis() -> str:
     finally:
         await client.aclose()
     return REDIS_URL
+
+
+def parse_event(body: dict[str, Any]) -> VisitorEvent:
+    """An event as POST /api/events would read it, without the server."""
+    return msgspec.convert(body, EventReport).event()
 
 
 def make_settings(**overrides: object) -> Settings:
@@ -227,3 +235,14 @@ def run_teaser_cli(database: Path, *args: str) -> subprocess.CompletedProcess[st
 def json_of(response: httpx.Response) -> Any:
     assert response.headers["content-type"].startswith("application/json"), response.text
     return response.json()
+
+
+async def stored_teasers(server: InProcessServer) -> int:
+    """How many teasers the server's database holds."""
+    from sqlalchemy import func, select
+
+    from realtime.platform.tables import teaser_messages
+
+    assert server.runtime is not None
+    async with server.runtime.engine.connect() as connection:
+        return int(await connection.scalar(select(func.count()).select_from(teaser_messages)) or 0)

@@ -2,6 +2,16 @@
 
 from realtime.delivery.connection import CloseCode, LiveConnection, SocketTimings
 from realtime.delivery.dispatch import Delivery
+from realtime.delivery.frames import (
+    AckFrame,
+    ClientFrame,
+    ClientTeaser,
+    PingFrame,
+    PongFrame,
+    ServerFrame,
+    TeaserFrame,
+    client_frame,
+)
 from realtime.delivery.hub import Hub
 from realtime.delivery.pending import MemoryPendingIndex, PendingSessions, SharedPendingIndex
 from realtime.delivery.presence import PresenceRecorder
@@ -13,13 +23,8 @@ from realtime.delivery.teaser import (
     PATH_PATTERN,
     Draft,
     Priority,
+    Status,
     Teaser,
-    check_current_path,
-    check_expires_in,
-    check_message,
-    check_path_pattern,
-    check_priority,
-    client_fields,
 )
 
 __all__ = [
@@ -27,6 +32,9 @@ __all__ = [
     "MAX_EXPIRES_IN_MS",
     "MIN_EXPIRES_IN_MS",
     "PATH_PATTERN",
+    "AckFrame",
+    "ClientFrame",
+    "ClientTeaser",
     "CloseCode",
     "Delivery",
     "Draft",
@@ -35,16 +43,16 @@ __all__ = [
     "LiveConnection",
     "MemoryPendingIndex",
     "PendingSessions",
+    "PingFrame",
+    "PongFrame",
     "PresenceRecorder",
     "Priority",
+    "ServerFrame",
     "SharedPendingIndex",
     "SocketTimings",
+    "Status",
     "Teaser",
+    "TeaserFrame",
     "TeaserStore",
-    "check_current_path",
-    "check_expires_in",
-    "check_message",
-    "check_path_pattern",
-    "check_priority",
-    "client_fields",
+    "client_frame",
 ]

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
 
-import orjson
-
-from realtime.delivery.teaser import Teaser, client_fields
+from realtime.delivery.frames import PING_FRAME, AckFrame, ClientFrame, PongFrame, teaser_frame
+from realtime.delivery.teaser import Teaser
 
 logger = logging.getLogger("teaser.hub")
 
@@ -83,13 +82,6 @@ class SocketHub(Protocol):
     def ponged(self, connection: LiveConnection) -> None: ...
 
     def record_latency(self, teaser: Teaser) -> None: ...
-
-
-def teaser_frame(teaser: Teaser) -> str:
-    return orjson.dumps({"type": "teaser", **client_fields(teaser)}).decode()
-
-
-PING_FRAME = '{"type":"ping"}'
 
 
 class LiveConnection:
@@ -198,11 +190,11 @@ class LiveConnection:
         self._handed.extend(teasers)
         self._start_delivery()
 
-    async def heard(self, frame: dict[str, object]) -> None:
+    async def heard(self, frame: ClientFrame | None) -> None:
         """Handle one frame from the client: an ack consumes a message, anything proves life."""
         self.last_heard = time.monotonic()
-        message_id = frame.get("id")
-        if frame.get("type") == "ack" and isinstance(message_id, str):
+        if isinstance(frame, AckFrame):
+            message_id = frame.id
             if message_id in self.unacked:
                 window_was_full = self.room <= 0
                 self.unacked.discard(message_id)
@@ -212,7 +204,7 @@ class LiveConnection:
                 # Not awaited: this socket's next frames (its close, say) must not queue up
                 # behind the database.
                 self.hub.acknowledge(self, message_id)
-        elif frame.get("type") == "pong":
+        elif isinstance(frame, PongFrame):
             self.hub.ponged(self)
 
     @property

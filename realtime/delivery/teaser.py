@@ -8,14 +8,12 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from realtime.platform.clock import iso_time
-from realtime.platform.errors import InvalidInput
-from realtime.platform.ids import FORBIDDEN_CHARACTERS
-
 MIN_EXPIRES_IN_MS = 1_000
 MAX_EXPIRES_IN_MS = 86_400_000
 DEFAULT_EXPIRES_IN_MS = 300_000
 ID_RANDOM_BYTES = 12  # 16 base64 characters, no padding
+# Where a teaser may wait to be shown: one page (/cart), or pages under a prefix (/chairs*).
+PATH_PATTERN = re.compile(r"/[^\s*?#]{0,198}\*?")
 
 
 class Priority(StrEnum):
@@ -73,70 +71,3 @@ def new_teaser_ids(count: int, now_ms: int) -> list[str]:
         prefix + base64.urlsafe_b64encode(entropy[i : i + ID_RANDOM_BYTES]).decode()
         for i in range(0, ID_RANDOM_BYTES * count, ID_RANDOM_BYTES)
     ]
-
-
-def check_message(value: object, max_length: int) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput("message", "must be a string")
-    text = value.strip()
-    if not text:
-        raise InvalidInput("message", "must not be empty")
-    if len(text) > max_length:
-        raise InvalidInput("message", f"must be at most {max_length} characters, got {len(text)}")
-    if FORBIDDEN_CHARACTERS.search(text):
-        raise InvalidInput("message", "must not contain control characters")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput("message", "must be valid Unicode (no lone surrogates)") from None
-    return text
-
-
-def check_priority(value: object) -> Priority:
-    if value not in (Priority.MANUAL.value, Priority.AUTO.value):
-        raise InvalidInput("priority", "must be 'manual' or 'auto'")
-    return Priority(str(value))
-
-
-def check_expires_in(value: object) -> int:
-    integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not integral:
-        raise InvalidInput("expiresIn", "must be an integer number of milliseconds")
-    assert isinstance(value, (int, float))
-    if not MIN_EXPIRES_IN_MS <= value <= MAX_EXPIRES_IN_MS:
-        raise InvalidInput(
-            "expiresIn", f"must be between {MIN_EXPIRES_IN_MS} and {MAX_EXPIRES_IN_MS} ms"
-        )
-    return int(value)
-
-
-PATH_PATTERN = re.compile(r"/[^\s*?#]{0,198}\*?")
-
-
-def check_path_pattern(value: object, field: str = "onlyOnPath") -> str | None:
-    """A page path, exact ("/cart") or a prefix ending in "*" ("/chairs*")."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not PATH_PATTERN.fullmatch(value):
-        raise InvalidInput(field, "must be a path like /cart or a prefix like /chairs*")
-    return value
-
-
-def check_current_path(value: object, field: str = "path") -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.startswith("/") or len(value) > 512:
-        raise InvalidInput(field, "must be the page path, starting with '/'")
-    return value
-
-
-def client_fields(teaser: Teaser) -> dict[str, object]:
-    """A teaser as a visitor's browser gets it, by socket frame or poll answer alike."""
-    return {
-        "id": teaser.id,
-        "seq": teaser.session_seq,
-        "message": teaser.message,
-        "priority": teaser.priority.value,
-        "createdAt": iso_time(teaser.created_at),
-        "expiresAt": iso_time(teaser.expires_at),
-    }

@@ -5,9 +5,8 @@ export all show it. Queries only: nothing here writes."""
 from __future__ import annotations
 
 import heapq
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from itertools import islice
 from typing import Any
@@ -279,41 +278,6 @@ class Analytics:
             count(messages.delivered_via == "poll"),
             count(waiting),
         ).where(messages.site_id == site_id, *_period(messages.created_at, view))
-
-
-def parse_view(params: Mapping[str, Any], now: int) -> View:
-    """filter, q, and a period: `period` (1h, 24h, 7d, 30d, all) or `since`/`until`."""
-    raw_filter = params.get("filter") or FeedFilter.ALL.value
-    if raw_filter not in [member.value for member in FeedFilter]:
-        raise InvalidInput("filter", "must be 'all', 'ai' or 'high_score'")
-    search = params.get("q") or ""
-    if not isinstance(search, str) or len(search) > MAX_SEARCH:
-        raise InvalidInput("q", f"must be a string of at most {MAX_SEARCH} characters")
-    since = _time(params.get("since"), "since")
-    period = params.get("period")
-    if period and period != "all":
-        if period not in list(PERIODS_MS):
-            raise InvalidInput("period", f"must be one of {', '.join(PERIODS_MS)} or 'all'")
-        since = now - PERIODS_MS[period]
-    return View(FeedFilter(raw_filter), search.strip(), since, _time(params.get("until"), "until"))
-
-
-def _time(value: object, field: str) -> int | None:
-    """Epoch milliseconds, or an ISO 8601 time (UTC unless it says otherwise)."""
-    if value is None or value == "":
-        return None
-    text = str(value)
-    if text.isascii() and text.isdigit():
-        if len(text) > MAX_EPOCH_DIGITS:
-            raise InvalidInput(field, "must be epoch milliseconds or an ISO 8601 time")
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(field, "must be epoch milliseconds or an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def _period(at: ColumnElement[Any], view: View) -> list[ColumnElement[bool]]:

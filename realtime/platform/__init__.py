@@ -1,6 +1,6 @@
 """What every wing stands on: settings, time, errors, ids, metrics, limits, the database."""
 
-from realtime.platform.clock import Clock, iso_time, now_ms
+from realtime.platform.clock import Clock, IsoTime, iso_time, now_ms
 from realtime.platform.config import Settings
 from realtime.platform.database import create_engine
 from realtime.platform.errors import (
@@ -38,6 +38,7 @@ __all__ = [
     "ConfigError",
     "Forbidden",
     "InvalidInput",
+    "IsoTime",
     "Limits",
     "Metrics",
     "NotFound",

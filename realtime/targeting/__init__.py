@@ -1,6 +1,6 @@
 """Who gets an automatic teaser and why: events, visitor state, rules, score, triggers."""
 
-from realtime.targeting.events import VisitorEvent, parse_event
+from realtime.targeting.events import EVENT_TYPES, EventType, VisitorEvent
 from realtime.targeting.intake import EventIntake
 from realtime.targeting.rulebook import RuleBook
 from realtime.targeting.rules import RuleSet, load_rules
@@ -8,12 +8,13 @@ from realtime.targeting.simulation import simulate
 from realtime.targeting.templates import TemplateGenerator
 
 __all__ = [
+    "EVENT_TYPES",
     "EventIntake",
+    "EventType",
     "RuleBook",
     "RuleSet",
     "TemplateGenerator",
     "VisitorEvent",
     "load_rules",
-    "parse_event",
     "simulate",
 ]

@@ -1,9 +1,12 @@
-"""Schemathesis against the /openapi.json of a live server: no operation answers 5xx, every
-answer matches its documented status, content type and schema, and invalid input is refused.
-Then, precisely, where the schema and the server disagree about what is valid."""
+"""Schemathesis against the /openapi.json of a live server, on SQLite and on PostgreSQL:
+no operation answers 5xx, every answer matches its documented status, content type and
+schema, valid input is accepted and invalid input refused. Then, case by case, the edges
+where a hand-kept schema used to disagree with the server."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,8 +21,14 @@ from schemathesis.specs.openapi.checks import (
     positive_data_acceptance,
 )
 
-from api.openapi import DOCUMENT
-from tests.support import DEMO_HEADERS, DEMO_SITE, ServerProcess
+from api.openapi import openapi_document
+from tests.support import (
+    DEMO_HEADERS,
+    DEMO_SITE,
+    ServerProcess,
+    drop_postgres_database,
+    fresh_postgres_database,
+)
 
 POSITIVE, NEGATIVE = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
 
@@ -27,7 +36,9 @@ POSITIVE, NEGATIVE = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
 def fuzzed_operations() -> list[tuple[str, GenerationMode]]:
     """Every operation of the served document; invalid input too where there is any to make."""
     cases = []
-    for path, methods in DOCUMENT["paths"].items():
+    for path, methods in openapi_document("test")["paths"].items():
+        if path == "/openapi.json":  # schemathesis leaves out the document it reads
+            continue
         for method, spec in methods.items():
             cases.append((f"{method.upper()} {path}", POSITIVE))
             queried = any(p["in"] == "query" for p in spec.get("parameters", []))
@@ -39,15 +50,34 @@ def fuzzed_operations() -> list[tuple[str, GenerationMode]]:
 OPERATIONS = fuzzed_operations()
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+# Fuzzing sends hundreds of requests a second from one address: limits would answer 429
+# to valid input, which is right for a server and wrong for this test.
+UNLIMITED = {
+    "TEASER_LIMIT_POLLS_PER_IP_PER_SECOND": "100000",
+    "TEASER_LIMIT_POLLS_PER_SESSION_PER_MINUTE": "100000",
+    "TEASER_LIMIT_EVENTS_PER_IP_PER_SECOND": "100000",
+    "TEASER_EVENTS_PER_MINUTE": "100000",
+    "TEASER_LIMIT_SESSIONS_PER_IP_PER_MINUTE": "100000",
+}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def live_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     folder = tmp_path_factory.mktemp("schemathesis")
-    server = ServerProcess({"DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'teaser.db'}"}, folder)
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{folder / 'teaser.db'}"
+    else:
+        url = asyncio.run(fresh_postgres_database())
+    server = ServerProcess({"DATABASE_URL": url, **UNLIMITED}, folder)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+        if request.param == "postgres":
+            asyncio.run(drop_postgres_database(url))
 
 
 @pytest.fixture(scope="module")
@@ -86,13 +116,14 @@ def test_every_operation_answers_within_its_schema_and_never_with_a_5xx(
         max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
     def call(case: schemathesis.Case[Any]) -> None:
-        # The schema is looser than the server about bodies, and the server takes an empty
-        # query value as absent: both are pinned down exactly in
-        # test_the_schema_and_the_server_agree_on_what_is_valid below.
-        excluded: list[schemathesis.CheckFunction] = [positive_data_acceptance]
-        if case.method == "GET":
-            excluded.append(negative_data_rejection)
-        case.call_and_validate(base_url=live_server.base_url, excluded_checks=excluded)
+        if case.headers and "Idempotency-Key" in case.headers:
+            # Each case is a new request: a key reused for another body is refused (422),
+            # rightly, but that is a rule between requests no schema can state.
+            case.headers["Idempotency-Key"] = uuid.uuid4().hex
+        case.call_and_validate(
+            base_url=live_server.base_url,
+            checks=[positive_data_acceptance, negative_data_rejection],
+        )
 
     call()
 
@@ -102,40 +133,40 @@ STATS, FEED, EXPORT = "GET /api/stats", "GET /api/events", "GET /api/events/expo
 SEND = {"sessionId": "sess_1", "message": "hi"}
 WIDGET = {"sessionId": "sess_1", "siteId": DEMO_SITE}
 EVENT = {**WIDGET, "type": "page_view", "path": "/"}
-ALLOWED_BUT_REFUSED = "SCHEMA: /openapi.json allows this, the server refuses it with 422"
-REFUSED_BUT_ACCEPTED = "SCHEMA: /openapi.json forbids this, the server accepts it"
-DISAGREEMENTS: list[tuple[str, str, dict[str, str], Any, str]] = [
-    # (case, operation, query, body, how they disagree)
-    ("whitespace-only message", PUT, {}, {**SEND, "message": "   "}, ALLOWED_BUT_REFUSED),
-    ("message with a control character", PUT, {}, {**SEND, "message": "a\u0007b"},
-     ALLOWED_BUT_REFUSED),
-    ("message of 501 characters", PUT, {}, {**SEND, "message": "x" * 501}, ALLOWED_BUT_REFUSED),
-    ("poll path without a leading slash", POLL, {}, {**WIDGET, "path": "chairs"},
-     ALLOWED_BUT_REFUSED),
-    ("event path without a leading slash", EVENTS, {}, {**EVENT, "path": "chairs"},
-     ALLOWED_BUT_REFUSED),
-    ("event utm with another key", EVENTS, {}, {**EVENT, "utm": {"gclid": "x"}},
-     ALLOWED_BUT_REFUSED),
+REFUSED, ACCEPTED = False, True
+EDGES: list[tuple[str, str, dict[str, str], Any, bool]] = [
+    # (case, operation, query, body, whether both the schema and the server take it)
+    ("whitespace-only message", PUT, {}, {**SEND, "message": "   "}, REFUSED),
+    ("message with a control character", PUT, {}, {**SEND, "message": "a\u0007b"}, REFUSED),
+    ("message of 501 characters", PUT, {}, {**SEND, "message": "x" * 501}, REFUSED),
+    ("expiresIn as a float", PUT, {}, {**SEND, "expiresIn": 1500.5}, REFUSED),
+    ("poll path without a leading slash", POLL, {}, {**WIDGET, "path": "chairs"}, REFUSED),
+    ("poll path with a NUL", POLL, {}, {**WIDGET, "path": "/a\u0000"}, REFUSED),
+    ("event path without a leading slash", EVENTS, {}, {**EVENT, "path": "chairs"}, REFUSED),
+    ("event type an object", EVENTS, {}, {**EVENT, "type": {}}, REFUSED),
+    ("event utm with another key", EVENTS, {}, {**EVENT, "utm": {"gclid": "x"}}, REFUSED),
     ("event utm value of 201 characters", EVENTS, {}, {**EVENT, "utm": {"utm_source": "x" * 201}},
-     ALLOWED_BUT_REFUSED),
+     REFUSED),
     ("event e-mail that is no address", EVENTS, {}, {**EVENT, "customerEmail": "nobody"},
-     ALLOWED_BUT_REFUSED),
-    ("event ts of 41 characters", EVENTS, {}, {**EVENT, "ts": "1" * 41}, ALLOWED_BUT_REFUSED),
-    ("event time zone that does not exist", EVENTS, {}, {**EVENT, "timeZone": "Mars/Olympus"},
-     ALLOWED_BUT_REFUSED),
-    ("event teaserId of 65 characters", EVENTS, {}, {**EVENT, "teaserId": "t" * 65},
-     ALLOWED_BUT_REFUSED),
-    ("event value of 1e12", EVENTS, {}, {**EVENT, "value": 1e12}, ALLOWED_BUT_REFUSED),
-    ("stats since garbage", STATS, {"since": "garbage"}, None, ALLOWED_BUT_REFUSED),
-    ("stats empty filter", STATS, {"filter": ""}, None, REFUSED_BUT_ACCEPTED),
-    ("feed empty period", FEED, {"period": ""}, None, REFUSED_BUT_ACCEPTED),
-    ("export empty filter", EXPORT, {"filter": ""}, None, REFUSED_BUT_ACCEPTED),
+     REFUSED),
+    ("event e-mail empty", EVENTS, {}, {**EVENT, "customerEmail": ""}, ACCEPTED),
+    ("event ts of 41 characters", EVENTS, {}, {**EVENT, "ts": "1" * 41}, REFUSED),
+    ("event time zone unknown here", EVENTS, {}, {**EVENT, "timeZone": "Mars/Olympus"},
+     ACCEPTED),
+    ("event teaserId of 65 characters", EVENTS, {}, {**EVENT, "teaserId": "t" * 65}, REFUSED),
+    ("event value of 1e12", EVENTS, {}, {**EVENT, "value": 1e12}, REFUSED),
+    ("stats since garbage", STATS, {"since": "garbage"}, None, REFUSED),
+    ("stats q with a NUL", STATS, {"q": "a\u0000"}, None, REFUSED),
+    ("stats empty filter", STATS, {"filter": ""}, None, ACCEPTED),
+    ("feed empty period", FEED, {"period": ""}, None, ACCEPTED),
+    ("feed limit 0", FEED, {"limit": "0"}, None, REFUSED),
+    ("export empty filter", EXPORT, {"filter": ""}, None, ACCEPTED),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    "label,query,body",
-    [pytest.param(*c[1:4], id=c[0]) for c in DISAGREEMENTS],
+    "label,query,body,valid",
+    [pytest.param(*c[1:], id=c[0]) for c in EDGES],
 )  # fmt: skip
 def test_the_schema_and_the_server_agree_on_what_is_valid(
     api_schema: schemathesis.BaseSchema,
@@ -143,6 +174,7 @@ def test_the_schema_and_the_server_agree_on_what_is_valid(
     label: str,
     query: dict[str, str],
     body: Any,
+    valid: bool,
 ) -> None:
     found = operation(api_schema, label)
     parameters = {parameter.name: parameter for parameter in found.query}
@@ -154,7 +186,7 @@ def test_the_schema_and_the_server_agree_on_what_is_valid(
     response = httpx.request(method, url, params=query, headers=DEMO_HEADERS, json=body, timeout=10)
 
     assert response.status_code < 500, response.text
-    assert schema_valid == response.is_success, response.text
+    assert (schema_valid, response.is_success) == (valid, valid), response.text
 
 
 UNDOCUMENTED: list[tuple[str, str]] = [
@@ -163,13 +195,18 @@ UNDOCUMENTED: list[tuple[str, str]] = [
     ("send: onlyOnPath", "/components/schemas/SendRequest/properties/onlyOnPath"),
     ("send: Idempotency-Key header",
      "/paths/~1api~1teaser-messages/put/parameters/name=Idempotency-Key"),
-    ("poll: since", "/components/schemas/PollRequest/properties/since"),
-    ("poll: token", "/components/schemas/PollRequest/properties/token"),
-    ("event: token", "/components/schemas/Event/properties/token"),
-    ("teaser: seq", "/components/schemas/Teaser/properties/seq"),
-    ("polled teaser: seq", "/components/schemas/PolledTeaser/properties/seq"),
-    ("poll answer: recovered", "/paths/~1api~1teaser-messages/post/responses/200/content/"
-     "application~1json/schema/properties/recovered"),
+    ("poll: since", "/components/schemas/WidgetRequest/properties/since"),
+    ("poll: token", "/components/schemas/WidgetRequest/properties/token"),
+    ("event: token", "/components/schemas/EventReport/properties/token"),
+    ("teaser: seq", "/components/schemas/SentTeaser/properties/seq"),
+    ("polled teaser: seq", "/components/schemas/ClientTeaser/properties/seq"),
+    ("poll answer: recovered", "/components/schemas/PollAnswer/properties/recovered"),
+    ("dashboard: the feed", "/paths/~1api~1events/get"),
+    ("dashboard: send", "/paths/~1api~1dashboard~1teasers/post"),
+    ("operators: sign in", "/paths/~1api~1operator~1login/post"),
+    ("security: the site's key", "/components/securitySchemes/siteKey"),
+    ("security: the operator's cookie", "/components/securitySchemes/operatorSession"),
+    ("security: the CSRF header", "/components/securitySchemes/csrfToken"),
 ]  # fmt: skip
 
 

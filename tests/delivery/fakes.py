@@ -13,8 +13,9 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.delivery.connection import PING_FRAME, CloseCode, LiveConnection, SocketTimings
+from realtime.delivery.connection import CloseCode, LiveConnection, SocketTimings
 from realtime.delivery.dispatch import Delivery
+from realtime.delivery.frames import PING_FRAME, ClientFrame, client_frame
 from realtime.delivery.hub import Hub
 from realtime.delivery.pending import MemoryPendingIndex, PendingIndex, PendingSessions
 from realtime.delivery.presence import PresenceRecorder
@@ -212,3 +213,8 @@ async def small_world(
             await store.close()
         await pending.stop()
         await broker.disconnect()
+
+
+def said(frame: dict[str, object]) -> ClientFrame | None:
+    """A frame as the socket reads it off the wire."""
+    return client_frame(orjson.dumps(frame))

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from realtime.delivery.connection import (
-    PING_FRAME,
     CloseCode,
     LiveConnection,
     SocketHub,
     SocketTimings,
 )
+from realtime.delivery.frames import PING_FRAME
 from realtime.delivery.store import LocalSocket, TeaserStore
 from realtime.delivery.teaser import Teaser
 from tests.delivery.fakes import (
@@ -26,6 +26,7 @@ from tests.delivery.fakes import (
     drafts,
     eventually,
     migrated_engine,
+    said,
 )
 
 
@@ -160,7 +161,7 @@ async def test_at_most_a_window_is_in_flight_and_an_ack_of_a_full_window_brings_
     assert seqs(transport) == [1, 2]
     assert connection.room == 0
 
-    await connection.heard({"type": "ack", "id": sent[0].id})
+    await connection.heard(said({"type": "ack", "id": sent[0].id}))
     await eventually(lambda: len(transport.teasers) == 3)
     await asyncio.sleep(0.02)
 
@@ -185,7 +186,7 @@ async def test_an_ack_is_passed_to_the_hub_once_and_only_for_a_message_in_flight
         {"type": "ack", "id": teaser.id},
     ]
     for frame in frames:
-        await connection.heard(frame)
+        await connection.heard(said(frame))
 
     assert sockets.hub.acks == [teaser.id]
     assert connection.unacked == set()
@@ -194,8 +195,8 @@ async def test_an_ack_is_passed_to_the_hub_once_and_only_for_a_message_in_flight
 async def test_a_pong_marks_presence_through_the_hub(sockets: Sockets) -> None:
     connection, _ = sockets.open(woken=False)
 
-    await connection.heard({"type": "pong"})
-    await connection.heard({"type": "ping"})  # not a pong: life, but no presence mark
+    await connection.heard(said({"type": "pong"}))
+    await connection.heard(said({"type": "ping"}))  # not a pong: life, but no presence mark
 
     assert sockets.hub.pongs == [connection]
 
@@ -206,7 +207,7 @@ async def test_any_frame_from_the_client_counts_as_a_sign_of_life(sockets: Socke
     talking, talking_transport = sockets.open(timings=timings, woken=False)
     await asyncio.sleep(0.06)
 
-    await talking.heard({"type": "anything at all"})
+    await talking.heard(said({"type": "anything at all"}))
     now = time.monotonic()
 
     assert talking.check(now) is None

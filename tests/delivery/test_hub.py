@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.delivery.connection import PING_FRAME, CloseCode, SocketTimings
+from realtime.delivery.connection import CloseCode, SocketTimings
+from realtime.delivery.frames import PING_FRAME
 from realtime.delivery.teaser import Teaser
 from realtime.fanout.channels import session_channel
 from tests.delivery.fakes import (
@@ -22,6 +23,7 @@ from tests.delivery.fakes import (
     World,
     drafts,
     eventually,
+    said,
     small_world,
 )
 
@@ -102,7 +104,7 @@ async def test_a_send_beyond_the_sockets_window_waits_in_the_store_and_follows_a
     assert [f["id"] for f in transport.teasers] == [first.id]
     assert (first.leased_to, second.leased_to) == (connection.holder, None)
 
-    await connection.heard({"type": "ack", "id": first.id})
+    await connection.heard(said({"type": "ack", "id": first.id}))
     await eventually(lambda: len(transport.teasers) == 2)
     assert transport.teasers[1]["id"] == second.id
 
@@ -112,7 +114,7 @@ async def test_an_ack_consumes_the_message_and_counts_a_websocket_delivery(world
     [teaser] = await world.delivery.send(SITE, drafts("s1", "hi"))
     await eventually(lambda: len(transport.teasers) == 1)
 
-    await connection.heard({"type": "ack", "id": teaser.id})
+    await connection.heard(said({"type": "ack", "id": teaser.id}))
     await eventually(lambda: world.metrics.delivered_ws.value == 1)
 
     stored = await world.store.get(SITE, teaser.id)
@@ -123,7 +125,7 @@ async def test_detach_gives_leased_but_unacked_messages_back_to_the_store(world:
     connection, transport = await world.attach_settled("s1")
     acked, unacked = await world.delivery.send(SITE, drafts("s1", "seen", "not yet seen"))
     await eventually(lambda: len(transport.teasers) == 2)
-    await connection.heard({"type": "ack", "id": acked.id})
+    await connection.heard(said({"type": "ack", "id": acked.id}))
     await eventually(lambda: world.metrics.delivered_ws.value == 1)
 
     await world.hub.detach(connection)
@@ -229,7 +231,7 @@ async def test_a_socket_that_answers_pings_outlives_the_heartbeat_timeout(
     while time.monotonic() < until:
         if transport.pings > answered:
             answered = transport.pings
-            await connection.heard({"type": "pong"})
+            await connection.heard(said({"type": "pong"}))
         await asyncio.sleep(0.005)
 
     assert transport.close_code is None
@@ -241,7 +243,7 @@ async def test_a_pong_marks_the_session_as_seen_over_a_websocket(world: World) -
     await world.presence.flush()  # the attach itself was a sighting
     assert world.presence.unflushed == 0
 
-    await connection.heard({"type": "pong"})
+    await connection.heard(said({"type": "pong"}))
 
     assert world.presence.unflushed == 1
     assert await world.presence.flush() == 1
@@ -276,7 +278,7 @@ async def test_a_reader_that_keeps_acking_is_not_closed_as_too_slow(
     for count in range(1, 11):
         await eventually(partial(frames_reach, transport, count))
         await asyncio.sleep(0.01)  # slower than at once, faster than send_timeout
-        await connection.heard({"type": "ack", "id": transport.teasers[-1]["id"]})
+        await connection.heard(said({"type": "ack", "id": transport.teasers[-1]["id"]}))
 
     assert [f["id"] for f in transport.teasers] == [t.id for t in sent]
     assert transport.close_code is None

@@ -7,25 +7,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
-from realtime.platform.tables import teaser_messages
-from tests.support import DEMO_HEADERS, InProcessServer, json_of, new_session_id
+from tests.support import DEMO_HEADERS, InProcessServer, json_of, new_session_id, stored_teasers
 
 SEED_EXAMPLE = (
     '{"sessionId": "sess_1758648278890_cy68t5ni7", "message": "🎉 Special offer just for you! '
     '20% off chairs today!", "priority": "manual", "expiresIn": 300000}'
 )
-
-
-async def stored_count(server: InProcessServer) -> int:
-    assert server.runtime is not None
-    async with server.runtime.engine.connect() as connection:
-        return int(
-            (
-                await connection.execute(select(func.count()).select_from(teaser_messages))
-            ).scalar_one()
-        )
 
 
 async def test_the_seed_curl_example_works_verbatim(client: httpx.AsyncClient) -> None:
@@ -86,7 +74,7 @@ async def test_a_bulk_send_stores_every_message_or_none(
     assert [m["message"] for m in json_of(created)["messages"]] == [f"m{i}" for i in range(100)]
     assert refused.status_code == 422
     assert json_of(refused)["error"]["message"].startswith("[5].message")
-    assert await stored_count(server) == 100
+    assert await stored_teasers(server) == 100
 
 
 async def test_a_message_is_stored_as_given_text(client: httpx.AsyncClient) -> None:
@@ -128,7 +116,7 @@ async def test_a_send_without_valid_credentials_is_401_and_stores_nothing(
 
     assert response.status_code == 401
     assert json_of(response)["error"]["code"] == code
-    assert await stored_count(server) == 0
+    assert await stored_teasers(server) == 0
 
 
 def body(**changes: Any) -> dict[str, Any]:
@@ -173,7 +161,7 @@ async def test_an_invalid_field_is_422_naming_it_and_stores_nothing(
     error = json_of(response)["error"]
     assert error["code"] == "invalid_field"
     assert error["message"].startswith(field + ":")
-    assert await stored_count(server) == 0
+    assert await stored_teasers(server) == 0
 
 
 async def test_the_message_limit_counts_characters_not_bytes(client: httpx.AsyncClient) -> None:
@@ -217,7 +205,7 @@ async def test_an_unreadable_body_is_refused_with_json_and_stores_nothing(
 
     assert response.status_code == status
     assert json_of(response)["error"]["code"] == code
-    assert await stored_count(server) == 0
+    assert await stored_teasers(server) == 0
 
 
 async def test_a_streamed_body_over_the_limit_is_413(
@@ -233,7 +221,7 @@ async def test_a_streamed_body_over_the_limit_is_413(
     assert (send.status_code, poll.status_code) == (413, 413)
     assert json_of(send)["error"]["code"] == "payload_too_large"
     assert "16384 bytes" in json_of(poll)["error"]["message"]
-    assert await stored_count(server) == 0
+    assert await stored_teasers(server) == 0
 
 
 async def test_public_endpoints_refuse_bodies_over_16_kib_before_reading_them(

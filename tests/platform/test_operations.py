@@ -117,7 +117,7 @@ async def test_openapi_describes_the_http_api(client: httpx.AsyncClient) -> None
     document = json_of(await client.get("/openapi.json"))
     assert document["openapi"].startswith("3.")
     assert {"put", "post"} <= set(document["paths"]["/api/teaser-messages"])
-    assert "Error" in document["components"]["schemas"]
+    assert "ErrorAnswer" in document["components"]["schemas"]
 
 
 def run_cli(*args: str, database: Path) -> subprocess.CompletedProcess[str]:

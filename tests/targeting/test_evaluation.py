@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from realtime.targeting.evaluation import TRIGGERING_EVENTS, Evaluation, compose, evaluate
-from realtime.targeting.events import EVENT_TYPES, VisitorEvent, parse_event
+from realtime.targeting.events import EVENT_TYPES, VisitorEvent
 from realtime.targeting.rules import default_rules
 from realtime.targeting.templates import GeneratedTeaser, TemplateGenerator
 from realtime.targeting.triggers import Fatigue
 from realtime.targeting.visitors import VisitorState
+from tests.support import parse_event
 
 RULES = default_rules()
 NOON = int(datetime(2026, 11, 25, 12, 0, tzinfo=UTC).timestamp() * 1000)

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from realtime.targeting.events import parse_event
 from realtime.targeting.rules import default_rules
 from realtime.targeting.scoring import score
 from realtime.targeting.visitors import VisitorState
+from tests.support import parse_event
 
 RULES = default_rules()
 

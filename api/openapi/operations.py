@@ -1,0 +1,331 @@
+"""Every HTTP route, in words: what it does, what it takes and answers (by contract type),
+who may call it. The only hand-written part of /openapi.json; the schemas are generated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from realtime.contract import (
+    ERASE_BODY,
+    BulkSent,
+    ConversionReport,
+    DashboardSendRequest,
+    Erased,
+    EventAccepted,
+    EventReport,
+    ExportQuery,
+    FeedItem,
+    FeedPage,
+    FeedQuery,
+    Health,
+    Journey,
+    LoginRequest,
+    PollAnswer,
+    SendBody,
+    SentTeaser,
+    SessionOpened,
+    SessionRequest,
+    SignedIn,
+    Stats,
+    TeaserState,
+    ViewQuery,
+    WidgetRequest,
+)
+
+# Who may call: the site's key pair; an operator's cookie (plus the CSRF header when it
+# changes something); or nobody in particular (the widget's public endpoints, whose
+# page Origin is checked against the site's allowed origins).
+Security = list[dict[str, list[str]]]
+SITE_KEY: Security = [{"siteKey": [], "siteId": []}]
+OPERATOR_READ: Security = [{"operatorSession": []}, *SITE_KEY]
+OPERATOR_WRITE: Security = [{"operatorSession": [], "csrfToken": []}, *SITE_KEY]
+PUBLIC: Security = []
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    description: str
+    body: Any = None  # a contract type, a tuple of them (one of), or None for no body
+    media_type: str = "application/json"
+    also: tuple[tuple[str, Any], ...] = ()  # other media types it may come as
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    tag: str
+    answers: tuple[Answer, ...]
+    body: Any = None
+    query: Any = None
+    security: list[dict[str, list[str]]] = field(default_factory=list)
+    errors: tuple[int, ...] = ()
+    headers: tuple[dict[str, Any], ...] = ()
+    description: str = ""
+
+
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+    "description": "A retry with the same key and body sends nothing new; the first answer "
+    "comes back with Idempotent-Replayed: true.",
+}
+WIDGET_ERRORS = (400, 401, 403, 413, 422, 429)
+KEY_ERRORS = (400, 401, 413, 422, 429)
+DASHBOARD_ERRORS = (400, 401, 403, 422)
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "put",
+        "/api/teaser-messages",
+        "Send a teaser to one session, or up to 1000 at once",
+        "send",
+        (
+            Answer(
+                201,
+                "Stored; pushed at once to an open socket, else kept for the next "
+                "poll. A JSON array gets {messages: [...]}, in its order.",
+                (SentTeaser, BulkSent),
+            ),
+        ),
+        body=SendBody,
+        security=SITE_KEY,
+        errors=KEY_ERRORS,
+        headers=(IDEMPOTENCY_KEY,),
+        description="A JSON array is all or nothing: one refused message refuses the send, "
+        "and the error names it by its place (`[5].message: …`).",
+    ),
+    Operation(
+        "post",
+        "/api/teaser-messages",
+        "Poll: take this session's pending teasers (once each)",
+        "widget",
+        (Answer(200, "The teasers for this page, oldest first", PollAnswer),),
+        body=WidgetRequest,
+        security=PUBLIC,
+        errors=WIDGET_ERRORS,
+        description="The widget's fallback when WebSockets fail, every 8 s. With `since`, "
+        "teasers already delivered after that seq are sent again (recovery).",
+    ),
+    Operation(
+        "get",
+        "/api/teaser-messages/{message_id}",
+        "A teaser's live status",
+        "send",
+        (Answer(200, "The teaser and what became of it", TeaserState),),
+        security=SITE_KEY,
+        errors=(400, 401, 404),
+    ),
+    Operation(
+        "post",
+        "/api/sessions",
+        "Open a visitor session: a server-minted id and its token",
+        "widget",
+        (Answer(201, "The new session", SessionOpened),),
+        body=SessionRequest,
+        security=PUBLIC,
+        errors=WIDGET_ERRORS,
+    ),
+    Operation(
+        "post",
+        "/api/events",
+        "Record a visitor event; may send an automatic teaser",
+        "widget",
+        (
+            Answer(
+                202, "Recorded; the session's score, and whether a teaser went out", EventAccepted
+            ),
+        ),
+        body=EventReport,
+        security=PUBLIC,
+        errors=WIDGET_ERRORS,
+        description="Any content type is read as JSON, so a page leave can come as a "
+        "text/plain beacon.",
+    ),
+    Operation(
+        "post",
+        "/api/privacy/erase",
+        "Delete one person's sessions, events and messages",
+        "privacy",
+        (Answer(200, "What was deleted", Erased),),
+        body=ERASE_BODY,
+        security=SITE_KEY,
+        errors=KEY_ERRORS,
+    ),
+    Operation(
+        "post",
+        "/api/operator/login",
+        "Sign an operator in: sets the session and CSRF cookies",
+        "operators",
+        (Answer(200, "Signed in", SignedIn),),
+        body=LoginRequest,
+        security=PUBLIC,
+        errors=(400, 401, 403, 413, 422, 429),
+    ),
+    Operation(
+        "post",
+        "/api/operator/logout",
+        "Sign out: clears the cookies",
+        "operators",
+        (Answer(204, "Signed out"),),
+        security=OPERATOR_WRITE,
+        errors=(403,),
+    ),
+    Operation(
+        "get",
+        "/api/operator/me",
+        "Who is signed in, and the CSRF token to send",
+        "operators",
+        (Answer(200, "The operator, or the site for a key", SignedIn),),
+        security=OPERATOR_READ,
+        errors=(400, 401),
+    ),
+    Operation(
+        "get",
+        "/api/stats",
+        "The metric cards for a view",
+        "dashboard",
+        (Answer(200, "The cards", Stats),),
+        query=ViewQuery,
+        security=OPERATOR_READ,
+        errors=DASHBOARD_ERRORS,
+    ),
+    Operation(
+        "get",
+        "/api/events",
+        "The live feed, newest first, a page at a time",
+        "dashboard",
+        (Answer(200, "One page", FeedPage),),
+        query=FeedQuery,
+        security=OPERATOR_READ,
+        errors=DASHBOARD_ERRORS,
+    ),
+    Operation(
+        "get",
+        "/api/events/export",
+        "The feed of a view as a JSON or CSV download",
+        "dashboard",
+        (
+            Answer(
+                200,
+                "Every row of the view, newest first: the feed's items as a JSON array "
+                "(format=json), or CSV with one column per field (format=csv)",
+                list[FeedItem],
+                also=(("text/csv", str),),
+            ),
+        ),
+        query=ExportQuery,
+        security=OPERATOR_READ,
+        errors=DASHBOARD_ERRORS,
+    ),
+    Operation(
+        "get",
+        "/api/dashboard/sessions/{session_id}",
+        "One session's journey",
+        "dashboard",
+        (Answer(200, "Who, from where, and every step in order", Journey),),
+        security=OPERATOR_READ,
+        errors=DASHBOARD_ERRORS,
+    ),
+    Operation(
+        "get",
+        "/api/dashboard/conversions",
+        "Shown → clicked → converted, by group",
+        "dashboard",
+        (Answer(200, "The funnel", ConversionReport),),
+        query=ViewQuery,
+        security=OPERATOR_READ,
+        errors=DASHBOARD_ERRORS,
+    ),
+    Operation(
+        "post",
+        "/api/dashboard/teasers",
+        "📨 Send a custom (manual) teaser to one session",
+        "dashboard",
+        (Answer(201, "Stored and on its way", TeaserState),),
+        body=DashboardSendRequest,
+        security=OPERATOR_WRITE,
+        errors=(*DASHBOARD_ERRORS, 413, 429),
+    ),
+    Operation(
+        "get",
+        "/api/dashboard/teasers/{message_id}",
+        "A teaser's live status",
+        "dashboard",
+        (Answer(200, "The teaser and what became of it", TeaserState),),
+        security=OPERATOR_READ,
+        errors=(*DASHBOARD_ERRORS, 404),
+    ),
+    Operation(
+        "get",
+        "/healthz",
+        "Database and broker health",
+        "service",
+        (
+            Answer(200, "ok, or degraded (Redis down: polling still delivers)", Health),
+            Answer(503, "The database is unreachable", Health),
+        ),
+    ),
+    Operation(
+        "get",
+        "/metrics",
+        "Prometheus metrics of this worker",
+        "service",
+        (Answer(200, "Prometheus text format", str, "text/plain"),),
+    ),
+    Operation(
+        "get",
+        "/openapi.json",
+        "This document",
+        "service",
+        (Answer(200, "OpenAPI 3.1", dict),),
+    ),
+    Operation(
+        "get",
+        "/asyncapi.json",
+        "The WebSocket protocols, as AsyncAPI 3",
+        "service",
+        (Answer(200, "AsyncAPI 3.0", dict),),
+    ),
+    Operation(
+        "get",
+        "/widget.js",
+        "The widget: one <script> tag embeds it",
+        "pages",
+        (Answer(200, "JavaScript", str, "application/javascript"),),
+    ),
+    Operation(
+        "get",
+        "/demo",
+        "A demo shop page with the widget",
+        "pages",
+        (Answer(200, "HTML", str, "text/html"),),
+    ),
+    Operation(
+        "get",
+        "/dashboard",
+        "The operator dashboard (signed in), else a redirect to sign in",
+        "pages",
+        (Answer(200, "HTML", str, "text/html"), Answer(303, "Not signed in: to /dashboard/login")),
+    ),
+    Operation(
+        "get",
+        "/dashboard/login",
+        "The dashboard's sign-in page",
+        "pages",
+        (Answer(200, "HTML", str, "text/html"),),
+    ),
+    Operation(
+        "get",
+        "/dashboard/assets/{asset}",
+        "The dashboard's scripts and styles",
+        "pages",
+        (Answer(200, "The file", str, "application/octet-stream"),),
+        errors=(404,),
+    ),
+)

@@ -1,0 +1,242 @@
+"""The dashboard's APIs: which slice of the feed is asked for, and what comes back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from realtime.contract.fields import text
+from realtime.insight import MAX_PAGE, PERIODS_MS, FeedFilter, View
+from realtime.platform import InvalidInput, IsoTime
+
+MAX_SEARCH = 200
+MAX_EPOCH_DIGITS = 15  # epoch milliseconds until the year 33658; more is not a time
+Period = Literal["1h", "24h", "7d", "30d", "all"]
+# Read by datetime.fromisoformat after decoding; what the schema promises it reads.
+Moment = Annotated[
+    str,
+    Meta(
+        max_length=40,
+        description="Epoch milliseconds, or an RFC 3339 time or date (UTC unless it says).",
+        extra_json_schema={
+            "anyOf": [
+                {"type": "string", "pattern": "^[0-9]{1,15}$"},
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "format": "date"},
+            ]
+        },
+    ),
+]
+Explanation = Annotated[
+    dict[str, Any], Meta(description="Why the score is what it is, and why a trigger fired.")
+]
+Priority = Literal["manual", "auto"]
+Status = Literal["pending", "delivered", "expired"]
+Transport = Literal["websocket", "poll"]
+
+
+class ViewQuery(Struct, rename="camel"):
+    """The slice of the feed an operator looks at: a filter, a search, a period. Absent
+    values are UNSET, not None: a query string has no null, and `?period=null` is no period."""
+
+    filter: Annotated[FeedFilter, Meta(description="all, or only AI-triggered, or high scores")] = (
+        FeedFilter.ALL
+    )
+    q: (
+        Annotated[str, text(MAX_SEARCH, "Search in paths, titles, messages and ids.")] | UnsetType
+    ) = UNSET
+    period: Annotated[Period, Meta(description="Overrides since.")] | UnsetType = UNSET
+    since: Moment | UnsetType = UNSET
+    until: Moment | UnsetType = UNSET
+
+    def view(self, now: int) -> View:
+        since = _time(self.since, "since")
+        if self.period and self.period != "all":
+            since = now - PERIODS_MS[self.period]
+        return View(self.filter, (self.q or "").strip(), since, _time(self.until, "until"))
+
+
+class FeedQuery(ViewQuery):
+    before: (
+        Annotated[
+            str,
+            Meta(
+                max_length=64,
+                pattern=r"^\d{1,15}-[0-2]-\d{1,18}$",
+                description="The `next` of the page before.",
+                extra={"refusal": "must be a cursor from an earlier page's 'next'"},
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    limit: Annotated[int, Meta(ge=1, le=MAX_PAGE, description="Items per page.")] = 100
+
+
+class ExportQuery(ViewQuery):
+    format: Literal["json", "csv"] = "json"
+
+
+def _time(value: str | UnsetType, field: str) -> int | None:
+    if not value:
+        return None
+    if value.isascii() and value.isdigit() and len(value) <= MAX_EPOCH_DIGITS:
+        return int(value)
+    try:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return int(moment.timestamp() * 1000)
+    except (ValueError, OverflowError):
+        raise InvalidInput(field, "must be epoch milliseconds or an ISO 8601 time") from None
+
+
+class MessageCounts(Struct, rename="camel"):
+    sent: int
+    delivered: int
+    delivered_websocket: int
+    delivered_poll: int
+    pending: int
+    expired: int
+
+
+class Stats(Struct, rename="camel"):
+    """The metric cards."""
+
+    total_events: int
+    ai_triggers: int
+    active_sessions: int
+    average_score: float | None
+    online_now: int
+    messages: MessageCounts
+
+
+class EventItem(Struct, rename="camel", tag_field="kind", tag="event", kw_only=True):
+    key: str
+    cursor: str
+    id: int
+    at: IsoTime
+    session_id: str
+    type: str
+    path: str | None
+    url: str | None
+    title: str | None
+    referrer: str | None
+    utm: dict[str, str]
+    utm_source: str | None
+    utm_campaign: str | None
+    customer_id: str | None
+    customer_email: str | None
+    seconds_on_page: int | None
+    teaser_id: str | None
+    value: float | None
+    time_zone: str | None
+    score: int
+    ai_triggered: bool
+    triggered_teaser_id: str | None
+    explanation: Explanation
+
+
+class TeaserSentItem(Struct, rename="camel", tag_field="kind", tag="teaser_sent", kw_only=True):
+    key: str
+    cursor: str
+    id: str
+    at: IsoTime
+    session_id: str
+    customer_id: str | None
+    message: str
+    priority: Priority
+    created_at: IsoTime
+    expires_at: IsoTime
+    status: Status
+    delivered_via: Transport | None
+    delivered_at: IsoTime | None
+
+
+class TeaserDeliveredItem(TeaserSentItem, tag="teaser_delivered"):
+    pass
+
+
+FeedItem = EventItem | TeaserSentItem | TeaserDeliveredItem
+
+
+class FeedPage(Struct):
+    events: Annotated[list[FeedItem], Meta(description="Newest first.")]
+    next: Annotated[str | None, Meta(description="`before` for the next page; null at the end.")]
+
+
+class JourneyEvent(Struct, rename="camel", tag_field="kind", tag="event", kw_only=True):
+    at: IsoTime
+    id: int
+    type: str
+    path: str | None
+    seconds_on_page: int | None
+    teaser_id: str | None
+    value: float | None
+    score: int
+    score_change: int
+    rules: list[dict[str, Any]]
+    trigger: dict[str, Any] | None
+    ai_triggered: bool
+    time_on_page: int | None = None
+
+
+class JourneyTeaserSent(Struct, rename="camel", tag_field="kind", tag="teaser_sent", kw_only=True):
+    at: IsoTime
+    id: str
+    message: str
+    priority: Priority
+    status: Status
+    expires_at: IsoTime
+    delivered_via: Transport | None
+    delivered_at: IsoTime | None
+    shown: bool
+    clicked: bool
+    converted: bool
+
+
+class JourneyTeaserDelivered(
+    Struct, rename="camel", tag_field="kind", tag="teaser_delivered", kw_only=True
+):
+    at: IsoTime
+    id: str
+    via: Transport | None
+
+
+class Journey(Struct, rename="camel"):
+    """One session's story: who, where from, and every step in order."""
+
+    session_id: str
+    customer_id: str | None
+    customer_email: str | None
+    utm: dict[str, str]
+    page_views: int
+    score: int
+    first_seen: IsoTime | None
+    last_seen: IsoTime | None
+    online: bool
+    transport: Transport | None
+    last_presence: IsoTime | None
+    converted: bool
+    timeline: list[JourneyEvent | JourneyTeaserSent | JourneyTeaserDelivered]
+
+
+class Funnel(Struct, rename="camel", omit_defaults=True):
+    shown: int
+    clicked: int
+    converted: int
+    click_rate: float
+    conversion_rate: float
+    key: str | None = None
+
+
+class ConversionReport(Struct, rename="camel"):
+    """Shown → clicked → converted, in all and by trigger, template and source."""
+
+    since: IsoTime
+    until: IsoTime
+    totals: Funnel
+    by_trigger: list[Funnel]
+    by_template: list[Funnel]
+    by_source: list[Funnel]

@@ -1,0 +1,126 @@
+"""POST /api/events: what the widget (or a shop's backend) reports about a visitor."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from msgspec import Meta, Struct
+
+from realtime.contract.fields import Email, SessionId, SessionToken, SiteId, text
+from realtime.targeting import EventType, VisitorEvent
+
+MAX_SECONDS = 86_400
+Url = Annotated[str, text(2048, "The page's full URL.")]
+UtmValue = Annotated[str, text(200, "A UTM parameter's value.")]
+
+
+class Utm(Struct, forbid_unknown_fields=True):
+    """The page's UTM parameters, by their own names."""
+
+    utm_source: UtmValue | None = None
+    utm_medium: UtmValue | None = None
+    utm_campaign: UtmValue | None = None
+    utm_term: UtmValue | None = None
+    utm_content: UtmValue | None = None
+
+    def given(self) -> dict[str, str]:
+        values = {name: getattr(self, name) for name in self.__struct_fields__}
+        return {name: value.strip() for name, value in values.items() if value and value.strip()}
+
+
+class EventReport(Struct, rename="camel"):
+    """One thing a visitor did. Empty strings read as absent, text is trimmed."""
+
+    site_id: SiteId
+    session_id: SessionId
+    type: EventType
+    token: SessionToken | None = None
+    path: (
+        Annotated[
+            str,
+            Meta(
+                max_length=512,
+                pattern=r"^[ \t\n]*(?:/[^\x00-\x08\x0b-\x1f\x7f]*)?$",
+                description="The page's path; '/' when absent.",
+                extra={"refusal": "must start with '/' (at most 512 characters)"},
+            ),
+        ]
+        | None
+    ) = None
+    url: Url | None = None
+    referrer: Annotated[str, text(2048, "Where the visitor came from.")] | None = None
+    title: Annotated[str, text(300, "The page's title.")] | None = None
+    utm: Utm | None = None
+    customer_id: Annotated[str, text(128, "The shop's id of this customer.")] | None = None
+    customer_email: Email | None = None
+    seconds_on_page: (
+        Annotated[
+            float,
+            Meta(
+                ge=0,
+                le=MAX_SECONDS,
+                description="Seconds the visitor has spent on this page (whole seconds kept).",
+                extra={"refusal": f"must be a number from 0 to {MAX_SECONDS}"},
+            ),
+        ]
+        | None
+    ) = None
+    ts: Annotated[str, text(40, "When it happened, as the browser tells it.")] | None = None
+    time_zone: (
+        Annotated[str, text(64, "The browser's IANA time zone; one this server lacks is dropped.")]
+        | None
+    ) = None
+    teaser_id: Annotated[str, text(64, "The teaser shown or clicked.")] | None = None
+    value: (
+        Annotated[
+            float,
+            Meta(
+                ge=0,
+                lt=1e12,
+                description="A conversion's value, in the shop's currency.",
+                extra={"refusal": "must be a non-negative number"},
+            ),
+        ]
+        | None
+    ) = None
+
+    def event(self) -> VisitorEvent:
+        email = _given(self.customer_email)
+        return VisitorEvent(
+            site_id=self.site_id,
+            session_id=self.session_id,
+            type=self.type.value,
+            path=_given(self.path) or "/",
+            url=_given(self.url),
+            referrer=_given(self.referrer),
+            title=_given(self.title),
+            utm=self.utm.given() if self.utm else {},
+            customer_id=_given(self.customer_id),
+            customer_email=email.lower() if email else None,
+            seconds_on_page=None if self.seconds_on_page is None else int(self.seconds_on_page),
+            ts=_given(self.ts),
+            time_zone=_known_zone(_given(self.time_zone)),
+            teaser_id=_given(self.teaser_id),
+            value=self.value,
+        )
+
+
+class EventAccepted(Struct):
+    score: Annotated[int, Meta(description="The session's engagement score now.")]
+    triggered: Annotated[bool, Meta(description="Whether this event sent an automatic teaser.")]
+
+
+def _given(value: str | None) -> str | None:
+    return (value.strip() or None) if value else None
+
+
+def _known_zone(name: str | None) -> str | None:
+    """A zone this server knows, or None: a browser may know zones our tz data lacks."""
+    if name is None:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return name
