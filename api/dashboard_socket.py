@@ -2,15 +2,10 @@
 
 It listens on the site's activity channel (the same broker as teasers, so with Redis it
 hears every worker), reads each named row back in full, and pushes the rows that match
-the operator's current view, plus the metric cards. Frames, all JSON:
-
-  server → client  {"type": "hello", "siteId", "operator"}
-                   {"type": "feed", "items": [feed items, newest first]}
-                   {"type": "teasers", "items": [{"id", "kind", "sessionId", "via"}]}
-                   {"type": "stats", "stats": {…}}     on activity (≤ 2/s) and every 5 s
-                   {"type": "resync"}                  live rows were lost: reload the page
-  client → server  {"type": "view", "filter", "q", "period" | "since", "until"}
-                   (the first view may also come as the URL's query: ?filter=ai&period=24h)
+the operator's current view, plus the metric cards. Its frames, both ways, are declared
+in realtime/contract/frames.py (and served as AsyncAPI at /asyncapi.json): hello, feed,
+teasers, stats (on activity, ≤ 2/s, and every 5 s), resync and error from the server;
+view from the client (the first view may also come as the URL's query).
 """
 
 from __future__ import annotations

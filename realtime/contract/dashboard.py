@@ -179,7 +179,8 @@ class JourneyEvent(Struct, rename="camel", tag_field="kind", tag="event", kw_onl
     rules: list[dict[str, Any]]
     trigger: dict[str, Any] | None
     ai_triggered: bool
-    time_on_page: int | None = None
+    # Only on a page view: seconds spent on it, or null while unknown.
+    time_on_page: int | None | UnsetType = UNSET
 
 
 class JourneyTeaserSent(Struct, rename="camel", tag_field="kind", tag="teaser_sent", kw_only=True):

@@ -165,7 +165,11 @@ class PollAnswer(Struct, rename="camel", omit_defaults=True):
     messages: list[ClientTeaser]
     poll_interval: Annotated[int, Meta(description="Milliseconds until the next poll.")]
     recovered: Annotated[
-        int | None, Meta(description="How many missed teasers this answer sends again.")
+        bool | None,
+        Meta(
+            description="With since: whether that position was known, so that what came "
+            "after it is sent again; false means start over (it was too old or unknown)."
+        ),
     ] = None
 
 
