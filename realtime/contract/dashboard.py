@@ -180,7 +180,7 @@ class JourneyEvent(Struct, rename="camel", tag_field="kind", tag="event", kw_onl
     trigger: dict[str, Any] | None
     ai_triggered: bool
     # Only on a page view: seconds spent on it, or null while unknown.
-    time_on_page: int | None | UnsetType = UNSET
+    time_on_page: int | UnsetType | None = UNSET
 
 
 class JourneyTeaserSent(Struct, rename="camel", tag_field="kind", tag="teaser_sent", kw_only=True):
