@@ -22,13 +22,17 @@ def create_engine(url: str) -> AsyncEngine:
             f"Config 'DATABASE_URL' has driver '{parsed.drivername}'. "
             f"Expected one of {', '.join(SUPPORTED_DRIVERS)}."
         )
+    # hide_parameters: a failed statement's error quotes its bound values (e-mail addresses,
+    # customer ids, message text); those errors are logged, and logs keep no personal data.
     if parsed.drivername.startswith("sqlite"):
         return _sqlite_engine(url, parsed.database)
     # A steady pool: opening connections under load (overflow) costs more than waiting.
     # asyncpg prepares every statement, so after five runs PostgreSQL may keep a generic
     # plan and skip planning; the hot statements' generic plans use the right indexes
     # (tests/test_schema.py checks them on an empty table, where a wrong one is likeliest).
-    return create_async_engine(url, pool_size=20, max_overflow=10, pool_recycle=1800)
+    return create_async_engine(
+        url, pool_size=20, max_overflow=10, pool_recycle=1800, hide_parameters=True
+    )
 
 
 def _sqlite_engine(url: str, database: str | None) -> AsyncEngine:
@@ -51,6 +55,7 @@ def _sqlite_engine(url: str, database: str | None) -> AsyncEngine:
         max_overflow=0,
         pool_timeout=60,
         pool_reset_on_return=None,
+        hide_parameters=True,
     )
     event.listen(engine.sync_engine, "connect", tune_sqlite)
     return engine
