@@ -61,9 +61,10 @@ class Subscriber:
 
 
 class Broker:
-    def __init__(self, url: str = "memory://") -> None:
+    def __init__(self, url: str = "memory://", *, backend: BrokerBackend | None = None) -> None:
+        """`backend`, when given, is used instead of the one `url` names (tests pass one)."""
         self.url = url
-        self._backend = backend_from_url(url)
+        self._backend = backend or backend_from_url(url)
         self._listeners: dict[str, set[Listener]] = {}
         self._reader: asyncio.Task[None] | None = None
 
@@ -139,7 +140,15 @@ class Broker:
 
     async def _read_forever(self) -> None:
         while True:
-            event = await self._backend.next_published()
+            try:
+                event = await self._backend.next_published()
+            except Exception:
+                # A backend handles its own link's failures; this is a bug in one. Stay
+                # alive (a dead reader would leave this worker deaf for good, unnoticed)
+                # and have every listener re-read the store, which is always right.
+                logger.exception("the broker backend failed; listening again in a second")
+                await asyncio.sleep(1.0)
+                event = Event(channel=RESYNC, message="")
             self._dispatch(event)
 
     def _dispatch(self, event: Event) -> None:

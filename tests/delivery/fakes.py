@@ -136,9 +136,8 @@ class FakeBroker(Broker):
     """The real Broker on a FlakyBackend."""
 
     def __init__(self) -> None:
-        super().__init__("memory://")
         self.backend = FlakyBackend()
-        self._backend = self.backend
+        super().__init__(backend=self.backend)
 
 
 async def migrated_engine(url: str) -> AsyncEngine:

@@ -1,13 +1,19 @@
+"""Redis pub/sub. Redis only says "look now": a worker that may have missed some of it (its
+link broke, or its publish did not go out) makes every listener re-read the database."""
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
@@ -16,194 +22,274 @@ from realtime.platform.errors import BrokerUnavailable
 
 logger = logging.getLogger("teaser.broker.redis")
 
-# Always subscribed, so the pub/sub connection exists (and is pinged) before any session.
+T = TypeVar("T")
+
+# Always subscribed, so the pub/sub link exists (and is pinged) before any session. It also
+# carries RESYNC_MESSAGE: "a publish of mine was lost, everyone re-read the store".
 CONTROL_CHANNEL = "teaser:control"
+RESYNC_MESSAGE = "resync"
 LINK_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
-SUBSCRIBE_TIMEOUT = 5.0
+# What redis-py raises when it uses a connection that broke under it (another task tore it
+# down, or the peer reset it): its writer is None (AttributeError), or its transport is
+# closed (RuntimeError, from asyncio and uvloop). Taken for a broken link only then.
+TORN_DOWN_ERRORS = (AttributeError, RuntimeError)
+# redis-py reconnects and resubscribes by itself on a failure (10 times by default): the
+# messages published meanwhile are lost and nobody is told. Every failure must reach us.
+NEVER_RETRY = Retry(NoBackoff(), 0, supported_errors=())
+
+
+class LinkBroken(Exception):
+    """The pub/sub link failed; it is thrown away whole and another one is opened."""
+
+
+class Link:
+    """One pub/sub connection, on a connection pool of its own, so nothing of a broken
+    link is ever reused. Every call to Redis on it goes through `call`."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.client = aioredis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            socket_keepalive=True,
+            retry=NEVER_RETRY,
+        )
+        self.pubsub: PubSub = self.client.pubsub()
+        self.broken = False
+        self.last_heard = time.monotonic()
+
+    async def call(self, action: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        if self.broken:
+            raise LinkBroken("the link was closed")
+        try:
+            return await action(*args, **kwargs)
+        except LINK_ERRORS as exc:
+            self.broken = True
+            raise LinkBroken(f"{type(exc).__name__}: {exc}") from exc
+        except TORN_DOWN_ERRORS as exc:
+            if not (self.broken or self._torn_down()):
+                raise
+            self.broken = True
+            raise LinkBroken(f"{type(exc).__name__} on a closed connection: {exc}") from exc
+
+    def _torn_down(self) -> bool:
+        connection = self.pubsub.connection
+        writer = getattr(connection, "_writer", None)
+        return writer is None or writer.transport.is_closing()
+
+    async def close(self) -> None:
+        self.broken = True
+        # Closing what broke may fail in as many ways as it broke; it is gone either way.
+        try:
+            async with asyncio.timeout(1.0):
+                await self.pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self.client.aclose()
+        except Exception as exc:
+            logger.debug("closing a broken Redis link: %r", exc)
 
 
 class RedisBackend(BrokerBackend):
-    """Redis pub/sub. The listener reconnects by itself with capped, jittered backoff,
-    resubscribes every channel and then asks every local listener to re-read the database."""
+    """The listener reconnects by itself with capped, jittered backoff, resubscribes every
+    channel, and then asks every local listener to re-read the database (RESYNC). A link
+    that stops answering (half-open) is found by a PING after `heartbeat` seconds of
+    silence and dropped after `dead_after`: deaf for at most `dead_after + heartbeat`."""
 
     def __init__(
         self,
         url: str,
         *,
-        idle_ping_after: float = 10.0,
-        dead_after: float = 30.0,
+        heartbeat: float = 1.0,
+        dead_after: float = 3.0,
+        confirm_timeout: float = 5.0,
         backoff_min: float = 0.1,
         backoff_max: float = 5.0,
         publish_timeout: float = 1.0,
         publish_pause: float = 5.0,
     ) -> None:
-        self._client = aioredis.from_url(
-            url, socket_timeout=dead_after, socket_connect_timeout=2.0, health_check_interval=0
-        )
+        self._url = url
         # A send has committed before it publishes: never hold its answer on a stuck link.
         self._publisher = aioredis.from_url(
-            url, socket_timeout=publish_timeout, socket_connect_timeout=publish_timeout
+            url,
+            socket_timeout=publish_timeout,
+            socket_connect_timeout=publish_timeout,
+            retry=NEVER_RETRY,
         )
         self._publish_pause = publish_pause
         self._publish_paused_until = 0.0
-        self._pubsub: PubSub | None = None
+        self._owe_resync = False
+        self._link: Link | None = None
         self._channels: set[str] = set()
+        # Keeps SUBSCRIBE and UNSUBSCRIBE in order, and a link's channels whole while it
+        # is put in place.
         self._lock = asyncio.Lock()
-        self._idle_ping_after = idle_ping_after
+        self._heartbeat = heartbeat
         self._dead_after = dead_after
+        self._confirm_timeout = confirm_timeout
         self._backoff = (backoff_min, backoff_max)
-        self._last_heard = time.monotonic()
-        self._pinged = False
 
     async def connect(self) -> None:
         try:
-            await self._open_pubsub()
-        except LINK_ERRORS as exc:
+            self._link = await self._open()
+        except (LinkBroken, TimeoutError) as exc:
             logger.error("Redis is unreachable (%s); retrying in the background.", exc)
 
     async def disconnect(self) -> None:
-        await self._close_pubsub()
-        await self._client.aclose()
+        link, self._link = self._link, None
+        if link is not None:
+            await link.close()
         await self._publisher.aclose()
 
     async def subscribe(self, channel: str) -> None:
-        async with self._lock:
-            self._channels.add(channel)
-            await self._send_or_drop("subscribe", channel)
+        self._channels.add(channel)
+        await self._send("subscribe", channel)
 
     async def unsubscribe(self, channel: str) -> None:
-        async with self._lock:
-            self._channels.discard(channel)
-            await self._send_or_drop("unsubscribe", channel)
+        self._channels.discard(channel)
+        await self._send("unsubscribe", channel)
 
     async def publish(self, channel: str, message: str) -> None:
         # After a failure, fail fast for a while (a circuit breaker): local listeners still
-        # hear it, and other workers re-read the store once per poll interval meanwhile.
+        # hear it, other workers re-read the store once Redis carries the resync we owe.
         if time.monotonic() < self._publish_paused_until:
+            self._owe_resync = True
             raise BrokerUnavailable("Redis publish paused after a recent failure")
         try:
-            try:
-                await self._publisher.publish(channel, message)
-            except RedisConnectionError:
-                # A pooled connection that Redis closed (it restarted) fails its first
-                # command; the pool opens a new one for the second. A stall (a timeout)
-                # is not tried twice: the send would wait for it twice.
-                await self._publisher.publish(channel, message)
-        except LINK_ERRORS as exc:
+            await self._twice(self._publisher.publish, channel, message)
+        except (*LINK_ERRORS, *TORN_DOWN_ERRORS) as exc:
             self._publish_paused_until = time.monotonic() + self._publish_pause
-            raise BrokerUnavailable(f"Redis publish failed: {exc}") from exc
+            self._owe_resync = True
+            raise BrokerUnavailable(f"Redis publish failed: {exc!r}") from exc
+
+    @staticmethod
+    async def _twice(action: Callable[..., Awaitable[T]], *args: Any) -> T:
+        try:
+            return await action(*args)
+        except RedisConnectionError:
+            # A pooled connection that Redis closed (it restarted) fails its first command;
+            # the pool opens a new one for the second. A stall (a timeout) is not tried
+            # twice: the send would wait for it twice.
+            return await action(*args)
 
     @property
     def listening(self) -> bool:
-        return self._pubsub is not None
+        return self._link is not None
 
     async def healthy(self) -> bool:
-        if self._pubsub is None or time.monotonic() < self._publish_paused_until:
+        if self._link is None or time.monotonic() < self._publish_paused_until:
             return False
         try:
-            return bool(await asyncio.wait_for(self._client.ping(), timeout=1.0))
-        except LINK_ERRORS:
+            return bool(await asyncio.wait_for(self._twice(self._publisher.ping), timeout=1.0))
+        except (*LINK_ERRORS, *TORN_DOWN_ERRORS):
             return False
 
     async def next_published(self) -> Event:
         while True:
-            if self._pubsub is None:
-                await self._reconnect()
+            link = self._link
+            if link is None:
+                self._link = await self._reconnect()
                 return Event(channel=RESYNC, message="")
-            event = await self._read_once(self._pubsub)
+            await self._pay_resync()
+            try:
+                event = await self._read(link)
+            except LinkBroken as exc:
+                await self._drop(link, exc)
+                continue
             if event is not None:
                 return event
 
-    async def _read_once(self, pubsub: PubSub) -> Event | None:
-        try:
-            raw = await pubsub.get_message(timeout=1.0)
-            if raw is None:
-                await self._ping_if_idle(pubsub)
-                return None
-        except LINK_ERRORS as exc:
-            logger.warning("Redis pub/sub link lost (%s); reconnecting.", exc)
-            await self._close_pubsub()
+    async def _read(self, link: Link) -> Event | None:
+        raw = await link.call(link.pubsub.get_message, timeout=self._heartbeat)
+        if raw is None:
+            silent = time.monotonic() - link.last_heard
+            if silent >= self._dead_after:
+                raise LinkBroken(f"no answer from Redis for {silent:.1f} s (half-open)")
+            await link.call(link.pubsub.ping)
             return None
-        self._heard()
+        link.last_heard = time.monotonic()
         return _as_event(raw)
 
-    async def _ping_if_idle(self, pubsub: PubSub) -> None:
-        silent = time.monotonic() - self._last_heard
-        if silent > self._dead_after:
-            raise TimeoutError(f"no answer from Redis for {silent:.0f}s")
-        if silent > self._idle_ping_after and not self._pinged:
-            self._pinged = True
-            await pubsub.ping()
+    async def _pay_resync(self) -> None:
+        """Tell every worker to re-read the store, once this worker's lost publishes can be
+        followed by one that gets through."""
+        if not self._owe_resync or time.monotonic() < self._publish_paused_until:
+            return
+        self._owe_resync = False
+        try:
+            await self.publish(CONTROL_CHANNEL, RESYNC_MESSAGE)
+        except BrokerUnavailable:
+            pass  # owed again, paid on a later turn
 
-    def _heard(self) -> None:
-        self._last_heard = time.monotonic()
-        self._pinged = False
+    async def _send(self, command: str, channel: str) -> None:
+        async with self._lock:
+            link = self._link
+            if link is None:
+                return  # the reconnect subscribes self._channels
+            try:
+                await link.call(getattr(link.pubsub, command), channel)
+            except LinkBroken as exc:
+                await self._drop(link, exc)
 
-    async def _reconnect(self) -> None:
+    async def _drop(self, link: Link, reason: LinkBroken) -> None:
+        if self._link is link:
+            self._link = None
+            logger.warning("Redis pub/sub link lost (%s); reconnecting.", reason)
+        await link.close()
+
+    async def _reconnect(self) -> Link:
         low, high = self._backoff
         step = 0
         while True:
             # Full jitter: a fleet of workers does not reconnect in lockstep.
             await asyncio.sleep(low + random.uniform(0, min(high, low * 2**step)))
             try:
-                await self._open_pubsub()
-                logger.info(
-                    "Redis pub/sub reconnected; %d channels resubscribed.", len(self._channels)
-                )
-                self._publish_paused_until = 0.0  # the link is proven good again
-                return
-            except LINK_ERRORS as exc:
+                link = await self._open()
+            except (LinkBroken, TimeoutError) as exc:
                 step += 1
                 logger.warning("Redis reconnect failed (%s); attempt %d.", exc, step)
+                continue
+            logger.info("Redis pub/sub reconnected; %d channels resubscribed.", len(self._channels))
+            self._publish_paused_until = 0.0  # the link is proven good again
+            return link
 
-    async def _open_pubsub(self) -> None:
-        async with self._lock:
-            pubsub = self._client.pubsub()
-            channels = {CONTROL_CHANNEL, *self._channels}
-            try:
-                await pubsub.subscribe(*channels)
-                await _confirmed(pubsub, len(channels))
-            except BaseException:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
-                raise
-            self._pubsub = pubsub
-            self._heard()
-
-    async def _close_pubsub(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            try:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
-            except LINK_ERRORS:
-                pass
-
-    async def _send_or_drop(self, command: str, channel: str) -> None:
-        if self._pubsub is None:
-            return  # the reconnect resubscribes from self._channels
+    async def _open(self) -> Link:
+        """A new link, subscribed to every channel and confirmed by Redis. Until then a
+        publish to one of them reaches nobody, and the resync that follows a reconnect
+        only covers what was sent before it."""
+        link = Link(self._url, self._dead_after)
         try:
-            await getattr(self._pubsub, command)(channel)
-        except LINK_ERRORS as exc:
-            logger.warning("Redis %s failed (%s); reconnecting.", command, exc)
-            await self._close_pubsub()
+            async with asyncio.timeout(self._confirm_timeout):
+                channels = {CONTROL_CHANNEL, *self._channels}
+                await link.call(link.pubsub.subscribe, *channels)
+                await self._confirmed(link, len(channels))
+                async with self._lock:
+                    # What was joined or left while Redis confirmed, in order.
+                    joined = self._channels - channels
+                    left = channels - self._channels - {CONTROL_CHANNEL}
+                    if joined:
+                        await link.call(link.pubsub.subscribe, *joined)
+                    if left:
+                        await link.call(link.pubsub.unsubscribe, *left)
+                    link.last_heard = time.monotonic()
+                    return link
+        except BaseException:
+            await link.close()
+            raise
 
-
-async def _confirmed(pubsub: PubSub, channels: int) -> None:
-    """Wait until Redis has confirmed all `channels` subscriptions. Until then a publish to
-    one of them reaches nobody, and the resync that follows a reconnect only covers what
-    was sent before it. A message that arrives meanwhile is dropped: that resync covers it."""
-    deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
-    while (left := deadline - time.monotonic()) > 0:
-        raw = await pubsub.get_message(timeout=left)
-        if raw is not None and raw["type"] == "subscribe" and raw["data"] >= channels:
-            return
-    raise TimeoutError(f"Redis did not confirm {channels} subscriptions in {SUBSCRIBE_TIMEOUT} s")
+    async def _confirmed(self, link: Link, channels: int) -> None:
+        """Wait until Redis has confirmed all `channels` subscriptions. A message that
+        arrives meanwhile is dropped: the resync that follows covers it."""
+        while True:
+            raw = await link.call(link.pubsub.get_message, timeout=self._heartbeat)
+            if raw is not None and raw["type"] == "subscribe" and raw["data"] >= channels:
+                return
 
 
 def _as_event(raw: dict[str, Any]) -> Event | None:
     if raw.get("type") != "message":
         return None
     channel, data = raw["channel"], raw["data"]
-    return Event(
-        channel=channel.decode() if isinstance(channel, bytes) else str(channel),
-        message=data.decode() if isinstance(data, bytes) else str(data),
-    )
+    channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+    message = data.decode() if isinstance(data, bytes) else str(data)
+    if channel == CONTROL_CHANNEL:
+        return Event(channel=RESYNC, message="") if message == RESYNC_MESSAGE else None
+    return Event(channel=channel, message=message)
