@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from starlette.requests import HTTPConnection
 
 from realtime.accounts import Site
@@ -58,5 +60,22 @@ def own_origin(connection: HTTPConnection) -> str:
 
 
 def client_address(connection: HTTPConnection) -> str:
-    # Behind a proxy, uvicorn's --proxy-headers puts the visitor's address here.
-    return connection.client.host if connection.client else "unknown"
+    """Who is asking, for per-address limits. Behind a proxy, uvicorn's --proxy-headers
+    puts the visitor's address in the scope."""
+    return address_key(connection.client.host if connection.client else "unknown")
+
+
+def address_key(host: str) -> str:
+    """An IPv6 client is keyed by its /64: one subscriber, one host even, holds 2^64
+    addresses, so a key per address would be no limit at all. An IPv4-mapped address
+    (::ffff:a.b.c.d, from a dual-stack socket) is its IPv4 address. Anything else (a
+    unix socket's peer, "unknown", a test client's name) stays as it is."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return f"{ipaddress.IPv6Address(int(address) >> 64 << 64)}/64"
+    return str(address)

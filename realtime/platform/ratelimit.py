@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,13 +22,20 @@ class RateLimiter:
     """Allows `burst` at once and `rate` per second after that, for each key."""
 
     def __init__(
-        self, what: str, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+        self,
+        what: str,
+        rate: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = MAX_KEYS,
     ) -> None:
         self.what = what
         self.rate = rate
         self.burst = burst
         self.clock = clock
-        self._buckets: dict[str, _Bucket] = {}
+        self.max_keys = max_keys
+        # Least recently used first: every take moves its key to the end.
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
     def take(self, key: str, cost: int = 1) -> None:
         """Spend `cost` tokens for `key`, or raise RateLimited saying when to retry.
@@ -37,9 +45,11 @@ class RateLimiter:
         now = self.clock()
         bucket = self._buckets.get(key)
         if bucket is None:
-            if len(self._buckets) >= MAX_KEYS:
-                self._forget_full(now)
+            if len(self._buckets) >= self.max_keys:
+                self._forget_least_recent()
             bucket = self._buckets[key] = _Bucket(float(self.burst), now)
+        else:
+            self._buckets.move_to_end(key)
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
         bucket.updated = now
         if bucket.tokens < cost:
@@ -49,10 +59,16 @@ class RateLimiter:
             )
         bucket.tokens -= cost
 
-    def _forget_full(self, now: float) -> None:
-        # Buckets that have refilled carry no information; drop them to bound memory.
-        refill = self.burst / self.rate
-        self._buckets = {k: b for k, b in self._buckets.items() if now - b.updated < refill}
+    def _forget_least_recent(self) -> None:
+        # Memory is bounded by dropping the bucket touched longest ago, in O(1). Mostly it
+        # has refilled, and a full bucket carries no information. When it has not, its key
+        # gets back at most `burst` tokens early, and only after `max_keys` other keys came
+        # since its last request, each with a full burst of its own: a flood of fresh keys
+        # buys nothing it did not already have. A key that keeps asking moves to the end
+        # each time, so a limited client stays limited unless `max_keys` other keys arrive
+        # between two of its requests. Refusing new keys instead, to lose nothing, would let
+        # such a flood lock every newcomer out.
+        self._buckets.popitem(last=False)
 
 
 class ConnectionQuota:
