@@ -1,5 +1,6 @@
 """The WebSocket protocol Teaser serves with: uvicorn's websockets-sansio, minus the
-handshake it keeps for the socket's whole life.
+handshake it keeps for the socket's whole life, and minus an error logged for every
+upgrade refused with an HTTP response.
 
 uvicorn holds the parsed upgrade request and the 101 response (their header objects and
 the raw header lines) on every open socket, and never reads them after the handshake.
@@ -19,5 +20,11 @@ LEAN_WEBSOCKETS = "api.wsprotocol:LeanWebSocketsProtocol"
 class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
     async def send(self, message: ASGISendEvent) -> None:
         await super().send(message)
+        if self.initial_response is not None and self.close_sent:
+            # The whole denial response (api/sockets.py refuse()) is written: the handshake
+            # is over. uvicorn marks it done for an accept or a close but not for this, so
+            # when the app returns it logs "ASGI callable returned without completing
+            # handshake" at ERROR for what is a plain 4xx, already in its access line.
+            self.handshake_complete = True
         if self.handshake_complete and "response" in self.__dict__:
             del self.request, self.response

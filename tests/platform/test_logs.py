@@ -237,6 +237,82 @@ async def _open_socket(ws_url: str, token: str) -> None:
             pass
 
 
+# A refused socket is a 4xx in the access line, never an ERROR.
+
+
+@pytest.fixture(scope="module")
+def teaser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggingServer]:
+    folder = tmp_path_factory.mktemp("serve")
+    env = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'teaser.db'}",
+        "TEASER_LIMIT_SOCKETS_PER_IP": "2",
+    }
+    server = LoggingServer(teaser_serve(), folder / "server.log", env)
+    server.start()
+    yield server
+    server.stop()
+
+
+def session_socket(**query: str) -> str:
+    return "/api/teaser-ws?" + "&".join(f"{name}={value}" for name, value in query.items())
+
+
+REFUSALS = {
+    "origin not allowed": (
+        session_socket(siteId=DEMO_SITE, sessionId="sess_1_origin"),
+        "https://elsewhere.example",
+        403,
+    ),
+    "wrong session token": (
+        session_socket(siteId=DEMO_SITE, sessionId="sess_1_token", token="x" * 32),
+        None,
+        401,
+    ),
+    "unknown site": (session_socket(siteId="no_such_site", sessionId="sess_1_site"), None, 401),
+    "no session": (session_socket(siteId=DEMO_SITE), None, 422),
+    "malformed session": (session_socket(siteId=DEMO_SITE, sessionId="sess%201"), None, 422),
+    "over the sockets per address": (
+        session_socket(siteId=DEMO_SITE, sessionId="sess_1_third"),
+        None,
+        429,
+    ),
+    "dashboard, not signed in": ("/api/dashboard/ws", None, 401),
+    "dashboard, another site's page": ("/api/dashboard/ws", "https://elsewhere.example", 403),
+}
+
+
+async def refused_status(ws_url: str, path: str, origin: str | None, holding: int) -> int:
+    """Open `holding` sockets, then the one to refuse; the status it was refused with."""
+    url = f"{ws_url}/api/teaser-ws?siteId={DEMO_SITE}&sessionId="
+    held = [await connect(url + new_session_id()) for _ in range(holding)]
+    try:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(ws_url + path, origin=origin):  # type: ignore[arg-type]
+                pass
+        return refused.value.response.status_code
+    finally:
+        for socket in held:
+            await socket.close()
+
+
+@pytest.mark.parametrize("refusal", REFUSALS)
+def test_a_refused_socket_logs_its_status_and_no_error(
+    teaser_server: LoggingServer, refusal: str
+) -> None:
+    path, origin, status = REFUSALS[refusal]
+    marker = f"refusal-{time.monotonic_ns()}"
+    httpx.get(f"{teaser_server.base_url}/healthz", params={"before": marker})
+    holding = 2 if status == 429 else 0
+    got = asyncio.run(refused_status(teaser_server.ws_url, path, origin, holding))
+    httpx.get(f"{teaser_server.base_url}/healthz", params={"after": marker})
+
+    log = teaser_server.log_once_it_shows(f"after={marker}")
+    during = log[log.index(f"before={marker}") : log.index(f"after={marker}")]
+    assert got == status
+    assert f'"WebSocket {path.split("?")[0]}' in during and f"{status}\n" in during
+    assert "ERROR" not in during and "Traceback" not in during, during
+
+
 # The redaction itself, over the shapes an address or a secret takes in a log line.
 
 ADDRESSES = [
