@@ -5,7 +5,8 @@ hears every worker), reads each named row back in full, and pushes the rows that
 the operator's current view, plus the metric cards. Its frames, both ways, are declared
 in realtime/contract/frames.py (and served as AsyncAPI at /asyncapi.json): hello, feed,
 teasers, stats (on activity, ≤ 2/s, and every 5 s), resync and error from the server;
-view from the client (the first view may also come as the URL's query).
+view from the client (the first view may also come as the URL's query). It closes with
+SIGNED_OUT (4401) as soon as its operator session ends, whichever worker ended it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import suppress
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import msgspec
@@ -42,12 +43,15 @@ from realtime.delivery import CloseCode
 from realtime.fanout import ActivityBatch
 from realtime.insight import View, refs_of
 from realtime.platform import InvalidInput, TeaserError
-from realtime.runtime import Runtime
+from realtime.runtime import Runtime, sign_out_channel
 
 logger = logging.getLogger("teaser.dashboard")
 
 STATS_EVERY = 5.0  # online-now and expiries change with no activity at all
 STATS_AT_MOST = 0.5  # between two pushes of the cards while activity flows
+# A revocation is announced on the broker, and the socket looks at once; this is for the
+# word that never comes (the `teaser` command on a server without Redis, a lost message).
+SESSION_RECHECK = 5.0
 TEASER_KINDS = ("teaser_sent", "teaser_delivered")
 _view_frames = msgspec.json.Decoder(ViewFrame)
 
@@ -77,6 +81,7 @@ class DashboardConnection:
         self.site_id = principal.site_id
         self._asked = asked
         self._stats_due = asyncio.Event()
+        self._recheck_session = asyncio.Event()
         self._send_lock = asyncio.Lock()
 
     @property
@@ -85,14 +90,14 @@ class DashboardConnection:
         return self._asked.view(self.runtime.store.clock())
 
     async def run(self) -> None:
-        async with self.runtime.activity.subscribe(self.site_id) as batches:
+        async with self.runtime.activity.subscribe(self.site_id) as batches, self._sign_outs():
             operator = self.principal.operator
             await self._send(HelloFrame(self.site_id, operator.email if operator else None))
             await self._push_stats()
-            tasks = [
-                asyncio.create_task(job)
-                for job in (self._listen(batches), self._read_client(), self._tick())
-            ]
+            jobs = [self._listen(batches), self._read_client(), self._tick()]
+            if self.principal.session is not None:
+                jobs.append(self._watch_session())
+            tasks = [asyncio.create_task(job) for job in jobs]
             try:
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -145,12 +150,28 @@ class DashboardConnection:
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._stats_due.wait(), STATS_EVERY)
             self._stats_due.clear()
-            signed_in = self.principal.session is None or await session_principal(self.websocket)
-            if not signed_in:
-                await self.websocket.close(CloseCode.SIGNED_OUT, "signed out")
-                return
             await self._push_stats()
             await asyncio.sleep(STATS_AT_MOST)
+
+    @asynccontextmanager
+    async def _sign_outs(self) -> AsyncIterator[None]:
+        """Hears, from any worker, that some session of this operator has ended."""
+        operator = self.principal.operator
+        if operator is None or self.principal.session is None:
+            yield
+            return
+        channel = sign_out_channel(operator.id)
+        # A RESYNC (the broker back after an outage) reaches this listener too.
+        async with self.runtime.broker.listen(channel, lambda _: self._recheck_session.set()):
+            yield
+
+    async def _watch_session(self) -> None:
+        while await session_principal(self.websocket) is not None:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._recheck_session.wait(), SESSION_RECHECK)
+            self._recheck_session.clear()
+        async with self._send_lock:
+            await self.websocket.close(CloseCode.SIGNED_OUT, "signed out")
 
     async def _push_stats(self) -> None:
         stats = await self.runtime.analytics.stats(self.site_id, self.view)

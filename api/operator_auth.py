@@ -1,11 +1,13 @@
 """Operator sign-in for the dashboard, and the one check every dashboard API uses.
 
-A session is a signed, HttpOnly, SameSite cookie holding (operator, issued at, nonce);
-nothing is stored server-side, and a password reset voids every older session. Requests
-that change state from a cookie session must also carry X-CSRF-Token: a token derived
-from the session (double submit: it is also in a readable cookie), which a page on
-another origin can neither read nor forge. Scripts send the site's X-API-Key and
-X-Site-ID instead and need no CSRF token, since nothing sends those headers for them."""
+A session is a signed, HttpOnly, SameSite cookie holding (operator, issued at, nonce),
+and a row on the server (OperatorSessions) that the cookie must still name: signing out,
+signing out everywhere, a password reset and removing the operator end it on every worker
+at once. Requests that change state from a cookie session must also carry X-CSRF-Token: a
+token derived from the session (double submit: it is also in a readable cookie), which a
+page on another origin can neither read nor forge. Scripts send the site's X-API-Key and
+X-Site-ID instead and need no CSRF token, since nothing sends those headers for them.
+Sign-in tries are counted (SignInLimits) before any password is hashed."""
 
 from __future__ import annotations
 
@@ -18,16 +20,16 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from api.auth import own_origin, runtime_of, sending_site
+from api.auth import client_address, own_origin, runtime_of, sending_site
 from api.responses import StructResponse
-from realtime.accounts import Operator
+from realtime.accounts import SESSION_TTL_MS, Operator
 from realtime.contract import LoginRequest, OperatorRef, SignedIn, decode_json
-from realtime.platform import Forbidden, Unauthorized
+from realtime.platform import Forbidden, InvalidInput, Unauthorized
 
 SESSION_COOKIE = "teaser_session"
 CSRF_COOKIE = "teaser_csrf"
 CSRF_HEADER = "x-csrf-token"
-SESSION_TTL_MS = 12 * 3_600_000
+YES_OR_NO = {"true": True, "false": False}
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -54,7 +56,7 @@ class SessionSigner:
         self._csrf_key = hmac.new(secret, b"teaser operator csrf v1", hashlib.sha256).digest()
 
     def issue(self, operator_id: int, now: int) -> tuple[str, SessionToken]:
-        token = SessionToken(operator_id, now, secrets.token_urlsafe(12))
+        token = SessionToken(operator_id, now, secrets.token_urlsafe(16))
         body = f"{token.operator_id}.{token.issued_at}.{token.nonce}"
         return f"{body}.{_mac(self._session_key, body)}", token
 
@@ -98,7 +100,9 @@ async def session_principal(connection: HTTPConnection) -> Principal | None:
     )
     if token is None:
         return None
-    operator = await runtime.operators.get(token.operator_id)
+    # Read from the database on every request, uncached: a revocation on any worker (or
+    # by the `teaser` command) holds at once for the next request everywhere.
+    operator = await runtime.operator_sessions.live(token.operator_id, token.nonce)
     if operator is None or token.issued_at < operator.password_changed_at:
         return None
     return Principal(operator.site_id, operator, token)
@@ -142,23 +146,57 @@ async def login(request: Request) -> Response:
     # Signing in from another site's page would plant that site's session (login CSRF).
     check_same_origin(request)
     asked = decode_json(await request.body(), LoginRequest)
-    site_id = asked.site_id
-    runtime.login_limiter.take(f"{site_id}:{asked.email.strip().lower()}")
-    operator = await runtime.operators.authenticate(site_id, asked.email, asked.password)
+    site_id, email, address = asked.site_id, asked.email.strip().lower(), client_address(request)
+    limits = runtime.sign_in_limits
+    await limits.check(site_id, email, address)  # before Argon2: a refused try costs no hash
+    try:
+        operator = await runtime.operators.authenticate(site_id, asked.email, asked.password)
+    except Unauthorized:
+        await limits.failed(site_id, email, address)
+        raise
+    await limits.succeeded(site_id, email, address)
     cookie, session = signer_of(request).issue(operator.id, runtime.store.clock())
+    await runtime.operator_sessions.open(
+        operator.id,
+        session.nonce,
+        address=address,
+        user_agent=request.headers.get("user-agent", ""),
+    )
     response = StructResponse(signed_in(request, Principal(site_id, operator, session)))
     _set_cookies(request, response, cookie, signer_of(request).csrf_token(session))
     return response
 
 
 async def logout(request: Request) -> Response:
+    """Ends this session, or with ?everywhere=true every session of its operator (the
+    other browsers, a lost phone, a cookie someone copied)."""
+    everywhere = _yes_or_no(request, "everywhere")
     principal = await session_principal(request)
     if principal is not None:
         check_csrf(request, principal)
+        assert principal.operator is not None and principal.session is not None
+        sessions = runtime_of(request).operator_sessions
+        if everywhere:
+            await sessions.revoke_all(principal.operator.id)
+        else:
+            await sessions.revoke(principal.operator.id, principal.session.nonce)
+    elif everywhere:
+        # Signing out here is done when there is no session; everywhere needs to know whose.
+        raise Unauthorized("sign in to sign out everywhere", code="not_signed_in")
     response = Response(status_code=204)
     for name in (SESSION_COOKIE, CSRF_COOKIE):
         response.delete_cookie(name, path="/", samesite="lax")
     return response
+
+
+def _yes_or_no(request: Request, name: str) -> bool:
+    given = request.query_params.getlist(name)
+    if len(given) > 1:
+        raise InvalidInput(name, "is given more than once")
+    value = YES_OR_NO.get(given[0].lower() if given else "false")
+    if value is None:
+        raise InvalidInput(name, "must be true or false")
+    return value
 
 
 async def me(request: Request) -> Response:

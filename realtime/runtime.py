@@ -10,9 +10,11 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from pathlib import Path
 
+from realtime.accounts.operator_sessions import OperatorSessions
 from realtime.accounts.operators import OperatorRegistry
 from realtime.accounts.privacy import Privacy
 from realtime.accounts.sessions import SessionTokens
+from realtime.accounts.sign_in_limits import SignInLimits
 from realtime.accounts.sites import SiteRegistry
 from realtime.delivery.connection import SocketTimings
 from realtime.delivery.dispatch import Delivery
@@ -30,7 +32,7 @@ from realtime.platform.clock import Clock, now_ms
 from realtime.platform.config import Settings
 from realtime.platform.database import create_engine
 from realtime.platform.metrics import Metrics
-from realtime.platform.ratelimit import Limits, RateLimiter
+from realtime.platform.ratelimit import Limits
 from realtime.targeting.intake import EventIntake
 from realtime.targeting.rulebook import RuleBook
 from realtime.targeting.templates import TemplateGenerator
@@ -45,6 +47,11 @@ DEMO_OPERATOR = "demo@woodstock.example"
 SETTLE_INTERVAL = 2.0
 # SQLite's WAL gains a few thousand pages a second under load: checkpoints keep it short.
 CHECKPOINT_INTERVAL = 1.0
+
+
+def sign_out_channel(operator_id: int) -> str:
+    """Says "some sessions of this operator just ended": their open dashboards look again."""
+    return f"teaser:operator:{operator_id}:signed-out"
 
 
 def server_secret(settings: Settings) -> bytes:
@@ -83,11 +90,20 @@ class Runtime:
         self.session_tokens = SessionTokens(self.secret, required=settings.session_tokens_required)
         self.sites = SiteRegistry(self.engine, clock=clock, cache_ttl=settings.site_cache_ttl)
         self.operators = OperatorRegistry(
-            self.engine, clock=clock, cache_ttl=settings.site_cache_ttl
+            self.engine,
+            clock=clock,
+            cache_ttl=settings.site_cache_ttl,
+            on_signed_out=self.announce_sign_out,
+        )
+        self.operator_sessions = OperatorSessions(
+            self.engine, clock=clock, on_signed_out=self.announce_sign_out
         )
         self.privacy = Privacy(self.engine, clock=clock)
-        # Password guessing: a few tries at once, then one every 12 s per account.
-        self.login_limiter = RateLimiter("sign-in attempts for this account", rate=5 / 60, burst=10)
+        # Password guessing, counted before any hashing; on Redis, across workers. The
+        # namespace keeps two deployments sharing one Redis (they have their own secrets)
+        # out of each other's counts.
+        namespace = hashlib.sha256(b"teaser sign-in limits:" + self.secret).hexdigest()[:16]
+        self.sign_in_limits = SignInLimits(settings.redis_url, namespace=namespace)
 
     def _build_delivery(self) -> None:
         settings, clock = self.settings, self.clock
@@ -150,6 +166,7 @@ class Runtime:
         self._every(SETTLE_INTERVAL, self.store.settle, "settle")
         self._every(CHECKPOINT_INTERVAL, self.store.checkpoint, "checkpoint")
         self._every(self.settings.poll_flush_interval, self.presence.flush, "presence-flush")
+        self._every(self.settings.purge_interval, self.operator_sessions.prune, "operator-sessions")
 
     async def stop(self) -> None:
         # Sockets first, with "going away", so widgets reconnect to another worker at once.
@@ -166,8 +183,12 @@ class Runtime:
             await self.presence.flush()
         await self.activity.stop()
         await self.pending.stop()
+        await self.sign_in_limits.close()
         await self.broker.disconnect()
         await self.engine.dispose()
+
+    async def announce_sign_out(self, operator_id: int) -> None:
+        await self.broker.publish(sign_out_channel(operator_id))
 
     async def purge(self) -> None:
         report = await self.store.purge_expired(self.settings.message_retention_s * 1000)

@@ -1,15 +1,23 @@
-"""Who may do what: sites and their keys, operators, visitor session tokens, and erasure."""
+"""Who may do what: sites and their keys, operators and their sessions and sign-in limits,
+visitor session tokens, and erasure."""
 
+from realtime.accounts.operator_sessions import SESSION_TTL_MS, OperatorSession, OperatorSessions
 from realtime.accounts.operators import Operator, OperatorRegistry
 from realtime.accounts.privacy import Privacy
 from realtime.accounts.sessions import SessionTokens, new_session_id
+from realtime.accounts.sign_in_limits import Budget, SignInLimits
 from realtime.accounts.sites import Site, SiteRegistry
 
 __all__ = [
+    "SESSION_TTL_MS",
+    "Budget",
     "Operator",
     "OperatorRegistry",
+    "OperatorSession",
+    "OperatorSessions",
     "Privacy",
     "SessionTokens",
+    "SignInLimits",
     "Site",
     "SiteRegistry",
     "new_session_id",

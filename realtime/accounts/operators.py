@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import ColumnElement, delete, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,13 +22,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from realtime.platform.clock import Clock, now_ms
 from realtime.platform.errors import InvalidInput, NotFound, Unauthorized
 from realtime.platform.ids import EMAIL, check_site_id
-from realtime.platform.tables import operators, sites
+from realtime.platform.tables import operator_sessions, operators, sites
 
 # OWASP's minimum for Argon2id (19 MiB, 2 passes, 1 lane): ~30 ms a hash. Hashes carry
 # their parameters, so raising these later re-hashes each password at its next sign-in.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 MAX_PASSWORD_LENGTH = 1024  # hashing a megabyte "password" is a denial of service
 CACHE_LIMIT = 10_000
+
+# Told the id of an operator some of whose sessions just ended, so that other workers can
+# close that operator's open dashboards at once (the runtime passes the broker's word on).
+SignedOut = Callable[[int], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -65,10 +70,18 @@ def _verify(stored: str | None, password: str) -> bool:
 
 
 class OperatorRegistry:
-    def __init__(self, engine: AsyncEngine, *, clock: Clock = now_ms, cache_ttl: float = 5.0):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Clock = now_ms,
+        cache_ttl: float = 5.0,
+        on_signed_out: SignedOut | None = None,
+    ):
         self.engine = engine
         self.clock = clock
         self.cache_ttl = cache_ttl
+        self.on_signed_out = on_signed_out
         # A removed operator or a reset password signs sessions out within cache_ttl.
         self._cache: dict[int, tuple[float, Operator | None]] = {}
 
@@ -104,29 +117,53 @@ class OperatorRegistry:
         return Operator(operator_id, site_id, email, now, now), password
 
     async def reset_password(self, site_id: str, email: str) -> str:
-        """A new generated password; every session signed in before now is void."""
+        """A new generated password; every session of the operator ends with the old one."""
         password = new_password()
         password_hash = await asyncio.to_thread(HASHER.hash, password)
+        now = self.clock()
         async with self.engine.begin() as connection:
-            result = await connection.execute(
-                update(operators)
-                .where(operators.c.site_id == site_id, operators.c.email == normalise_email(email))
-                .values(password_hash=password_hash, password_changed_at=self.clock())
+            operator_id = (
+                await connection.execute(
+                    update(operators)
+                    .where(*_named(site_id, email))
+                    .values(password_hash=password_hash, password_changed_at=now)
+                    .returning(operators.c.id)
+                )
+            ).scalar()
+            if operator_id is None:
+                raise NotFound(f"no operator '{email}' for site '{site_id}'")
+            await connection.execute(
+                update(operator_sessions)
+                .where(
+                    operator_sessions.c.operator_id == operator_id,
+                    operator_sessions.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=now)
             )
-        if result.rowcount != 1:
-            raise NotFound(f"no operator '{email}' for site '{site_id}'")
-        self._cache.clear()
+        await self._signed_out(int(operator_id))
         return password
 
     async def remove(self, site_id: str, email: str) -> bool:
+        """Remove an operator, and with them every session they had."""
         async with self.engine.begin() as connection:
-            result = await connection.execute(
-                delete(operators).where(
-                    operators.c.site_id == site_id, operators.c.email == normalise_email(email)
+            operator_id = (
+                await connection.execute(
+                    delete(operators).where(*_named(site_id, email)).returning(operators.c.id)
                 )
+            ).scalar()
+            if operator_id is None:
+                return False
+            # Not left to ON DELETE CASCADE: SQLite only keeps it with foreign keys on.
+            await connection.execute(
+                delete(operator_sessions).where(operator_sessions.c.operator_id == operator_id)
             )
+        await self._signed_out(int(operator_id))
+        return True
+
+    async def _signed_out(self, operator_id: int) -> None:
         self._cache.clear()
-        return result.rowcount == 1
+        if self.on_signed_out is not None:
+            await self.on_signed_out(operator_id)
 
     async def authenticate(self, site_id: str, email: str, password: str) -> Operator:
         refused = Unauthorized("wrong site, e-mail or password", code="invalid_login")
@@ -144,7 +181,7 @@ class OperatorRegistry:
             await connection.execute(
                 update(operators).where(operators.c.id == row.id).values(**values)
             )
-        return _operator(row)
+        return operator_of(row)
 
     async def get(self, operator_id: int) -> Operator | None:
         cached = self._cache.get(operator_id)
@@ -154,7 +191,7 @@ class OperatorRegistry:
             row = (
                 await connection.execute(select(operators).where(operators.c.id == operator_id))
             ).first()
-        operator = None if row is None else _operator(row)
+        operator = None if row is None else operator_of(row)
         if len(self._cache) >= CACHE_LIMIT:
             self._cache.clear()
         self._cache[operator_id] = (time.monotonic() + self.cache_ttl, operator)
@@ -162,14 +199,14 @@ class OperatorRegistry:
 
     async def find(self, site_id: str, email: str) -> Operator | None:
         row = await self._row(site_id, email)
-        return None if row is None else _operator(row)
+        return None if row is None else operator_of(row)
 
     async def list_operators(self, site_id: str) -> list[Operator]:
         statement = (
             select(operators).where(operators.c.site_id == site_id).order_by(operators.c.email)
         )
         async with self.engine.connect() as connection:
-            return [_operator(row) for row in (await connection.execute(statement)).all()]
+            return [operator_of(row) for row in (await connection.execute(statement)).all()]
 
     async def ensure(self, site_id: str, email: str) -> str | None:
         """Create the operator if missing (the dev-mode demo) and return its new password;
@@ -193,7 +230,11 @@ class OperatorRegistry:
             return (await connection.execute(statement)).first()
 
 
-def _operator(row: Row[tuple[object, ...]]) -> Operator:
+def _named(site_id: str, email: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return operators.c.site_id == site_id, operators.c.email == normalise_email(email)
+
+
+def operator_of(row: Row[tuple[object, ...]]) -> Operator:
     data = row._mapping
     return Operator(
         id=int(data["id"]),

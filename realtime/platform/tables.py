@@ -182,6 +182,25 @@ operators = Table(
     Index("ux_operators_site_email", "site_id", "email", unique=True),
 )
 
+# A signed-in dashboard: the cookie names it, and it is good only while its row is live.
+# The id is the SHA-256 of the cookie's nonce, so a copy of this table signs nobody in.
+operator_sessions = Table(
+    "operator_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column(
+        "operator_id", BigInteger, ForeignKey("operators.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("last_seen_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("address", String(64), nullable=False, server_default=""),
+    Column("user_agent", String(200), nullable=False, server_default=""),
+    Index("ix_operator_sessions_operator", "operator_id"),
+    Index("ix_operator_sessions_expires", "expires_at"),
+)
+
 
 def of_session(site: Any, session: Any) -> ColumnElement[bool]:
     """A session's messages, settled or not. Written as two halves, one per partial index
