@@ -7,15 +7,18 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.accounts import OperatorRegistry, Privacy, SiteRegistry
+from realtime.accounts import OperatorRegistry, OperatorSessions, Privacy, SiteRegistry
+from realtime.fanout import Broker
 from realtime.migrations.migrate import upgrade
 from realtime.platform import Settings, TeaserError, create_engine, now_ms
+from realtime.runtime import sign_out_channel
 from realtime.targeting import load_rules, simulate
 
 T = TypeVar("T")
@@ -145,37 +148,91 @@ async def rules_simulate(sites: SiteRegistry, args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_operators(
-    job: Callable[[OperatorRegistry, argparse.Namespace], Awaitable[int]],
-) -> Command:
-    return _on_database(OperatorRegistry, job)
+@dataclass(frozen=True)
+class Operators:
+    registry: OperatorRegistry
+    sessions: OperatorSessions
 
 
-async def operator_add(operators: OperatorRegistry, args: argparse.Namespace) -> int:
-    operator, password = await operators.create(args.site_id, args.email)
+def _operators(engine: AsyncEngine) -> Operators:
+    return Operators(
+        OperatorRegistry(engine, on_signed_out=_announce_sign_out),
+        OperatorSessions(engine, on_signed_out=_announce_sign_out),
+    )
+
+
+async def _announce_sign_out(operator_id: int) -> None:
+    """Tell the running workers, through Redis, to close this operator's open dashboards
+    now. Without Redis (or while it is away) they find out by themselves within seconds;
+    their next request is refused either way, since the database says so."""
+    redis_url = Settings.from_environ().redis_url
+    if not redis_url:
+        return
+    broker, announced = Broker(redis_url), False
+    try:
+        async with asyncio.timeout(5):
+            await broker.connect()
+            announced = await broker.publish(sign_out_channel(operator_id))
+    except TimeoutError:
+        pass
+    finally:
+        await broker.disconnect()
+    if not announced:
+        print("note: Redis did not answer; open dashboards close within seconds")
+
+
+def _with_operators(job: Callable[[Operators, argparse.Namespace], Awaitable[int]]) -> Command:
+    return _on_database(_operators, job)
+
+
+async def operator_add(operators: Operators, args: argparse.Namespace) -> int:
+    operator, password = await operators.registry.create(args.site_id, args.email)
     print(f"operator {operator.email} of site {operator.site_id} created; sign in at /dashboard")
     print(f"password (shown once, store it now): {password}")
     return 0
 
 
-async def operator_list(operators: OperatorRegistry, args: argparse.Namespace) -> int:
-    for operator in await operators.list_operators(args.site_id):
+async def operator_list(operators: Operators, args: argparse.Namespace) -> int:
+    for operator in await operators.registry.list_operators(args.site_id):
         seen = _when(operator.last_login_at) if operator.last_login_at else "never"
         print(f"{operator.email}\tcreated {_when(operator.created_at)}\tlast sign-in {seen}")
     return 0
 
 
-async def operator_reset(operators: OperatorRegistry, args: argparse.Namespace) -> int:
-    password = await operators.reset_password(args.site_id, args.email)
-    print(f"new password for {args.email} (shown once; older sessions are signed out): {password}")
+async def operator_reset(operators: Operators, args: argparse.Namespace) -> int:
+    password = await operators.registry.reset_password(args.site_id, args.email)
+    print(f"new password for {args.email} (shown once; every session is signed out): {password}")
     return 0
 
 
-async def operator_remove(operators: OperatorRegistry, args: argparse.Namespace) -> int:
-    if not await operators.remove(args.site_id, args.email):
+async def operator_remove(operators: Operators, args: argparse.Namespace) -> int:
+    if not await operators.registry.remove(args.site_id, args.email):
         print(f"error: no operator {args.email} for site {args.site_id}", file=sys.stderr)
         return 1
-    print(f"operator {args.email} of site {args.site_id} removed")
+    print(f"operator {args.email} of site {args.site_id} removed; their sessions are ended")
+    return 0
+
+
+async def operator_signout(operators: Operators, args: argparse.Namespace) -> int:
+    operator = await operators.registry.find(args.site_id, args.email)
+    if operator is None:
+        print(f"error: no operator {args.email} for site {args.site_id}", file=sys.stderr)
+        return 1
+    ended = await operators.sessions.revoke_all(operator.id)
+    print(f"{operator.email} of site {operator.site_id} signed out everywhere ({ended} sessions)")
+    return 0
+
+
+async def operator_sessions(operators: Operators, args: argparse.Namespace) -> int:
+    operator = await operators.registry.find(args.site_id, args.email)
+    if operator is None:
+        print(f"error: no operator {args.email} for site {args.site_id}", file=sys.stderr)
+        return 1
+    for session in await operators.sessions.list_live(operator.id):
+        print(
+            f"signed in {_when(session.created_at)}\tlast seen {_when(session.last_seen_at)}"
+            f"\tfrom {session.address or '-'}\t{session.user_agent or '-'}"
+        )
     return 0
 
 
@@ -245,7 +302,9 @@ def _parser() -> argparse.ArgumentParser:
     for name, job, text in (
         ("add", operator_add, "add an operator to a site and print a generated password"),
         ("reset", operator_reset, "print a new password for an operator (signs them out)"),
-        ("remove", operator_remove, "remove an operator"),
+        ("remove", operator_remove, "remove an operator (and end their sessions)"),
+        ("signout", operator_signout, "end every session of an operator, on every worker"),
+        ("sessions", operator_sessions, "list an operator's live sessions"),
     ):
         action = operator.add_parser(name, help=text)
         action.add_argument("site_id")
