@@ -28,6 +28,7 @@ from realtime.contract import (
     ViewQuery,
     decode_json,
     from_strings,
+    path_value,
 )
 from realtime.insight import Cursor
 from realtime.platform import NotFound
@@ -156,7 +157,7 @@ def _csv_cell(value: object) -> str:
 async def session_journey(request: Request) -> Response:
     runtime = runtime_of(request)
     principal = await dashboard_principal(request)
-    session_id = request.path_params["session_id"]
+    session_id = path_value(request.path_params, "session_id")
     return FastJSONResponse(await runtime.journeys.journey(principal.site_id, session_id))
 
 
@@ -181,7 +182,9 @@ async def send_teaser(request: Request) -> Response:
 async def teaser_state(request: Request) -> Response:
     runtime = runtime_of(request)
     principal = await dashboard_principal(request)
-    teaser = await runtime.store.get(principal.site_id, request.path_params["message_id"])
+    teaser = await runtime.store.get(
+        principal.site_id, path_value(request.path_params, "message_id")
+    )
     if teaser is None:
         raise NotFound("no such teaser message for this site", code="message_not_found")
     return StructResponse(TeaserState.of(teaser, runtime.store.clock()))

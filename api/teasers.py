@@ -24,6 +24,7 @@ from realtime.contract import (
     decode_json,
     drafts_from,
     from_strings,
+    path_value,
 )
 from realtime.delivery import ClientTeaser, IdempotencyKey, LiveConnection, client_frame
 from realtime.platform import InvalidInput, NotFound, TeaserError
@@ -91,7 +92,7 @@ async def open_session(request: Request) -> Response:
 async def teaser_message(request: Request) -> Response:
     runtime = runtime_of(request)
     site = await sending_site(request)
-    teaser = await runtime.store.get(site.id, request.path_params["message_id"])
+    teaser = await runtime.store.get(site.id, path_value(request.path_params, "message_id"))
     if teaser is None:
         raise NotFound("no such teaser message for this site", code="message_not_found")
     return StructResponse(TeaserState.of(teaser, runtime.store.clock()))

@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,16 @@ async def require_redis() -> str:
     finally:
         await client.aclose()
     return REDIS_URL
+
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def event_time(n: int) -> str:
+    """A distinct RFC 3339 `ts` for each n, as a browser writes one: the n-th microsecond of
+    2026 (n taken modulo about thirty years)."""
+    moment = EPOCH + timedelta(microseconds=n % 10**15)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def parse_event(body: dict[str, Any]) -> VisitorEvent:

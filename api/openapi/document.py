@@ -9,10 +9,15 @@ from typing import Any
 import msgspec
 
 from api.openapi.operations import OPERATIONS, Answer, Operation
-from realtime.contract import ErrorAnswer
+from realtime.contract import PATH_PARAMETERS, ErrorAnswer
 
 REF = "#/components/schemas/{name}"
 PATH_PARAMETER = re.compile(r"\{(\w+)\}")
+PATH_SCHEMAS = {
+    **{name: msgspec.json.schema(kind) for name, kind in PATH_PARAMETERS.items()},
+    # Served from files by StaticFiles, which never looks past its own directory.
+    "asset": {"type": "string", "description": "A file of the dashboard's assets."},
+}
 SECURITY_SCHEMES = {
     "siteKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
                 "description": "The site's API key (with X-Site-ID)."},
@@ -132,7 +137,7 @@ def _content(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 def _path_parameters(path: str) -> list[dict[str, Any]]:
     return [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": PATH_SCHEMAS[name]}
         for name in PATH_PARAMETER.findall(path)
     ]
 

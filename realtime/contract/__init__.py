@@ -39,6 +39,7 @@ from realtime.contract.frames import (
     TeasersFrame,
     ViewFrame,
 )
+from realtime.contract.paths import PATH_PARAMETERS, MessageId, path_value
 from realtime.contract.service import ErrorAnswer, ErrorDetail, Health
 from realtime.contract.teasers import (
     MAX_BULK_MESSAGES,
@@ -60,6 +61,7 @@ __all__ = [
     "ERASE_BODY",
     "MAX_BULK_MESSAGES",
     "MAX_DASHBOARD_FRAME",
+    "PATH_PARAMETERS",
     "BulkSendRequest",
     "BulkSent",
     "ConversionReport",
@@ -84,6 +86,7 @@ __all__ = [
     "Journey",
     "LoginRequest",
     "MalformedJSON",
+    "MessageId",
     "OperatorRef",
     "PollAnswer",
     "ResyncFrame",
@@ -110,4 +113,5 @@ __all__ = [
     "encode",
     "from_strings",
     "invalid",
+    "path_value",
 ]

@@ -103,6 +103,11 @@ def _expected(names: str) -> str:
     return " or ".join(dict.fromkeys(kinds))
 
 
+def refusal_of(kind: object) -> str | None:
+    """What a value of `kind` must be, as its declaration words it (Meta `extra`)."""
+    return _refusal(types.type_info(kind))
+
+
 def _refusal_at(into: object, path: str) -> str | None:
     """What the field at `path` must be, as its declaration words it (Meta `extra`)."""
     return _refusal(_type_at(types.type_info(into), path))

@@ -2,17 +2,50 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from functools import cache
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import available_timezones
 
 from msgspec import Meta, Struct
 
 from realtime.contract.fields import Email, SessionId, SessionToken, SiteId, text
+from realtime.platform import InvalidInput
 from realtime.targeting import EventType, VisitorEvent
 
 MAX_SECONDS = 86_400
 Url = Annotated[str, text(2048, "The page's full URL.")]
 UtmValue = Annotated[str, text(200, "A UTM parameter's value.")]
+# RFC 3339 with its offset, as `new Date().toISOString()` writes it; the calendar (no 30
+# February) is checked when the event is built.
+EVENT_TIME = (
+    r"^(?:(?!0000)[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]))?$"
+)
+EVENT_TIME_REFUSAL = "must be an RFC 3339 time with its offset, like 2026-12-01T09:30:00.000Z"
+EventTime = Annotated[
+    str,
+    Meta(
+        pattern=EVENT_TIME,
+        description="When it happened, as the browser tells it (RFC 3339). A replay of an "
+        "event with the same type, page and ts is counted once; without ts, a repeat of the "
+        "same type and page is taken for a replay.",
+        examples=["2026-12-01T09:30:00.000Z"],
+        extra={"refusal": EVENT_TIME_REFUSAL},
+    ),
+]
+TimeZoneName = Annotated[
+    str,
+    Meta(
+        max_length=64,
+        pattern=r"^[ \t\n]*(?:[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,2})?[ \t\n]*$",
+        description="The browser's IANA time zone (Europe/Berlin). A well-formed name this "
+        "server's time zone data lacks is stored as absent: a browser may know a newer zone.",
+        examples=["Europe/Berlin"],
+        extra={"refusal": "must be an IANA time zone name, like Europe/Berlin"},
+    ),
+]
 
 
 class Utm(Struct, forbid_unknown_fields=True):
@@ -66,11 +99,8 @@ class EventReport(Struct, rename="camel"):
         ]
         | None
     ) = None
-    ts: Annotated[str, text(40, "When it happened, as the browser tells it.")] | None = None
-    time_zone: (
-        Annotated[str, text(64, "The browser's IANA time zone; one this server lacks is dropped.")]
-        | None
-    ) = None
+    ts: EventTime | None = None
+    time_zone: TimeZoneName | None = None
     teaser_id: Annotated[str, text(64, "The teaser shown or clicked.")] | None = None
     value: (
         Annotated[
@@ -99,7 +129,7 @@ class EventReport(Struct, rename="camel"):
             customer_id=_given(self.customer_id),
             customer_email=email.lower() if email else None,
             seconds_on_page=None if self.seconds_on_page is None else int(self.seconds_on_page),
-            ts=_given(self.ts),
+            ts=_real_time(self.ts),
             time_zone=_known_zone(_given(self.time_zone)),
             teaser_id=_given(self.teaser_id),
             value=self.value,
@@ -115,12 +145,23 @@ def _given(value: str | None) -> str | None:
     return (value.strip() or None) if value else None
 
 
-def _known_zone(name: str | None) -> str | None:
-    """A zone this server knows, or None: a browser may know zones our tz data lacks."""
-    if name is None:
+def _real_time(ts: str | None) -> str | None:
+    """The ts as given, once it names a day the calendar has."""
+    if not ts:
         return None
     try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-    return name
+        datetime.fromisoformat(ts)
+    except ValueError:
+        raise InvalidInput("ts", EVENT_TIME_REFUSAL) from None
+    return ts
+
+
+def _known_zone(name: str | None) -> str | None:
+    """A zone of the IANA database this server has, or None. Not the files beside them
+    (`localtime` is this server's own zone, `Factory` means "not set")."""
+    return name if name in _zones() else None
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones()) - {"localtime", "Factory"}

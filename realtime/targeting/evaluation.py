@@ -32,11 +32,15 @@ def may_trigger(event: VisitorEvent) -> bool:
 def evaluate(
     state: VisitorState, event: VisitorEvent, rules: RuleSet, fatigue: Fatigue | None, now: int
 ) -> Evaluation:
-    """Apply `event` to `state` (once: a replayed event changes nothing) and decide.
-    `fatigue` may be None for an event that cannot trigger: nothing then reads it."""
-    duplicate = not state.first_time(event.fingerprint)
-    if not duplicate:
-        state.apply(event)
+    """Apply `event` to `state` and decide. A replayed event is counted once, yet the facts
+    it brings are learned; only a replay that brings nothing new is a duplicate, which
+    changes nothing and cannot trigger. `fatigue` may be None for an event that cannot
+    trigger: nothing then reads it."""
+    first_time = state.first_time(event.fingerprint)
+    learned = state.learn(event)
+    if first_time:
+        state.count(event)
+    duplicate = not (first_time or learned)
     evaluation = Evaluation(state, score(state, rules), duplicate)
     if not duplicate and may_trigger(event) and fatigue is not None:
         evaluation.decision = decide(state, evaluation.score, rules.trigger, fatigue, now)

@@ -1,7 +1,9 @@
 """What Teaser knows about one visitor session, built up event by event.
 
-The score is a pure function of these facts, so it can always be explained and a replayed
-event (same type, page and timestamp) changes nothing."""
+The score is a pure function of these facts, so it can always be explained. An event is
+two things: an occurrence (a page viewed, a click), counted once however often it is
+replayed, and facts (UTM, customer, time zone, time on page), which are learned every time
+they come, since learning the same fact twice changes nothing."""
 
 from __future__ import annotations
 
@@ -55,20 +57,29 @@ class VisitorState:
         if path not in self.paths and len(self.paths) < MAX_PATHS:
             self.paths.append(path)
 
-    def learn(self, utm: dict[str, str], customer_id: str | None, email: str | None) -> None:
+    def learn(self, event: VisitorEvent) -> bool:
+        """Take in the facts `event` carries; True if any of them was new. Idempotent, so a
+        replay may always be learned from: only the occurrence is counted once."""
+        before = (len(self.utm), self.customer_id, self.customer_email, self.time_zone)
         # First touch wins for attribution; later pages without UTM keep it.
-        for key, value in utm.items():
+        for key, value in event.utm.items():
             self.utm.setdefault(key, value)
-        self.customer_id = self.customer_id or customer_id
-        self.customer_email = self.customer_email or email
+        self.customer_id = self.customer_id or event.customer_id
+        self.customer_email = self.customer_email or event.customer_email
+        self.time_zone = event.time_zone or self.time_zone
+        stayed = self.longest_seconds_on_page
+        if event.type in STAYS and event.seconds_on_page is not None:
+            self.longest_seconds_on_page = max(stayed, event.seconds_on_page)
+        after = (len(self.utm), self.customer_id, self.customer_email, self.time_zone)
+        return after != before or self.longest_seconds_on_page != stayed
 
-    def stayed(self, seconds: int) -> None:
-        self.longest_seconds_on_page = max(self.longest_seconds_on_page, seconds)
+    def count(self, event: VisitorEvent) -> None:
+        """Count the occurrence `event` is: once per distinct event (see `first_time`)."""
+        COUNTS[event.type](self, event)
 
     def apply(self, event: VisitorEvent) -> None:
-        self.learn(event.utm, event.customer_id, event.customer_email)
-        self.time_zone = event.time_zone or self.time_zone
-        EFFECTS[event.type](self, event)
+        self.learn(event)
+        self.count(event)
 
     def count_auto_teaser(self, now_ms: int, day: str) -> None:
         if self.auto_day != day:
@@ -84,11 +95,6 @@ def _visit(state: VisitorState, event: VisitorEvent) -> None:
     state.visit(event.path)
 
 
-def _stay(state: VisitorState, event: VisitorEvent) -> None:
-    if event.seconds_on_page is not None:
-        state.stayed(event.seconds_on_page)
-
-
 def _click(state: VisitorState, event: VisitorEvent) -> None:
     state.clicks += 1
 
@@ -101,10 +107,12 @@ def _nothing(state: VisitorState, event: VisitorEvent) -> None:
     pass
 
 
-EFFECTS: dict[str, Callable[[VisitorState, VisitorEvent], None]] = {
+# Events whose secondsOnPage says how long the visitor stayed (a fact: the longest is kept).
+STAYS = frozenset({"time_on_page", "page_leave"})
+COUNTS: dict[str, Callable[[VisitorState, VisitorEvent], None]] = {
     "page_view": _visit,
-    "time_on_page": _stay,
-    "page_leave": _stay,
+    "time_on_page": _nothing,
+    "page_leave": _nothing,
     "teaser_shown": _nothing,
     "teaser_click": _click,
     "conversion": _convert,

@@ -20,6 +20,7 @@ from tests.support import (
     ROOT,
     InProcessServer,
     ServerProcess,
+    event_time,
     json_of,
     new_session_id,
 )
@@ -34,7 +35,7 @@ async def visit(client: httpx.AsyncClient, session: str, **fields: Any) -> None:
         "siteId": SITE,
         "type": "page_view",
         "path": "/chairs",
-        "ts": str(hash(str(fields)))[:20],
+        "ts": event_time(hash(str(fields))),
         **fields,
     }
     response = await client.post("/api/events", content=orjson.dumps(body))

@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 import orjson
 import pytest
 import pytest_asyncio
+from msgspec import structs
 from sqlalchemy import Table, select
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from api.openapi.operations import OPERATIONS
+from realtime.contract import ViewQuery, WidgetRequest
 from realtime.platform.tables import (
     idempotency_keys,
     session_counters,
@@ -29,7 +34,16 @@ from realtime.platform.tables import (
     visitor_sessions,
     webhook_events_internal,
 )
-from tests.support import DEMO_HEADERS, DEMO_SITE, InProcessServer, make_settings, new_session_id
+from tests.support import (
+    DEMO_HEADERS,
+    DEMO_SITE,
+    InProcessServer,
+    drop_postgres_database,
+    event_time,
+    fresh_postgres_database,
+    make_settings,
+    new_session_id,
+)
 
 # One server for the whole module: each test compares the database before and after itself.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -55,19 +69,23 @@ class Tenants:
     headers_b: dict[str, str]
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[InProcessServer]:
-    database = Path(tmp_path_factory.mktemp("hostile")) / "teaser.db"
+@pytest_asyncio.fixture(loop_scope="module", scope="module", params=["sqlite", "postgresql"])
+async def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[InProcessServer]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{Path(tmp_path_factory.mktemp('hostile')) / 'teaser.db'}"
+    else:
+        url = await fresh_postgres_database()
     # Poll marks are written only when a snapshot flushes them, never halfway through one.
-    settings = make_settings(
-        database_url=f"sqlite+aiosqlite:///{database}", poll_flush_interval=3600
-    )
-    live = InProcessServer(settings)
+    live = InProcessServer(make_settings(database_url=url, poll_flush_interval=3600))
     await live.start()
     try:
         yield live
     finally:
         await live.stop()
+        if request.param == "postgresql":
+            await drop_postgres_database(url)
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -232,6 +250,22 @@ HOSTILE_FIELDS: list[tuple[str, str, str, Any, str]] = [
     ("event zone with a control character", "POST", EVENT_PATH,
      {**EVENT, "timeZone": "Europe/\u0000Berlin"}, "timeZone"),
     ("event value negative", "POST", EVENT_PATH, {**EVENT, "value": -1}, "value"),
+    ("event ts not a date", "POST", EVENT_PATH, {**EVENT, "ts": "not-a-date"}, "ts"),
+    ("event ts in year 99999", "POST", EVENT_PATH,
+     {**EVENT, "ts": "99999-01-01T00:00:00Z"}, "ts"),
+    ("event ts in year 0", "POST", EVENT_PATH, {**EVENT, "ts": "0000-06-01T00:00:00Z"}, "ts"),
+    ("event ts on 30 February", "POST", EVENT_PATH,
+     {**EVENT, "ts": "2026-02-30T10:00:00Z"}, "ts"),
+    ("event ts without an offset", "POST", EVENT_PATH,
+     {**EVENT, "ts": "2026-12-01T10:00:00"}, "ts"),
+    ("event ts epoch digits", "POST", EVENT_PATH, {**EVENT, "ts": "1764582000000"}, "ts"),
+    ("event ts hour 24", "POST", EVENT_PATH, {**EVENT, "ts": "2026-12-01T24:00:00Z"}, "ts"),
+    ("event zone a path out", "POST", EVENT_PATH,
+     {**EVENT, "timeZone": "../../etc/localtime"}, "timeZone"),
+    ("event zone absolute", "POST", EVENT_PATH,
+     {**EVENT, "timeZone": "/usr/share/zoneinfo/UTC"}, "timeZone"),
+    ("event zone 65 characters", "POST", EVENT_PATH,
+     {**EVENT, "timeZone": "A" * 65}, "timeZone"),
     ("session siteId a list", "POST", "/api/sessions", {"siteId": ["a"]}, "siteId"),
     ("erase nobody", "POST", "/api/privacy/erase", {}, "email"),
     ("erase e-mail a number", "POST", "/api/privacy/erase", {"email": 5}, "email"),
@@ -323,14 +357,51 @@ async def test_sql_in_utm_fields_is_stored_verbatim_and_touches_no_other_row(
     assert event["payload"]["utm"] == visitor["state"]["utm"] == utm
 
 
+# --- Time zones that are well formed but not this server's to use ---------------------------
+
+UNUSABLE_ZONES = ["Mars/Phobos", "localtime", "Factory", "Etc/Nowhere", "posixrules"]
+
+
+@pytest.mark.parametrize("zone", UNUSABLE_ZONES)
+async def test_a_well_formed_zone_the_server_lacks_is_stored_as_absent(
+    server: InProcessServer, client: httpx.AsyncClient, zone: str
+) -> None:
+    session = new_session_id()
+    body = {**EVENT, "sessionId": session, "ts": event_time(9), "timeZone": zone}
+    response = await client.post("/api/events", json=body)
+    after = await snapshot(server)
+    [event] = [r for r in after["webhook_events_internal"] if r["session_id"] == session]
+    [visitor] = [r for r in after["visitor_sessions"] if r["session_id"] == session]
+
+    assert response.status_code == 202
+    assert event["payload"]["timeZone"] is None and visitor["state"]["time_zone"] is None
+
+
+async def test_a_real_zone_and_time_are_kept_as_given(
+    server: InProcessServer, client: httpx.AsyncClient
+) -> None:
+    session = new_session_id()
+    ts = "2026-12-01T09:30:00.123+01:00"
+    body = {**EVENT, "sessionId": session, "ts": ts, "timeZone": "America/Argentina/Salta"}
+    response = await client.post("/api/events", json=body)
+    after = await snapshot(server)
+    [event] = [r for r in after["webhook_events_internal"] if r["session_id"] == session]
+
+    assert response.status_code == 202
+    assert (event["payload"]["ts"], event["payload"]["timeZone"]) == (
+        ts,
+        "America/Argentina/Salta",
+    )
+
+
 # --- Replayed and forged events ---------------------------------------------------------------
 
 REPLAYS: list[tuple[str, dict[str, Any]]] = [
-    ("campaign visit", {"path": "/chairs", "ts": "t1",
+    ("campaign visit", {"path": "/chairs", "ts": event_time(1),
                         "utm": {"utm_source": "facebook", "utm_medium": "cpc",
                                 "utm_campaign": "sale"}}),
     ("a minute on a page", {"type": "time_on_page", "path": "/chairs", "secondsOnPage": 90}),
-    ("known customer", {"path": "/about", "ts": "t1", "customerId": "c-1",
+    ("known customer", {"path": "/about", "ts": event_time(1), "customerId": "c-1",
                         "customerEmail": "alice@example.com"}),
 ]  # fmt: skip
 
@@ -357,12 +428,48 @@ async def test_a_replayed_event_is_stored_but_never_raises_the_score_or_sends_ag
     assert visitor["state"]["page_views"] == int(body["type"] == "page_view")
 
 
+NEW_FACTS: list[Any] = [
+    pytest.param({"customerId": "12345"}, 25, True, id="a customer id"),
+    pytest.param({"customerEmail": "ann@example.com"}, 20, False, id="a customer e-mail"),
+    pytest.param({"utm": {"utm_campaign": "spring"}}, 20, False, id="a UTM campaign"),
+]
+
+
+@pytest.mark.parametrize("fact,points,triggers", NEW_FACTS)
+async def test_a_repeat_without_ts_that_brings_a_new_fact_is_learned_not_dropped(
+    server: InProcessServer,
+    client: httpx.AsyncClient,
+    fact: dict[str, Any],
+    points: int,
+    triggers: bool,
+) -> None:
+    """A shop's backend reports the page view, then again once it knows who it was."""
+    session = new_session_id()
+    body = {**EVENT, "sessionId": session, "path": "/about"}
+    first = await client.post("/api/events", json=body)
+    again = await client.post("/api/events", json={**body, **fact})
+    replay = await client.post("/api/events", json={**body, **fact})
+    after = await snapshot(server)
+    events = [r for r in after["webhook_events_internal"] if r["session_id"] == session]
+    [visitor] = [r for r in after["visitor_sessions"] if r["session_id"] == session]
+    sent = [r for r in after["teaser_messages"] if r["session_id"] == session]
+
+    assert again.json()["score"] == first.json()["score"] + points
+    assert replay.json() == {"score": again.json()["score"], "triggered": False}
+    assert again.json()["triggered"] is triggers and len(sent) == int(triggers)
+    assert visitor["state"]["page_views"] == 1
+    duplicates = [e["explanation"]["duplicate"] for e in sorted(events, key=lambda e: e["id"])]
+    assert duplicates == [False, False, True]
+
+
 async def test_a_forged_customer_email_does_not_merge_another_session_into_yours(
     server: InProcessServer, client: httpx.AsyncClient
 ) -> None:
     alice, mallory = new_session_id(), new_session_id()
     identity = {"customerEmail": "alice@example.com", "customerId": "alice-42"}
-    await client.post("/api/events", json={**EVENT, "sessionId": alice, "ts": "1", **identity})
+    await client.post(
+        "/api/events", json={**EVENT, "sessionId": alice, "ts": event_time(1), **identity}
+    )
     for_alice = await client.put(
         "/api/teaser-messages",
         headers=DEMO_HEADERS,
@@ -372,7 +479,7 @@ async def test_a_forged_customer_email_does_not_merge_another_session_into_yours
 
     forged = await client.post(
         "/api/events",
-        json={**EVENT, "sessionId": mallory, "path": "/checkout", "ts": "1", **identity},
+        json={**EVENT, "sessionId": mallory, "path": "/checkout", "ts": event_time(1), **identity},
     )
     polled = await client.post("/api/teaser-messages", json={**WIDGET, "sessionId": mallory})
     after = await snapshot(server)
@@ -804,4 +911,109 @@ async def test_a_hostile_query_on_a_read_api_is_422_naming_it_and_changes_nothin
 
     assert (response.status_code, code_of(response)) == (422, "invalid_field")
     assert response.json()["error"]["message"].startswith(field + ":")
+    assert diff(before, await snapshot(server)) == {}
+
+
+# --- Every path parameter and query value, before anything reaches the store ---------------
+
+CONTROL_VALUES: list[Any] = [
+    pytest.param("\x00", id="NUL"),
+    pytest.param("tm_\x00", id="NUL after text"),
+    pytest.param("\x1b[31m", id="ESC"),
+    pytest.param("a\x7f", id="DEL"),
+    pytest.param("a\r\nSet-Cookie: x=1", id="CR LF"),
+]
+ODD_VALUES: list[Any] = [
+    pytest.param("x" * 10_000, id="10 KB"),
+    pytest.param("\ufffd\ud7ff", id="replacement character"),
+    pytest.param("../../etc/passwd", id="dot segments"),
+    pytest.param("' OR '1'='1", id="SQL"),
+    pytest.param("🎉" * 40, id="emoji"),
+]
+PATHS = [o for o in OPERATIONS if "{" in o.path and not o.path.startswith("/dashboard/assets")]
+QUERIES = [(o.path, f.encode_name) for o in OPERATIONS if o.query for f in structs.fields(o.query)]
+
+
+def with_parameter(template: str, value: str) -> str:
+    return re.sub(r"\{\w+\}", quote(value, safe=""), template)
+
+
+@pytest.mark.parametrize("value", CONTROL_VALUES)
+@pytest.mark.parametrize("template", [o.path for o in PATHS])
+async def test_a_control_character_in_a_path_parameter_is_422_naming_it(
+    server: InProcessServer, client: httpx.AsyncClient, template: str, value: str
+) -> None:
+    before = await snapshot(server)
+    response = await client.get(with_parameter(template, value), headers=DEMO_HEADERS)
+
+    [name] = re.findall(r"\{(\w+)\}", template)
+    assert (response.status_code, code_of(response)) == (422, "invalid_field")
+    assert response.json()["error"]["message"].startswith(f"{name}:")
+    assert diff(before, await snapshot(server)) == {}
+
+
+@pytest.mark.parametrize("value", ODD_VALUES)
+@pytest.mark.parametrize("template", [o.path for o in PATHS])
+async def test_any_other_path_parameter_is_answered_4xx_and_changes_nothing(
+    server: InProcessServer, client: httpx.AsyncClient, template: str, value: str
+) -> None:
+    before = await snapshot(server)
+    response = await client.get(with_parameter(template, value), headers=DEMO_HEADERS)
+
+    assert response.status_code in (404, 422), response.text
+    assert code_of(response)
+    assert diff(before, await snapshot(server)) == {}
+
+
+@pytest.mark.parametrize("value", CONTROL_VALUES)
+@pytest.mark.parametrize("path,name", QUERIES, ids=[f"{p}?{n}" for p, n in QUERIES])
+async def test_a_control_character_in_any_query_value_is_422_naming_it(
+    server: InProcessServer, client: httpx.AsyncClient, path: str, name: str, value: str
+) -> None:
+    before = await snapshot(server)
+    response = await client.get(path, params={name: value}, headers=DEMO_HEADERS)
+
+    assert (response.status_code, code_of(response)) == (422, "invalid_field")
+    assert response.json()["error"]["message"].startswith(f"{name}:")
+    assert diff(before, await snapshot(server)) == {}
+
+
+@pytest.mark.parametrize("value", ODD_VALUES)
+@pytest.mark.parametrize("path,name", QUERIES, ids=[f"{p}?{n}" for p, n in QUERIES])
+async def test_any_other_query_value_is_answered_whole_and_changes_nothing(
+    server: InProcessServer, client: httpx.AsyncClient, path: str, name: str, value: str
+) -> None:
+    """Refused with 422, or answered in full: never a 500, never an answer cut short."""
+    before = await snapshot(server)
+    response = await client.get(path, params={name: value}, headers=DEMO_HEADERS)
+
+    assert response.status_code in (200, 422), response.text
+    if response.status_code == 422:
+        assert code_of(response) == "invalid_field"
+    assert diff(before, await snapshot(server)) == {}
+
+
+# Each socket, a good query for it, and the contract type its query is read into.
+SOCKETS: dict[str, tuple[dict[str, str], Any]] = {
+    "/api/teaser-ws": ({**WIDGET, "sessionId": new_session_id()}, WidgetRequest),
+    "/api/dashboard/ws": ({}, ViewQuery),
+}
+SOCKET_QUERIES = [
+    (p, f.encode_name) for p, (_, kind) in SOCKETS.items() for f in structs.fields(kind)
+]
+
+
+@pytest.mark.parametrize("value", CONTROL_VALUES)
+@pytest.mark.parametrize("path,name", SOCKET_QUERIES, ids=[f"{p}?{n}" for p, n in SOCKET_QUERIES])
+async def test_a_control_character_in_a_socket_query_is_refused_before_the_upgrade(
+    server: InProcessServer, path: str, name: str, value: str
+) -> None:
+    query = {**SOCKETS[path][0], name: value}
+    url = f"{server.ws_url}{path}?{urlencode(query)}"
+    before = await snapshot(server)
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url, additional_headers=DEMO_HEADERS):
+            pass
+
+    assert refused.value.response.status_code == 422
     assert diff(before, await snapshot(server)) == {}

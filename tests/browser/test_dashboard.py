@@ -25,7 +25,7 @@ except ImportError:
         raise
     pytest.skip("browser tests need the playwright package", allow_module_level=True)
 
-from tests.support import ROOT
+from tests.support import ROOT, event_time
 
 from .conftest import API_KEY, ARTIFACTS, SITE_ID, LiveServer
 
@@ -84,7 +84,7 @@ def post_event(server: LiveServer, session: str, site: str = SITE_ID, **fields: 
         "siteId": site,
         "type": "page_view",
         "path": "/",
-        "ts": str(time.perf_counter_ns()),
+        "ts": event_time(time.perf_counter_ns()),
         **fields,
     }
     answer = httpx.post(f"{server.base_url}/api/events", json=body, timeout=5)

@@ -35,7 +35,14 @@ from realtime.contract import (
     TeaserState,
 )
 from realtime.delivery import TeaserFrame
-from tests.support import DEMO_HEADERS, DEMO_SITE, InProcessServer, json_of, new_session_id
+from tests.support import (
+    DEMO_HEADERS,
+    DEMO_SITE,
+    InProcessServer,
+    event_time,
+    json_of,
+    new_session_id,
+)
 
 
 def assert_exactly(body: Any, kind: Any) -> None:
@@ -74,7 +81,9 @@ async def poll(client: httpx.AsyncClient, session: str, **extra: Any) -> httpx.R
 
 async def report(client: httpx.AsyncClient, session: str, **fields: Any) -> httpx.Response:
     event = {"siteId": DEMO_SITE, "sessionId": session, "type": "page_view", "path": "/chairs"}
-    return await client.post("/api/events", json={**event, "ts": str(time.time_ns()), **fields})
+    return await client.post(
+        "/api/events", json={**event, "ts": event_time(time.time_ns() // 1000), **fields}
+    )
 
 
 async def make_activity(client: httpx.AsyncClient) -> str:

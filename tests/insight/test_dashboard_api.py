@@ -25,7 +25,14 @@ from realtime.platform.config import Settings
 from realtime.platform.database import create_engine
 from realtime.platform.errors import ConfigError
 from realtime.runtime import Runtime
-from tests.support import DEMO_HEADERS, InProcessServer, ServerProcess, json_of, new_session_id
+from tests.support import (
+    DEMO_HEADERS,
+    InProcessServer,
+    ServerProcess,
+    event_time,
+    json_of,
+    new_session_id,
+)
 
 SITE = "woodstock_outlet"
 OTHER = "other_shop"
@@ -65,7 +72,7 @@ async def post_event(
         "siteId": site,
         "type": "page_view",
         "path": "/",
-        "ts": str(time.perf_counter_ns()),
+        "ts": event_time(time.perf_counter_ns()),
         **fields,
     }
     answer = await client.post("/api/events", content=orjson.dumps(body))

@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 
 from realtime.platform.tables import visitor_sessions, webhook_events_internal
 from tests.conftest import ServerFactory
-from tests.support import DEMO_HEADERS, InProcessServer, json_of, new_session_id
+from tests.support import DEMO_HEADERS, InProcessServer, event_time, json_of, new_session_id
 
 SITE = "woodstock_outlet"
 SEED_UTM = {"utm_source": "facebook", "utm_medium": "cpc", "utm_campaign": "chairs_sale"}
@@ -27,7 +27,7 @@ def event(session: str, **fields: Any) -> dict[str, Any]:
         "siteId": SITE,
         "type": "page_view",
         "path": "/",
-        "ts": str(fields.pop("ts", id(fields))),
+        "ts": fields.pop("ts", event_time(id(fields))),
         **fields,
     }
 
@@ -48,11 +48,11 @@ async def test_a_qualifying_visit_sends_one_automatic_teaser_to_the_visitors_soc
     session = new_session_id()
     url = f"{server.ws_url}/api/teaser-ws?sessionId={session}&siteId={SITE}&path=/chairs"
     async with connect(url) as socket:
-        first = await post(client, event(session, path="/chairs", utm=SEED_UTM, ts="1"))
+        first = await post(client, event(session, path="/chairs", utm=SEED_UTM, ts=event_time(1)))
         frame = json.loads(await asyncio.wait_for(socket.recv(), 2))
         await socket.send(json.dumps({"type": "ack", "id": frame["id"]}))
         later = [
-            await post(client, event(session, path="/chairs/office", ts=str(i)))
+            await post(client, event(session, path="/chairs/office", ts=event_time(i)))
             for i in range(2, 5)
         ]
         with pytest.raises(TimeoutError):
@@ -164,7 +164,7 @@ async def test_a_session_flooding_events_gets_429_with_retry_after(
     server = await start_server(events_per_minute=60)
     session = new_session_id()
     async with httpx.AsyncClient(base_url=server.base_url) as client:
-        answers = [await post(client, event(session, ts=str(i))) for i in range(32)]
+        answers = [await post(client, event(session, ts=event_time(i))) for i in range(32)]
         other = await post(client, event(new_session_id()))
 
     statuses = [a.status_code for a in answers]
@@ -222,14 +222,14 @@ async def test_concurrent_events_of_one_session_are_all_counted(
 ) -> None:
     session = new_session_id()
     await asyncio.gather(
-        *(post(client, event(session, path=f"/p{i}", ts=str(i))) for i in range(10))
+        *(post(client, event(session, path=f"/p{i}", ts=event_time(i))) for i in range(10))
     )
     assert server.runtime is not None
     async with server.runtime.engine.connect() as connection:
         count = (
             await connection.execute(select(func.count()).select_from(webhook_events_internal))
         ).scalar_one()
-    final = await post(client, event(session, path="/p10", ts="10"))
+    final = await post(client, event(session, path="/p10", ts=event_time(10)))
     assert count == 10 and json_of(final)["score"] == 0
     async with server.runtime.engine.connect() as connection:
         state = (await connection.execute(select(visitor_sessions.c.state))).scalar_one()

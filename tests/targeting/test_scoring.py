@@ -9,9 +9,11 @@ import pytest
 from realtime.targeting.rules import default_rules
 from realtime.targeting.scoring import score
 from realtime.targeting.visitors import VisitorState
-from tests.support import parse_event
+from tests.support import event_time, parse_event
 
 RULES = default_rules()
+
+T1, T2 = event_time(1), event_time(2)
 
 
 def event(**fields: Any) -> dict[str, Any]:
@@ -34,9 +36,9 @@ CASES: list[tuple[str, list[dict[str, Any]], int]] = [
     ("a plain page scores nothing", [event(path="/about")], 0),
     ("a high-value page gives 30", [event(path="/chairs")], 30),
     ("prefix match: a product under /products", [event(path="/products/desk-7")], 30),
-    ("the same section twice still gives 30", [event(path="/chairs", ts="1"),
-                                               event(path="/chairs/office", ts="2")], 30),
-    ("two sections give 30 each", [event(path="/chairs", ts="1"), event(path="/cart", ts="2")], 60),
+    ("the same section twice still gives 30", [event(path="/chairs", ts=T1),
+                                               event(path="/chairs/office", ts=T2)], 30),
+    ("two sections give 30 each", [event(path="/chairs", ts=T1), event(path="/cart", ts=T2)], 60),
     ("a UTM campaign gives 20", [event(utm={"utm_campaign": "spring"})], 20),
     ("facebook traffic gives 15", [event(utm={"utm_source": "facebook"})], 15),
     ("facebook matches in any case", [event(utm={"utm_source": "Facebook"})], 15),
@@ -49,16 +51,16 @@ CASES: list[tuple[str, list[dict[str, Any]], int]] = [
     ("59 s on a page still gives 15", [event(type="time_on_page", secondsOnPage=59)], 15),
     ("a minute on a page gives 25", [event(type="time_on_page", secondsOnPage=60)], 25),
     ("30 s and 60 s marks do not add up: 25, not 40",
-     [event(type="time_on_page", secondsOnPage=30, ts="1"),
-      event(type="time_on_page", secondsOnPage=60, ts="2")], 25),
+     [event(type="time_on_page", secondsOnPage=30, ts=T1),
+      event(type="time_on_page", secondsOnPage=60, ts=T2)], 25),
     ("the seed's test page scores every rule once",
      [event(path="/chairs", utm=SEED_UTM, customerId="12345",
             customerEmail="test@woodstock.com")], 30 + 20 + 15 + 10 + 25 + 20),
     ("UTM facts from the landing page stay for later pages",
-     [event(path="/", utm={"utm_campaign": "spring"}, ts="1"), event(path="/about", ts="2")], 20),
+     [event(path="/", utm={"utm_campaign": "spring"}, ts=T1), event(path="/about", ts=T2)], 20),
     ("a replayed event changes nothing",
-     [event(path="/chairs", ts="t1"), event(path="/chairs", ts="t1"),
-      event(path="/chairs", ts="t1")], 30),
+     [event(path="/chairs", ts=T1), event(path="/chairs", ts=T1),
+      event(path="/chairs", ts=T1)], 30),
 ]  # fmt: skip
 
 
@@ -95,7 +97,7 @@ def test_every_point_is_explained_by_the_rule_that_gave_it() -> None:
 def test_replayed_page_views_do_not_count_as_more_views() -> None:
     state = VisitorState()
     for _ in range(5):
-        parsed = parse_event(event(path="/chairs", ts="same"))
+        parsed = parse_event(event(path="/chairs", ts=event_time(7)))
         if state.first_time(parsed.fingerprint):
             state.apply(parsed)
     assert state.page_views == 1
