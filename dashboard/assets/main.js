@@ -150,6 +150,13 @@ byId('sign-out').addEventListener('click', async () => {
   location.assign('/dashboard/login');
 });
 
+// Every other browser signed in as this operator is sent to sign in too: its next
+// request is refused, and its live socket closes with SIGNED_OUT within a second or two.
+byId('sign-out-everywhere').addEventListener('click', async () => {
+  await api('/api/operator/logout?everywhere=true', { method: 'POST' });
+  location.assign('/dashboard/login');
+});
+
 live.setView(view);
 live.start();
 conversions.load(view.period);
