@@ -1,17 +1,20 @@
 """Operator accounts, on every database: slow hashes only, one account per e-mail and site,
-sign-in that says nothing about which part was wrong, resets, and the `teaser operator`
-command."""
+sign-in that says nothing about which part was wrong, resets and removals that end every
+session, and the `teaser operator` command."""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from realtime.accounts.operator_sessions import OperatorSessions
 from realtime.accounts.operators import OperatorRegistry
 from realtime.accounts.sites import SiteRegistry
 from realtime.platform.database import create_engine
@@ -20,6 +23,7 @@ from realtime.platform.tables import operators
 from tests.support import run_teaser_cli
 
 SITE = "acme"
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -115,6 +119,33 @@ async def test_ensure_creates_the_demo_operator_once(registry: OperatorRegistry)
     await registry.authenticate(SITE, "demo@acme.example", first)
 
 
+@pytest.mark.parametrize("ending", ["reset", "remove"])
+async def test_a_reset_or_a_removal_ends_every_session_of_that_operator_only(
+    registry: OperatorRegistry, engine: AsyncEngine, ending: str
+) -> None:
+    told: list[int] = []
+
+    async def signed_out(operator_id: int) -> None:
+        told.append(operator_id)
+
+    registry.on_signed_out = signed_out
+    sessions = OperatorSessions(engine)
+    ann, _ = await registry.create(SITE, "ann@acme.example")
+    bob, _ = await registry.create(SITE, "bob@acme.example")
+    for nonce in ("laptop", "phone"):
+        await sessions.open(ann.id, nonce, address="10.0.0.1", user_agent="")
+    await sessions.open(bob.id, "bobs", address="10.0.0.2", user_agent="")
+
+    if ending == "reset":
+        await registry.reset_password(SITE, "ann@acme.example")
+    else:
+        await registry.remove(SITE, "ann@acme.example")
+
+    assert [await sessions.live(ann.id, nonce) for nonce in ("laptop", "phone")] == [None, None]
+    assert await sessions.live(bob.id, "bobs") is not None
+    assert told == [ann.id]
+
+
 def teaser(database: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run_teaser_cli(database, *args)
 
@@ -139,3 +170,45 @@ def test_teaser_operator_add_prints_a_password_that_signs_in(tmp_path: Path) -> 
             await engine.dispose()
 
     assert asyncio.run(sign_in()) == "ann@acme.example"
+
+
+def on_database(database: Path, job: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    async def run() -> T:
+        engine = create_engine(f"sqlite+aiosqlite:///{database}")
+        try:
+            return await job(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def test_teaser_operator_signout_ends_every_session_and_sessions_lists_the_live_ones(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "teaser.db"
+    assert teaser(database, "site", "add", SITE).returncode == 0
+    assert teaser(database, "operator", "add", SITE, "ann@acme.example").returncode == 0
+
+    async def sign_in_twice(engine: AsyncEngine) -> int:
+        operator = await OperatorRegistry(engine).find(SITE, "ann@acme.example")
+        assert operator is not None
+        for nonce, agent in (("laptop", "Firefox"), ("phone", "Safari")):
+            await OperatorSessions(engine).open(
+                operator.id, nonce, address="10.0.0.1", user_agent=agent
+            )
+        return operator.id
+
+    async def live(engine: AsyncEngine) -> int:
+        return len(await OperatorSessions(engine).list_live(operator_id))
+
+    operator_id = on_database(database, sign_in_twice)
+    listed = teaser(database, "operator", "sessions", SITE, "ann@acme.example")
+    signed_out = teaser(database, "operator", "signout", SITE, "ann@acme.example")
+    nobody = teaser(database, "operator", "signout", SITE, "nobody@acme.example")
+
+    assert listed.returncode == 0 and "Firefox" in listed.stdout and "Safari" in listed.stdout
+    assert signed_out.returncode == 0, signed_out.stderr
+    assert "2 sessions" in signed_out.stdout
+    assert nobody.returncode == 1 and "no operator" in nobody.stderr
+    assert on_database(database, live) == 0
