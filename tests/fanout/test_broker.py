@@ -14,8 +14,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from realtime.fanout.backends.base import RESYNC, Event
+from realtime.fanout.backends.redis import RedisBackend
 from realtime.fanout.broker import Broker
-from tests.faults.proxy import FaultProxy
+from tests.faults.proxy import Fault, FaultProxy
 from tests.support import ROOT
 
 
@@ -193,3 +194,94 @@ def test_a_worker_on_the_in_process_broker_never_loads_redis() -> None:
         )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+# --- The Redis link breaking at any moment ---------------------------------------------------
+
+
+def ignore(event: Event) -> None:
+    pass
+
+
+@pytest.mark.parametrize("operation", ["subscribe", "unsubscribe"])
+async def test_a_redis_link_cut_while_channels_come_and_go_raises_nothing_and_resyncs(
+    redis_url: str, proxy: FaultProxy, operation: str
+) -> None:
+    # redis-py raised AttributeError and RuntimeError from a SUBSCRIBE written on a
+    # connection torn down under it; those went up into the socket that subscribed.
+    backend = RedisBackend(through(proxy, redis_url))
+    await backend.connect()
+    names = [channel() for _ in range(300)]
+    if operation == "unsubscribe":
+        for name in names:
+            await backend.subscribe(name)
+    direct = aioredis.from_url(redis_url)
+    try:
+        churn = asyncio.gather(*(getattr(backend, operation)(name) for name in names))
+        await asyncio.sleep(0.002)
+        proxy.cut()
+        await churn  # raises nothing
+
+        assert (await asyncio.wait_for(backend.next_published(), 10)).channel == RESYNC
+        await backend.subscribe(names[0])
+        await direct.publish(names[0], "after the cut")
+        assert await asyncio.wait_for(heard(backend, names[0]), 3) == "after the cut"
+    finally:
+        await direct.aclose()
+        await backend.disconnect()
+
+
+async def heard(backend: RedisBackend, name: str) -> str:
+    while (event := await backend.next_published()).channel != name:
+        pass
+    return event.message
+
+
+async def test_a_half_open_redis_link_is_dropped_within_five_seconds_and_comes_back(
+    redis_url: str, proxy: FaultProxy
+) -> None:
+    broker = Broker(through(proxy, redis_url))
+    await broker.connect()
+    name = channel()
+    direct = aioredis.from_url(redis_url)
+    try:
+        async with broker.subscribe(name) as listener:
+            await asyncio.sleep(0.2)  # the SUBSCRIBE is in force
+            proxy.fault = Fault.STALL  # the connection stays up; no byte gets through
+            stalled = asyncio.get_running_loop().time()
+            while broker.listening:
+                await asyncio.sleep(0.05)
+            deaf_for = asyncio.get_running_loop().time() - stalled
+            proxy.fault = Fault.NONE
+
+            assert deaf_for <= 5.0
+            assert (await next_event(listener, timeout=15)).channel == RESYNC
+            await direct.publish(name, "answering again")
+            assert (await next_event(listener)).message == "answering again"
+    finally:
+        proxy.fault = Fault.NONE
+        await direct.aclose()
+        await broker.disconnect()
+
+
+async def test_a_worker_whose_publish_was_lost_has_every_worker_resync_once_redis_is_back(
+    redis_url: str, proxy: FaultProxy
+) -> None:
+    # The receiver's link never drops, so only the sender knows the wake-up was lost.
+    sender, receiver = Broker(through(proxy, redis_url)), Broker(redis_url)
+    await sender.connect()
+    await receiver.connect()
+    name = channel()
+    try:
+        async with receiver.subscribe(name) as listener:
+            await asyncio.sleep(0.2)
+            proxy.fault = Fault.REFUSE
+            proxy.cut()
+            assert await sender.publish(name, "lost") is False
+            proxy.fault = Fault.NONE
+
+            assert (await next_event(listener, timeout=15)).channel == RESYNC
+    finally:
+        proxy.fault = Fault.NONE
+        await sender.disconnect()
+        await receiver.disconnect()

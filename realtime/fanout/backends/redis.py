@@ -92,7 +92,8 @@ class RedisBackend(BrokerBackend):
     """The listener reconnects by itself with capped, jittered backoff, resubscribes every
     channel, and then asks every local listener to re-read the database (RESYNC). A link
     that stops answering (half-open) is found by a PING after `heartbeat` seconds of
-    silence and dropped after `dead_after`: deaf for at most `dead_after + heartbeat`."""
+    silence and dropped after `dead_after`: deaf for at most `dead_after + heartbeat`, and
+    one `publish_timeout` more if it was paying a resync through the same stuck Redis."""
 
     def __init__(
         self,
