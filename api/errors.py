@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,6 +37,10 @@ STATUS_BY_ERROR: dict[type[TeaserError], int] = {
     RateLimited: 429,
 }
 
+# Seconds a client waits before it tries again when the database is away: SQLAlchemy opens
+# fresh connections at once, so a blip is over by then, and a restart soon after.
+STORE_RETRY_AFTER = 1
+
 CODE_BY_STATUS = {
     400: "bad_request",
     401: "unauthorized",
@@ -57,7 +62,22 @@ async def teaser_error(request: Request, exc: Exception) -> Response:
     response = error_response(status_for(exc), exc.code, exc.message)
     if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    elif isinstance(exc, StoreUnavailable):
+        response.headers["Retry-After"] = str(STORE_RETRY_AFTER)
     return response
+
+
+async def database_error(request: Request, exc: Exception) -> Response:
+    """A lost database connection met outside the store (which retries and then raises
+    StoreUnavailable itself), e.g. reading a site: the same 503, not a 500."""
+    assert isinstance(exc, DBAPIError)
+    if not exc.connection_invalidated:
+        return await unexpected_error(request, exc)
+    logger.warning("database unreachable on %s %s", request.method, request.url.path)
+    unavailable = StoreUnavailable(
+        "the database is unreachable; try again shortly", code="database_unavailable"
+    )
+    return await teaser_error(request, unavailable)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -74,6 +94,7 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
 
 HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {
     TeaserError: teaser_error,
+    DBAPIError: database_error,
     HTTPException: http_error,
     Exception: unexpected_error,
 }

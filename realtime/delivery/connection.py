@@ -12,12 +12,22 @@ from collections.abc import Awaitable, Coroutine
 from contextlib import suppress
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from realtime.delivery.frames import PING_FRAME, AckFrame, ClientFrame, PongFrame, teaser_frame
 from realtime.delivery.teaser import Teaser
 
 logger = logging.getLogger("teaser.hub")
+T = TypeVar("T")
+# After a look the store could not answer (the database away), the next one comes after
+# this long, doubled per failure up to the cap, with jitter: a thousand sockets must not
+# knock on a database that is starting up all at once.
+LOOK_AGAIN_AFTER = 0.5
+LOOK_AGAIN_CAP = 15.0
+
+
+class StoreFailed(Exception):
+    """The store did not answer one of this socket's looks."""
 
 
 class CloseCode(IntEnum):
@@ -98,12 +108,14 @@ class LiveConnection:
         "_look",
         "claiming",
         "closed",
+        "failures",
         "highest_sent",
         "holder",
         "hub",
         "last_heard",
         "last_pinged",
         "last_progress",
+        "look_again_at",
         "next_lease_check",
         "next_recheck",
         "path",
@@ -142,6 +154,8 @@ class LiveConnection:
         # Spread over the lease period, so sockets opened together do not look together.
         self.next_lease_check = now + random.uniform(0.5, 1.5) * timings.lease_seconds
         self.next_recheck = now + timings.recheck_interval
+        self.look_again_at: float | None = None  # after a look the store did not answer
+        self.failures = 0  # such looks in a row
         self.unacked: set[str] = set()
         # The client has every message of this session up to here (None: not known yet).
         self.highest_sent = since
@@ -228,14 +242,16 @@ class LiveConnection:
     async def _deliver(self) -> None:
         try:
             if self.since is not None:
-                since, self.since = self.since, None
-                await self.replay_missed(since)
+                await self.replay_missed(self.since)
+                self.since = None
             elif self.highest_sent is None:
                 # Read before the first claim: everything up to here is either claimed
                 # now, or not for this socket (consumed, expired, or held by another).
                 # The claim always follows: a send that committed before this socket was
                 # listening woke nobody, and the pending index may not be marked yet.
-                self.highest_sent = await self.hub.position(self.site_id, self.session_id)
+                self.highest_sent = await self._ask(
+                    self.hub.position(self.site_id, self.session_id)
+                )
                 self._look = True
             while (self._look or self._handed) and not self.closed:
                 claimed: list[Teaser] = []
@@ -253,11 +269,20 @@ class LiveConnection:
                 await self._send_teasers(claimed + handed)
                 if self.room <= 0:
                     break  # an ack starts it again
+            self.failures = 0
         except asyncio.CancelledError:
             raise
+        except StoreFailed as exc:
+            # The database away: the socket stays open and looks again later. Delivery
+            # goes by seq, so that look finds whatever this one missed.
+            self._look = True
+            self.failures += 1
+            delay = min(LOOK_AGAIN_CAP, LOOK_AGAIN_AFTER * 2 ** min(self.failures, 8))
+            self.look_again_at = time.monotonic() + delay * random.uniform(0.5, 1.0)
+            logger.warning("delivery to %s waits for the store: %r", self.session_id, exc.__cause__)
         except Exception as exc:
-            # A send on a closing socket, or the database gone: either way the client must
-            # reconnect (or poll) to be sure it misses nothing.
+            # A send on a closing socket: the client must reconnect (or poll) to be sure
+            # it misses nothing.
             logger.warning("delivery to %s stopped: %r", self.session_id, exc)
             self.closed = True
             with suppress(Exception):
@@ -265,13 +290,26 @@ class LiveConnection:
         finally:
             self._delivery = None
 
+    @staticmethod
+    async def _ask(answer: Awaitable[T]) -> T:
+        try:
+            return await answer
+        except Exception as exc:
+            raise StoreFailed from exc
+
     async def claim(self, limit: int) -> list[Teaser]:
         """Lease the oldest `limit` messages waiting in the store to this socket."""
+        # Left set if the claim fails: what it may have leased is then known only to the
+        # store, and a close gives back everything this socket's holder holds.
         self.claiming = True
-        teasers = await self.hub.claim_pending(
-            self.site_id, self.session_id, self.holder, self.path, limit
+        teasers = await self._ask(
+            self.hub.claim_pending(self.site_id, self.session_id, self.holder, self.path, limit)
         )
         self.claiming = False
+        # A claim tried again after a lost connection also hands back what this socket
+        # already holds: sent once is enough.
+        held = self.held
+        teasers = [teaser for teaser in teasers if teaser.id not in held]
         # In flight from here on: a close before they are sent still gives them back.
         self.unacked.update(teaser.id for teaser in teasers)
         return teasers
@@ -291,7 +329,7 @@ class LiveConnection:
 
     async def replay_missed(self, since: int) -> None:
         """Resend what was handed out after `since` but never reached this client."""
-        missed = await self.hub.recover(self.site_id, self.session_id, since, self.path)
+        missed = await self._ask(self.hub.recover(self.site_id, self.session_id, since, self.path))
         for teaser in missed or []:
             await self.send(teaser_frame(teaser))
 
@@ -324,7 +362,10 @@ class LiveConnection:
         # Read the store unannounced only if something may be waiting there: every
         # recheck interval while deaf to other workers (Redis is down), else once a lease
         # period (a dead worker's leases run out silently) if the pending index says maybe.
-        if not self.hub.listening and now >= self.next_recheck:
+        if self.look_again_at is not None and now >= self.look_again_at:
+            self.look_again_at = None
+            self.wake()
+        elif not self.hub.listening and now >= self.next_recheck:
             self.next_recheck = now + timings.recheck_interval
             self.wake()
         elif now >= self.next_lease_check:

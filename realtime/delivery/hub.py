@@ -235,6 +235,6 @@ class Hub:
         try:
             # Closed in the middle of a claim: what it leased is known only to the store.
             await self.store.release(connection.holder, None if connection.claiming else held)
-        except Exception:
+        except Exception as exc:
             # The lease still expires by itself; the message is only delayed.
-            logger.exception("could not release messages of a closed socket")
+            logger.warning("could not release messages of a closed socket: %r", exc)

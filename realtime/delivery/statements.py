@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     String,
     and_,
+    any_,
     bindparam,
     func,
     insert,
@@ -124,11 +125,34 @@ ACK_RETURNING = (
 )
 
 
+# After a lost connection (PostgreSQL only), the statements that run again in its place.
+# The first try may have committed with only its answer lost: each of these also finds
+# what that try did, by what it wrote. A send's message ids were chosen before it ran:
+STORED_NUMBERS = select(messages.c.id, messages.c.seq, messages.c.session_seq).where(
+    messages.c.id == any_(bindparam("ids", type_=postgresql.ARRAY(String)))
+)
+# An ack's consumed_at is the `now` it was given, which its second try is given too.
+ACK_AGAIN = (
+    update(messages)
+    .where(
+        messages.c.id.in_(bindparam("ids", expanding=True)),
+        messages.c.claimed_by.in_(bindparam("holders", expanding=True)),
+        or_(messages.c.consumed_at.is_(None), messages.c.consumed_at == bindparam("now")),
+    )
+    .values(consumed_at=bindparam("now"), delivered_via="websocket")
+    .returning(messages.c.id, messages.c.site_id, messages.c.session_id)
+)
+
+
 # Built once per shape and reused, with the values bound at each execution: building
 # SQLAlchemy expressions per call cost more than the database's own work.
 @cache
-def claim_statement(has_path: bool, limited: bool) -> ReturningUpdate[Any]:
+def claim_statement(has_path: bool, limited: bool, again: bool = False) -> ReturningUpdate[Any]:
+    """`again`: also what this holder already leased and nobody consumed (what a first
+    try whose answer was lost leased to it; the socket skips what it knows it holds)."""
     deliverable = deliverable_now(has_path)
+    if again:
+        deliverable = or_(deliverable, leased_to_holder(has_path))
     if limited:
         # The outer condition stays: a row a racing poll took meanwhile is re-checked.
         oldest = select(messages.c.seq).where(deliverable).order_by(messages.c.seq)
@@ -143,10 +167,15 @@ def claim_statement(has_path: bool, limited: bool) -> ReturningUpdate[Any]:
 
 
 @cache
-def consume_statement(has_path: bool) -> ReturningUpdate[Any]:
+def consume_statement(has_path: bool, again: bool = False) -> ReturningUpdate[Any]:
+    """`again`: also what a poll of this session consumed at this very `now` (a first try
+    whose answer was lost; its second try is given the same `now`)."""
+    deliverable = deliverable_now(has_path)
+    if again:
+        deliverable = or_(deliverable, polled_at_now(has_path))
     return (
         update(messages)
-        .where(deliverable_now(has_path))
+        .where(deliverable)
         .values(
             consumed_at=bindparam("now"), delivered_via="poll", claimed_by=None, claimed_until=None
         )
@@ -163,6 +192,28 @@ def deliverable_now(has_path: bool) -> ColumnElement[bool]:
         messages.c.consumed_at.is_(None),
         messages.c.expires_at > now,
         or_(messages.c.claimed_until.is_(None), messages.c.claimed_until <= now),
+        shown_on(has_path),
+    )
+
+
+def leased_to_holder(has_path: bool) -> ColumnElement[bool]:
+    return and_(
+        messages.c.site_id == bindparam("site"),
+        messages.c.session_id == bindparam("session"),
+        messages.c.settled_at.is_(None),
+        messages.c.consumed_at.is_(None),
+        messages.c.expires_at > bindparam("now", type_=BigInteger),
+        messages.c.claimed_by == bindparam("holder"),
+        shown_on(has_path),
+    )
+
+
+def polled_at_now(has_path: bool) -> ColumnElement[bool]:
+    return and_(
+        messages.c.site_id == bindparam("site"),
+        messages.c.session_id == bindparam("session"),
+        messages.c.consumed_at == bindparam("now", type_=BigInteger),
+        messages.c.delivered_via == "poll",
         shown_on(has_path),
     )
 

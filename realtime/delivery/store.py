@@ -6,7 +6,7 @@ the same message, even on two workers, can never both get it.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -30,6 +30,7 @@ from realtime.delivery.statements import (
     SEND_ALONE,
     SENT_COLUMNS,
     SETTLE,
+    STORED_NUMBERS,
     claim_statement,
     consume_statement,
     has_messages,
@@ -40,7 +41,7 @@ from realtime.delivery.teaser import Draft, Teaser, new_teaser_ids
 from realtime.delivery.transactions import transactions_for
 from realtime.delivery.writes import writes_for
 from realtime.platform.clock import Clock, now_ms
-from realtime.platform.errors import InvalidInput
+from realtime.platform.errors import InvalidInput, StoreUnavailable
 from realtime.platform.tables import idempotency_keys, of_session, session_counters
 from realtime.platform.tables import teaser_messages as messages
 
@@ -130,6 +131,7 @@ class TeaserStore:
         self.clock = clock
         self.lease_ms = lease_ms
         self._expired_counted_until = clock()
+        self._doubted: set[str] = set()  # holders whose last claim failed
         self._writes = writes_for(engine.dialect.name)
         writers = 1 if engine.dialect.name == "sqlite" else PARALLEL_WRITERS
         # SQLite has no INSERT inside WITH, and there a transaction costs no round trip.
@@ -171,34 +173,48 @@ class TeaserStore:
         self, requests: Sequence[SendRequest]
     ) -> Sequence[list[Teaser] | BaseException]:
         now = self.clock()
+        # The rows, their ids with them, are chosen once, before any try: a second try
+        # after a lost connection writes, or finds already written, the very same ones.
+        batches = [self._rows(request, now) for request in requests]
         if len(requests) == 1 and self._one_statement_sends and _alone(requests[0]):
+            alone = partial(_write_alone, row=batches[0][0])
             try:
                 return await self._database.autocommit(
-                    partial(self._write_alone, request=requests[0], now=now)
+                    alone, partial(_stored_or, batches=batches, write=alone)
                 )
             except Exception as exc:
                 return [_send_failure(requests[0], exc)]
         try:
-            return await self._database.write(
-                partial(self._write_together, requests=requests, now=now)
-            )
+            return await self._write_batches(requests, batches, now)
+        except StoreUnavailable:
+            raise  # for every request alike: trying each alone would only wait longer
         except Exception as exc:
             if len(requests) == 1:
                 return [_send_failure(requests[0], exc)]
         # One bad request (a reused idempotency key) must not fail the others with it.
         outcomes: list[list[Teaser] | BaseException] = []
-        for request in requests:
+        for request, batch in zip(requests, batches, strict=True):
             try:
-                alone = partial(self._write_together, requests=[request], now=now)
-                outcomes.extend(await self._database.write(alone))
+                outcomes.extend(await self._write_batches([request], [batch], now))
             except Exception as exc:
                 outcomes.append(_send_failure(request, exc))
         return outcomes
 
-    def _write_together(
-        self, connection: Connection, requests: Sequence[SendRequest], now: int
+    async def _write_batches(
+        self, requests: Sequence[SendRequest], batches: list[list[dict[str, Any]]], now: int
     ) -> list[list[Teaser]]:
-        batches = [self._rows(request, now) for request in requests]
+        together = partial(self._write_together, requests=requests, batches=batches, now=now)
+        return await self._database.write(
+            together, partial(_stored_or, batches=batches, write=together)
+        )
+
+    def _write_together(
+        self,
+        connection: Connection,
+        requests: Sequence[SendRequest],
+        batches: list[list[dict[str, Any]]],
+        now: int,
+    ) -> list[list[Teaser]]:
         rows = [row for batch in batches for row in batch]
         for request, batch in zip(requests, batches, strict=True):
             if request.idempotency is not None:
@@ -208,14 +224,6 @@ class TeaserStore:
         for row in rows:
             row["seq"] = seqs[row["id"]]
         return [[teaser_from_mapping(row) for row in batch] for batch in batches]
-
-    def _write_alone(
-        self, connection: Connection, request: SendRequest, now: int
-    ) -> list[list[Teaser]]:
-        [row] = self._rows(request, now)
-        written = connection.execute(SEND_ALONE, {f"p_{k}": row[k] for k in SENT_COLUMNS})
-        row["seq"], row["session_seq"] = written.one()
-        return [[teaser_from_mapping(row)]]
 
     def _rows(self, request: SendRequest, now: int) -> list[dict[str, Any]]:
         lease_until = now + self.lease_ms
@@ -344,12 +352,24 @@ class TeaserStore:
     async def _write_claims(self, claims: Sequence[Claim]) -> list[list[Teaser]]:
         now = self.clock()
         work = partial(self._claim_each, claims=claims, now=now)
-        if len(set(claims)) == 1:  # one statement
-            return await self._database.autocommit(work)
-        return await self._database.write(work)
+        # A second try also takes back what the first may have leased, answer lost.
+        again = partial(self._claim_each, claims=claims, now=now, again=True)
+        try:
+            if len(set(claims)) == 1:  # one statement
+                found = await self._database.autocommit(work, again)
+            else:
+                found = await self._database.write(work, again)
+        except Exception:
+            # Both tries failed, and the first may still have leased: each holder's next
+            # claim takes back what it holds too.
+            self._doubted.update(claim.holder for claim in claims)
+            raise
+        if self._doubted:
+            self._doubted.difference_update(claim.holder for claim in claims)
+        return found
 
     def _claim_each(
-        self, connection: Connection, claims: Sequence[Claim], now: int
+        self, connection: Connection, claims: Sequence[Claim], now: int, again: bool = False
     ) -> list[list[Teaser]]:
         # One transaction for the sockets woken together (one statement each), taken in
         # session order: two workers' batches then lock rows in the same order.
@@ -364,7 +384,8 @@ class TeaserStore:
                 "until": now + self.lease_ms,
                 "limit": claim.limit,
             }
-            statement = claim_statement(claim.path is not None, claim.limit is not None)
+            doubted = again or claim.holder in self._doubted
+            statement = claim_statement(claim.path is not None, claim.limit is not None, doubted)
             found[claim] = _in_seq_order(connection.execute(statement, parameters))
         return [found[claim] for claim in claims]
 
@@ -373,10 +394,13 @@ class TeaserStore:
     ) -> list[Teaser]:
         """Hand a session's deliverable messages to a poll; they are consumed at once."""
         parameters = {"site": site_id, "session": session_id, "now": self.clock(), "path": path}
-        statement = consume_statement(path is not None)
-        return await self._database.autocommit(
-            lambda connection: _in_seq_order(connection.execute(statement, parameters))
-        )
+
+        def consume(connection: Connection, again: bool = False) -> list[Teaser]:
+            statement = consume_statement(path is not None, again)
+            return _in_seq_order(connection.execute(statement, parameters))
+
+        # A second try also hands out what the first consumed at the same `now`.
+        return await self._database.autocommit(consume, partial(consume, again=True))
 
     async def ack(self, site_id: str, session_id: str, message_id: str, holder: str) -> bool:
         """Mark a message the socket `holder` sent as consumed; False if it was not theirs."""
@@ -394,7 +418,9 @@ class TeaserStore:
         holders = sorted({ack.holder for ack in acks})
         now = self.clock()
         consumed = await self._database.autocommit(
-            lambda connection: self._writes.ack(connection, ids, holders, now)
+            lambda connection: self._writes.ack(connection, ids, holders, now),
+            # Also counts what a first try consumed (at this same `now`), answer lost.
+            lambda connection: self._writes.ack(connection, ids, holders, now, again=True),
         )
         answers = []
         for ack in acks:
@@ -407,6 +433,7 @@ class TeaserStore:
         """Give back what a closed socket sent but never got acked, for the next poll or
         socket. With `message_ids` (what the socket knows it holds) the lookup goes by id;
         without, every message of the holder is found by a scan."""
+        self._doubted.discard(holder)
         condition = and_(
             messages.c.claimed_by == holder,
             messages.c.settled_at.is_(None),  # the scan goes through unsettled messages only
@@ -464,6 +491,31 @@ class TeaserStore:
         report = await self._database.write(purge)
         self._expired_counted_until = now
         return report
+
+
+def _write_alone(connection: Connection, row: dict[str, Any]) -> list[list[Teaser]]:
+    written = connection.execute(SEND_ALONE, {f"p_{k}": row[k] for k in SENT_COLUMNS})
+    row["seq"], row["session_seq"] = written.one()
+    return [[teaser_from_mapping(row)]]
+
+
+def _stored_or(
+    connection: Connection,
+    batches: list[list[dict[str, Any]]],
+    write: Callable[[Connection], list[list[Teaser]]],
+) -> list[list[Teaser]]:
+    """A send's second try: its first one may have committed with only the answer lost.
+    Its message ids (chosen before either try) tell: all of them stored (one transaction
+    stores all or none), the send is done; none, it is written now."""
+    rows = [row for batch in batches for row in batch]
+    ids = [row["id"] for row in rows]
+    found = connection.execute(STORED_NUMBERS, {"ids": ids})
+    stored = {row_id: (seq, number) for row_id, seq, number in found}
+    if not stored:
+        return write(connection)
+    for row in rows:
+        row["seq"], row["session_seq"] = stored[row["id"]]
+    return [[teaser_from_mapping(row) for row in batch] for batch in batches]
 
 
 def _last_seq(connection: Connection, site_id: str, session_id: str) -> int | None:

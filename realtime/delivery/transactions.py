@@ -6,7 +6,8 @@ batch of statements then costs one trip between the event loop and the database'
 Through the aiosqlite adapter each statement made four (cursor, execute, fetch, close).
 On PostgreSQL the work runs on the async pool, each statement awaited by SQLAlchemy. Work
 of a single statement needs no transaction around it there: `autocommit` saves the BEGIN
-and COMMIT round trips, three trips down to one.
+and COMMIT round trips, three trips down to one. Work that meets a lost connection runs
+once more on a fresh one; if that fails too, the database is unavailable (a 503).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncio
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
@@ -23,7 +24,8 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.platform.database import SQLITE_LOCK_WAIT, tune_sqlite
+from realtime.platform.database import SQLITE_LOCK_WAIT, is_disconnect, tune_sqlite
+from realtime.platform.errors import StoreUnavailable
 
 Result = TypeVar("Result")
 WRITE_LOCK_RETRY = 0.0005
@@ -42,14 +44,21 @@ RESTART_PAGES = 2_000
 # gives up until next time: meanwhile new writers wait for it.
 RESTART_WAIT_MS = 50
 Work = Callable[[Connection], Result]
+Runner = Callable[[Work[Result]], Awaitable[Result]]
 
 
 class Transactions(Protocol):
-    async def write(self, work: Work[Result]) -> Result:
+    """Where the connection to the database can be lost (PostgreSQL), work that met the
+    loss runs once more on a fresh connection: `work` itself, or `again` where running
+    `work` twice would not be the same. The first try may have committed with only its
+    answer lost; `again` must then find what it wrote instead of writing it twice. A
+    second loss raises StoreUnavailable."""
+
+    async def write(self, work: Work[Result], again: Work[Result] | None = None) -> Result:
         """Run `work` in a transaction that commits when it returns."""
         ...
 
-    async def autocommit(self, work: Work[Result]) -> Result:
+    async def autocommit(self, work: Work[Result], again: Work[Result] | None = None) -> Result:
         """Run `work` that issues one statement, which commits by itself."""
         ...
 
@@ -75,15 +84,42 @@ class PooledTransactions:
         # The same pool; a connection taken through it is in autocommit until it goes back.
         self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
-    async def write(self, work: Work[Result]) -> Result:
+    async def write(self, work: Work[Result], again: Work[Result] | None = None) -> Result:
+        return await self._twice(self._in_transaction, work, again or work)
+
+    async def autocommit(self, work: Work[Result], again: Work[Result] | None = None) -> Result:
+        return await self._twice(self._in_autocommit, work, again or work)
+
+    async def read(self, work: Work[Result]) -> Result:
+        # Reading twice is reading once.
+        return await self._twice(self._connected, work, work)
+
+    async def _twice(self, run: Runner[Result], work: Work[Result], again: Work[Result]) -> Result:
+        try:
+            return await run(work)
+        except Exception as exc:
+            if not is_disconnect(exc):
+                raise
+        # SQLAlchemy threw the broken connection away, and with it every connection the
+        # pool opened before: this one is new.
+        try:
+            return await run(again)
+        except Exception as exc:
+            if is_disconnect(exc):
+                raise StoreUnavailable(
+                    "the database is unreachable; try again shortly", code="database_unavailable"
+                ) from exc
+            raise
+
+    async def _in_transaction(self, work: Work[Result]) -> Result:
         async with self._engine.begin() as connection:
             return await connection.run_sync(work)
 
-    async def autocommit(self, work: Work[Result]) -> Result:
+    async def _in_autocommit(self, work: Work[Result]) -> Result:
         async with self._autocommit_engine.connect() as connection:
             return await connection.run_sync(work)
 
-    async def read(self, work: Work[Result]) -> Result:
+    async def _connected(self, work: Work[Result]) -> Result:
         async with self._engine.connect() as connection:
             return await connection.run_sync(work)
 
@@ -117,10 +153,11 @@ class ThreadTransactions:
         self._path = engine.url.database or ""
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
 
-    async def write(self, work: Work[Result]) -> Result:
+    async def write(self, work: Work[Result], again: Work[Result] | None = None) -> Result:
+        # A file has no connection to lose: `again` is never needed here.
         return await self._run(self._write, work)
 
-    async def autocommit(self, work: Work[Result]) -> Result:
+    async def autocommit(self, work: Work[Result], again: Work[Result] | None = None) -> Result:
         # In this thread a transaction costs no round trip: one is as cheap as none.
         return await self._run(self._write, work)
 
@@ -162,7 +199,15 @@ class ThreadTransactions:
             self._checkpointer = None
 
     async def _run(self, call: Callable[[Work[Result]], Result], work: Work[Result]) -> Result:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, call, work)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, call, work)
+        except Exception as exc:
+            if _file_unavailable(exc):
+                raise StoreUnavailable(
+                    "the database file cannot be written now; try again shortly",
+                    code="database_unavailable",
+                ) from exc
+            raise
 
     def _write(self, work: Work[Result]) -> Result:
         with self._engine.begin() as connection:
@@ -172,6 +217,29 @@ class ThreadTransactions:
         with self._engine.connect() as connection:
             connection.execution_options(teaser_read_only=True)
             return work(connection)
+
+
+# SQLite's words for a file that is there but cannot take this work now: another process
+# held the write lock past SQLITE_LOCK_WAIT, or the file, its disk or its directory refuse.
+UNAVAILABLE_FILE = (
+    "locked",
+    "busy",
+    "readonly",
+    "disk is full",
+    "disk I/O error",
+    "unable to open",
+)
+
+
+def _file_unavailable(exc: BaseException) -> bool:
+    found: BaseException | None = exc
+    for _ in range(10):  # a bounded walk down the causes: they may form a loop
+        if found is None:
+            break
+        if isinstance(found, sqlite3.OperationalError):
+            return any(words in str(found) for words in UNAVAILABLE_FILE)
+        found = found.__cause__ or found.__context__
+    return False
 
 
 def _own_transactions(dbapi_connection: Any, record: Any) -> None:

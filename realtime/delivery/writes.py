@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Connection
 
 from realtime.delivery.statements import (
+    ACK_AGAIN,
     ACK_RETURNING,
     COUNT_UP,
     COUNT_UP_RETURNING,
@@ -47,10 +48,16 @@ class MessageWrites(Protocol):
         ...
 
     def ack(
-        self, connection: Connection, ids: Sequence[str], holders: Sequence[str], now: int
+        self,
+        connection: Connection,
+        ids: Sequence[str],
+        holders: Sequence[str],
+        now: int,
+        again: bool = False,
     ) -> set[Acked]:
         """Consume those of the messages that one of the holders leased and nobody
-        consumed yet; the ones this consumed."""
+        consumed yet; the ones this consumed. `again`: the second try of an ack with the
+        same `now` after a lost connection, which also counts what the first consumed."""
         ...
 
 
@@ -83,10 +90,16 @@ class CoreWrites:
         return {row_id: seq for row_id, seq in returned.all()}
 
     def ack(
-        self, connection: Connection, ids: Sequence[str], holders: Sequence[str], now: int
+        self,
+        connection: Connection,
+        ids: Sequence[str],
+        holders: Sequence[str],
+        now: int,
+        again: bool = False,
     ) -> set[Acked]:
         parameters = {"ids": list(ids), "holders": list(holders), "now": now}
-        return {(a, b, c) for a, b, c in connection.execute(ACK_RETURNING, parameters).all()}
+        statement = ACK_AGAIN if again else ACK_RETURNING
+        return {(a, b, c) for a, b, c in connection.execute(statement, parameters).all()}
 
 
 class SQLiteWrites:
@@ -108,8 +121,14 @@ class SQLiteWrites:
         return seqs
 
     def ack(
-        self, connection: Connection, ids: Sequence[str], holders: Sequence[str], now: int
+        self,
+        connection: Connection,
+        ids: Sequence[str],
+        holders: Sequence[str],
+        now: int,
+        again: bool = False,
     ) -> set[Acked]:
+        # A file has no connection to lose: never asked `again`.
         driver = _driver(connection)
         acked: set[Acked] = set()
         for chunk in _chunks(ids, ROWS_PER_STATEMENT):

@@ -1,0 +1,296 @@
+"""The database under a real worker fails: its connections terminated every 200 ms, its
+cluster stopped and started, the worker killed (kill -9) mid-transaction or holding a lease.
+Each PostgreSQL fault is done to a database or a cluster of the test's own."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from realtime.platform.database import create_engine
+from realtime.platform.tables import idempotency_keys
+from realtime.platform.tables import teaser_messages as messages
+from tests.faults.postgres import OwnCluster, OwnDatabase, own_database
+from tests.faults.visitors import Sender, Visitor
+from tests.support import DEMO_HEADERS, ServerProcess, new_session_id
+
+# Leases short enough that an ack lost to the fault is offered again within the test, and
+# no poll limit in the way of pollers polling fast.
+WORKER_ENV = {
+    "TEASER_CLAIM_LEASE_MS": "2000",
+    "TEASER_LIMIT_POLLS_PER_SESSION_PER_MINUTE": "1000000",
+    "TEASER_LIMIT_POLLS_PER_IP_PER_SECOND": "1000000",
+}
+SOCKETS = 6
+POLLERS = 3
+SENDERS = 4
+# The server's own words for the faults this file proves gone.
+BROKEN = ("another operation is in progress", "Traceback", '" 500 ')
+
+
+@asynccontextmanager
+async def worker(env: dict[str, str], logs: Path) -> AsyncIterator[ServerProcess]:
+    server = ServerProcess({**WORKER_ENV, **env}, logs)
+    await asyncio.to_thread(server.start)
+    try:
+        yield server
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+# --- A load of visitors on sockets and polls, and senders, while a fault goes on --------------
+
+
+@dataclass
+class Load:
+    server: ServerProcess
+    sockets: list[Visitor] = field(default_factory=list)
+    pollers: list[Visitor] = field(default_factory=list)
+    sender: Sender = field(default_factory=Sender)
+
+    @property
+    def visitors(self) -> list[Visitor]:
+        return self.sockets + self.pollers
+
+
+async def load_during(
+    server: ServerProcess, fault: Callable[[], Coroutine[Any, Any, object]]
+) -> Load:
+    """Visitors and senders from before `fault` begins until after it ends, then until
+    every accepted send has arrived (bounded)."""
+    load = Load(
+        server,
+        [Visitor(new_session_id()) for _ in range(SOCKETS)],
+        [Visitor(new_session_id()) for _ in range(POLLERS)],
+    )
+    opened = [asyncio.Event() for _ in load.sockets]
+    tasks = [
+        *(
+            asyncio.create_task(v.listen(server, o))
+            for v, o in zip(load.sockets, opened, strict=True)
+        ),
+        *(asyncio.create_task(v.poll(server, every=0.1)) for v in load.pollers),
+    ]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(event.wait() for event in opened)), 10)
+        await asyncio.sleep(0.3)  # each socket subscribes right after its handshake
+        faulting: asyncio.Task[object] = asyncio.create_task(fault())
+        await asyncio.gather(*(send_until(load, faulting) for _ in range(SENDERS)))
+        await faulting
+        for visitor in load.visitors:
+            await visitor.wait_for(set(load.sender.sent.get(visitor.session, [])), within=20)
+        await asyncio.sleep(0.3)  # nothing more, and nothing unsent, may come
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return load
+
+
+async def send_until(load: Load, fault: asyncio.Task[object], after: float = 1.0) -> None:
+    """Send to the visitors in turn until the fault is over, and `after` seconds more."""
+    sessions = [visitor.session for visitor in load.visitors]
+    async with httpx.AsyncClient(base_url=load.server.base_url, timeout=30) as client:
+        while not fault.done():
+            await load.sender.send(client, random.choice(sessions), "during")
+        deadline = time.monotonic() + after
+        while time.monotonic() < deadline:
+            await load.sender.send(client, random.choice(sessions), "after")
+
+
+def assert_every_accepted_send_delivered_once(load: Load) -> None:
+    sender, log = load.sender, load.server.log()
+    assert set(sender.statuses) <= {201, 503}, (sender.statuses, log[-4000:])
+    assert sender.without_retry_after == 0
+    assert sender.lost == 0
+    for broken in BROKEN:
+        assert broken not in log, log[log.index(broken) - 3000 :][:4000]
+    for visitor in load.sockets:
+        assert visitor.closed == []  # open throughout: never 1011
+    for visitor in load.pollers:
+        assert set(visitor.statuses) <= {200, 503}, visitor.statuses
+    for visitor in load.visitors:
+        # Every message a client saw accepted arrives, and nothing else: shown once by id,
+        # the first time each came in seq order (a lost ack may bring one again).
+        assert visitor.ids == set(sender.sent.get(visitor.session, []))
+        assert visitor.first_arrivals == sorted(visitor.first_arrivals)
+    for visitor in load.pollers:
+        assert len(visitor.teasers) == len(visitor.ids)  # a poll hands each out once
+
+
+# --- Backends terminated every 200 ms --------------------------------------------------------
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[OwnDatabase]:
+    async with own_database() as own:
+        yield own
+
+
+@pytest.mark.timeout(120)
+async def test_backends_terminated_every_200_ms_cost_no_500_no_closed_socket_and_no_message(
+    database: OwnDatabase, tmp_path: Path
+) -> None:
+    async def terminate_for(seconds: float) -> int:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(seconds, stop.set)
+        return await database.terminate_every(0.2, stop)
+
+    async with worker({"DATABASE_URL": database.url}, tmp_path) as server:
+        load = await load_during(server, lambda: terminate_for(6.0))
+
+    assert load.sender.accepted > 0
+    assert_every_accepted_send_delivered_once(load)
+
+
+# --- A cluster of the test's own stopped and started -----------------------------------------
+
+
+@pytest.fixture
+def cluster() -> Iterator[OwnCluster]:
+    own = OwnCluster.create()
+    try:
+        own.start()
+        yield own
+    finally:
+        own.destroy()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+async def test_a_restarted_cluster_answers_503_while_down_and_recovers_by_itself(
+    cluster: OwnCluster, mode: str, tmp_path: Path
+) -> None:
+    async def restart() -> None:
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(cluster.stop, mode)
+        await asyncio.sleep(2.0)
+        await asyncio.to_thread(cluster.start)
+
+    async with worker({"DATABASE_URL": cluster.url}, tmp_path) as server:
+        load = await load_during(server, restart)
+
+    assert load.sender.statuses[503] > 0  # the sends while it was down were refused, so
+    assert_every_accepted_send_delivered_once(load)  # and the rest is as if nothing was
+
+
+# --- kill -9 of a worker in the middle of a bulk send -----------------------------------------
+
+BULK = 1000
+KILLS = 5
+
+
+async def stored(url: str, sessions: list[str], key: str) -> tuple[int, int]:
+    """How many of these sessions' messages, and of this idempotency key, are stored."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            count = select(func.count()).where(messages.c.session_id.in_(sessions))
+            keys = select(func.count()).where(idempotency_keys.c.key == key)
+            return int(await connection.scalar(count) or 0), int(await connection.scalar(keys) or 0)
+    finally:
+        await engine.dispose()
+
+
+async def bulk_send(server: ServerProcess, sessions: list[str], key: str) -> int:
+    body = [{"sessionId": sessions[i % len(sessions)], "message": f"b{i}"} for i in range(BULK)]
+    headers = {**DEMO_HEADERS, "Idempotency-Key": key}
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
+        try:
+            response = await client.put("/api/teaser-messages", headers=headers, json=body)
+        except httpx.TransportError:
+            return 0  # killed before it answered
+        return response.status_code
+
+
+@pytest.mark.timeout(180)
+async def test_a_bulk_send_killed_mid_transaction_is_stored_whole_or_not_at_all(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = {"DATABASE_URL": database_url}
+    async with worker(env, tmp_path) as server:
+        started = time.monotonic()
+        assert await bulk_send(server, [new_session_id()], uuid.uuid4().hex) == 201
+        takes = time.monotonic() - started
+    chance = random.Random(17)
+    outcomes = []
+    for _ in range(KILLS):
+        sessions, key = [new_session_id() for _ in range(10)], uuid.uuid4().hex
+        server = ServerProcess({**WORKER_ENV, **env}, tmp_path)
+        await asyncio.to_thread(server.start)
+        sending = asyncio.create_task(bulk_send(server, sessions, key))
+        await asyncio.sleep(chance.uniform(0.2, 1.0) * takes)
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGKILL)
+        await asyncio.to_thread(server.process.wait)
+        status = await sending
+        count, keys = await stored(database_url, sessions, key)
+        outcomes.append((status, count, keys))
+
+    assert all((count, keys) in {(0, 0), (BULK, 1)} for _, count, keys in outcomes), outcomes
+    assert all(count == BULK for status, count, _ in outcomes if status == 201), outcomes
+
+
+# --- Expiry racing a lease whose worker died --------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+async def test_a_message_leased_to_a_killed_worker_that_expires_first_is_never_shown(
+    database_url: str, tmp_path: Path
+) -> None:
+    # The lease (6 s) outlives the message (2 s): only expiry may decide its fate.
+    env = {"DATABASE_URL": database_url, "TEASER_CLAIM_LEASE_MS": "6000"}
+    holder = Visitor(new_session_id())
+    first = ServerProcess({**WORKER_ENV, **env}, tmp_path)
+    await asyncio.to_thread(first.start)
+    try:
+        listening = asyncio.create_task(holder.listen(first, asyncio.Event(), acks=False))
+        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(base_url=first.base_url, timeout=10) as client:
+            body = {"sessionId": holder.session, "message": "soon gone", "expiresIn": 2000}
+            sent = (
+                await client.put("/api/teaser-messages", headers=DEMO_HEADERS, json=body)
+            ).json()
+        await holder.wait_for({sent["id"]}, within=5)
+        assert first.process is not None
+        os.kill(first.process.pid, signal.SIGKILL)  # leased to its socket, never acked
+        await asyncio.to_thread(first.process.wait)
+        listening.cancel()
+        with suppress(asyncio.CancelledError):
+            await listening
+    finally:
+        first.stop()
+
+    later = Visitor(holder.session)
+    poller = Visitor(holder.session)
+    async with worker(env, tmp_path) as second:
+        watching = [
+            asyncio.create_task(later.listen(second, asyncio.Event())),
+            asyncio.create_task(poller.poll(second, every=0.2)),
+        ]
+        await asyncio.sleep(8.0)  # past the expiry, and past the lease too
+        for task in watching:
+            task.cancel()
+        await asyncio.gather(*watching, return_exceptions=True)
+        async with httpx.AsyncClient(base_url=second.base_url, timeout=10) as client:
+            state = await client.get(f"/api/teaser-messages/{sent['id']}", headers=DEMO_HEADERS)
+
+    assert holder.ids == {sent["id"]}  # the dead worker's socket did get it, unacked
+    assert later.teasers == [] and poller.teasers == []  # nobody after it
+    assert later.closed == []
+    # Recorded as expired: never delivered, and past its time.
+    assert state.json()["status"] == "expired"
+    assert state.json()["deliveredVia"] is None
