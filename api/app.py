@@ -21,7 +21,13 @@ from api.openapi.routes import asyncapi, openapi
 from api.pages import routes as page_routes
 from api.privacy import erase_person
 from api.sockets import DirectSocket
-from api.teasers import open_session, teaser_message, teaser_messages, teaser_socket
+from api.teasers import (
+    end_session,
+    open_session,
+    teaser_message,
+    teaser_messages,
+    teaser_socket,
+)
 from realtime.platform import Settings
 from realtime.runtime import Runtime
 
@@ -38,6 +44,7 @@ def routes() -> list[BaseRoute]:
         WebSocketRoute(SESSION_SOCKET_PATH, teaser_socket),
         Route("/api/events", record_event, methods=["POST"]),
         Route("/api/sessions", open_session, methods=["POST"]),
+        Route("/api/sessions/{session_id}", end_session, methods=["DELETE"]),
         Route("/api/privacy/erase", erase_person, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/metrics", metrics),

@@ -89,6 +89,16 @@ async def open_session(request: Request) -> Response:
     )
 
 
+async def end_session(request: Request) -> Response:
+    """DELETE /api/sessions/{session_id}: the site ends a visitor session; every token it
+    was given stops working (the widget then opens a new session)."""
+    runtime = runtime_of(request)
+    site = await sending_site(request)
+    session_id = path_value(request.path_params, "session_id")
+    await runtime.visitor_revocations.revoke([(site.id, session_id)])
+    return Response(status_code=204)
+
+
 async def teaser_message(request: Request) -> Response:
     runtime = runtime_of(request)
     site = await sending_site(request)

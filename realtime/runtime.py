@@ -13,7 +13,8 @@ from pathlib import Path
 from realtime.accounts.operator_sessions import OperatorSessions
 from realtime.accounts.operators import OperatorRegistry
 from realtime.accounts.privacy import Privacy
-from realtime.accounts.sessions import SessionTokens
+from realtime.accounts.revocations import VisitorRevocations
+from realtime.accounts.sessions import TOKEN_LIFETIME_MS, SessionTokens
 from realtime.accounts.sign_in_limits import SignInLimits
 from realtime.accounts.sites import SiteRegistry
 from realtime.delivery.connection import SocketTimings
@@ -47,6 +48,7 @@ DEMO_OPERATOR = "demo@woodstock.example"
 SETTLE_INTERVAL = 2.0
 # SQLite's WAL gains a few thousand pages a second under load: checkpoints keep it short.
 CHECKPOINT_INTERVAL = 1.0
+REVOCATION_REFRESH = 2.0
 
 
 def sign_out_channel(operator_id: int) -> str:
@@ -87,18 +89,23 @@ class Runtime:
 
     def _build_accounts(self) -> None:
         settings, clock = self.settings, self.clock
-        self.session_tokens = SessionTokens(self.secret, required=settings.session_tokens_required)
+        self.visitor_revocations = VisitorRevocations(
+            self.engine, lifetime_ms=TOKEN_LIFETIME_MS, clock=clock
+        )
+        self.session_tokens = SessionTokens(
+            self.secret,
+            required=settings.session_tokens_required,
+            revoked=self.visitor_revocations,
+            clock=clock,
+        )
         self.sites = SiteRegistry(self.engine, clock=clock, cache_ttl=settings.site_cache_ttl)
         self.operators = OperatorRegistry(
-            self.engine,
-            clock=clock,
-            cache_ttl=settings.site_cache_ttl,
-            on_signed_out=self.announce_sign_out,
+            self.engine, clock=clock, on_signed_out=self.announce_sign_out
         )
         self.operator_sessions = OperatorSessions(
             self.engine, clock=clock, on_signed_out=self.announce_sign_out
         )
-        self.privacy = Privacy(self.engine, clock=clock)
+        self.privacy = Privacy(self.engine, clock=clock, revocations=self.visitor_revocations)
         # Password guessing, counted before any hashing; on Redis, across workers. The
         # namespace keeps two deployments sharing one Redis (they have their own secrets)
         # out of each other's counts.
@@ -157,6 +164,7 @@ class Runtime:
         if not self.settings.production:
             await self._ensure_demo_site()
             await self._ensure_demo_operator()
+        await self.visitor_revocations.refresh()
         await self.broker.connect()
         await self.pending.start()
         self.activity.start()
@@ -167,6 +175,8 @@ class Runtime:
         self._every(CHECKPOINT_INTERVAL, self.store.checkpoint, "checkpoint")
         self._every(self.settings.poll_flush_interval, self.presence.flush, "presence-flush")
         self._every(self.settings.purge_interval, self.operator_sessions.prune, "operator-sessions")
+        # Another worker's revocation of a visitor session reaches this one within this.
+        self._every(REVOCATION_REFRESH, self.visitor_revocations.refresh, "revocations")
 
     async def stop(self) -> None:
         # Sockets first, with "going away", so widgets reconnect to another worker at once.
@@ -198,6 +208,7 @@ class Runtime:
         # failover): re-marking from the store bounds that to one purge interval.
         await self.pending.rebuild()
         await self.privacy.purge_older_than(self.settings.event_retention_days)
+        await self.visitor_revocations.prune()
 
     async def _ensure_demo_site(self) -> None:
         if await self.sites.ensure(DEMO_SITE, DEMO_KEY):

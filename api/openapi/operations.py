@@ -130,6 +130,19 @@ OPERATIONS: tuple[Operation, ...] = (
         body=SessionRequest,
         security=PUBLIC,
         errors=WIDGET_ERRORS,
+        description="The token lives 30 days; after that, or once the session is ended, "
+        "the widget is answered 401 `invalid_session_token` and opens a new session.",
+    ),
+    Operation(
+        "delete",
+        "/api/sessions/{session_id}",
+        "End a visitor session: every token it was given stops working",
+        "widget",
+        (Answer(204, "Ended (also when it was already ended, or never existed)"),),
+        security=SITE_KEY,
+        errors=(400, 401, 422),
+        description="For a visitor who should not be reached any more. Workers learn of it "
+        "within 2 s; the widget opens a new session on its next poll or reconnect.",
     ),
     Operation(
         "post",

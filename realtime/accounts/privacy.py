@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Table, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from realtime.accounts.revocations import VisitorRevocations
 from realtime.platform.clock import Clock, now_ms
 from realtime.platform.errors import InvalidInput
 from realtime.platform.tables import (
@@ -35,9 +36,16 @@ class Erasure:
 
 
 class Privacy:
-    def __init__(self, engine: AsyncEngine, *, clock: Clock = now_ms) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Clock = now_ms,
+        revocations: VisitorRevocations | None = None,
+    ) -> None:
         self.engine = engine
         self.clock = clock
+        self.revocations = revocations
 
     async def erase(
         self,
@@ -46,7 +54,8 @@ class Privacy:
         customer_id: str | None = None,
         site_id: str | None = None,
     ) -> Erasure:
-        """Delete every session of this person (on one site, or on all) and all it holds."""
+        """Delete every session of this person (on one site, or on all) and all it holds,
+        and end those sessions' tokens: the browser that held one starts afresh."""
         if not email and not customer_id:
             raise InvalidInput("email", "give an e-mail address or a customer id to erase")
         sessions = visitor_sessions.c
@@ -65,6 +74,8 @@ class Privacy:
             for site, session in found:
                 for table in PER_SESSION_TABLES:
                     rows[str(table.name)] += await _delete_session(connection, table, site, session)
+            if self.revocations is not None:
+                await self.revocations.revoke([(s, n) for s, n in found], connection)
         return Erasure(sessions=len(found), rows=rows)
 
     async def purge_older_than(self, days: int) -> int:

@@ -98,7 +98,7 @@ SessionToken = Annotated[
     str,
     Meta(
         max_length=MAX_TOKEN,
-        pattern="^[A-Za-z0-9_-]*$",
+        pattern="^[A-Za-z0-9_.-]*$",
         description="The session's token from POST /api/sessions (sites that require one).",
         extra={"refusal": "must be the session token string"},
     ),

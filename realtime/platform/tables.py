@@ -210,3 +210,15 @@ def of_session(site: Any, session: Any) -> ColumnElement[bool]:
         and_(same, teaser_messages.c.settled_at.is_(None)),
         and_(same, teaser_messages.c.settled_at.is_not(None)),
     )
+
+
+# Visitor sessions whose tokens were revoked (erased, or ended by the site). A row is kept
+# only as long as a token issued before it could still be live.
+revoked_visitor_sessions = Table(
+    "revoked_visitor_sessions",
+    metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("session_id", String(128), primary_key=True),
+    Column("revoked_at", BigInteger, nullable=False),
+    Index("ix_revoked_visitor_sessions_at", "revoked_at"),
+)
