@@ -23,10 +23,11 @@ from realtime.contract import (
     WidgetRequest,
     decode_json,
     drafts_from,
+    encode,
     from_strings,
     path_value,
 )
-from realtime.delivery import ClientTeaser, IdempotencyKey, LiveConnection, client_frame
+from realtime.delivery import ClientTeaser, Draft, IdempotencyKey, LiveConnection, client_frame
 from realtime.platform import InvalidInput, NotFound, TeaserError
 
 
@@ -43,7 +44,7 @@ async def send_teasers(request: Request) -> Response:
     sent: SendBody = decode_json(body, SendBody)  # type: ignore[arg-type]  # a union
     drafts, bulk = drafts_from(sent, runtime.settings.max_message_length)
     runtime.limits.sends.take(site.id, cost=len(drafts))
-    idempotency = idempotency_key(request.headers.get("idempotency-key"), body)
+    idempotency = idempotency_key(request.headers.get("idempotency-key"), drafts, bulk)
     done = await runtime.delivery.send_once(site.id, drafts, idempotency)
     now = runtime.store.clock()
     created = [SentTeaser.of(teaser, now) for teaser in done.teasers]
@@ -51,12 +52,15 @@ async def send_teasers(request: Request) -> Response:
     return StructResponse(BulkSent(created) if bulk else created[0], 201, headers)
 
 
-def idempotency_key(header: str | None, body: bytes) -> IdempotencyKey | None:
+def idempotency_key(header: str | None, drafts: list[Draft], bulk: bool) -> IdempotencyKey | None:
+    """The key, with a digest of what was asked: of the drafts, not of the body's bytes, so
+    a retry whose JSON is spaced, ordered or numbered differently (5000 or 5000.0) is the
+    same request, and only a retry that asks for something else is a conflict."""
     if header is None:
         return None
     if not 1 <= len(header) <= 200 or not header.isprintable():
         raise InvalidInput("Idempotency-Key", "must be 1-200 printable characters")
-    return IdempotencyKey(header, hashlib.sha256(body).hexdigest())
+    return IdempotencyKey(header, hashlib.sha256(encode([bulk, drafts])).hexdigest())
 
 
 async def poll_teasers(request: Request) -> Response:

@@ -135,6 +135,37 @@ async def test_concurrent_retries_with_one_key_still_create_one_message(
     assert len(json_of(await poll(client, session))["messages"]) == 1
 
 
+# The same request, written as another client library (or a retry after a reformat) might.
+SAME_REQUEST: list[Any] = [
+    pytest.param(b'{"sessionId":"%s","message":"hi","expiresIn":60000}', id="compact"),
+    pytest.param(b'{\n  "message": "hi",\n  "expiresIn": 60000,\n  "sessionId": "%s"\n}',
+                 id="spaced, keys in another order"),
+    pytest.param(b'{"sessionId": "%s", "message": "hi", "expiresIn": 60000.0}',
+                 id="expiresIn as 60000.0"),
+    pytest.param(b'{"sessionId": "%s", "message": "  hi ", "expiresIn": 6e4}',
+                 id="untrimmed text, an exponent"),
+    pytest.param(b'{"sessionId": "%s", "message": "\\u0068i", "expiresIn": 60000}',
+                 id="an escaped letter"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("retry", SAME_REQUEST)
+async def test_a_retry_that_means_the_same_request_is_a_replay_however_it_is_written(
+    client: httpx.AsyncClient, retry: bytes
+) -> None:
+    session = new_session_id()
+    headers = {**DEMO_HEADERS, "Idempotency-Key": f"same-{session}"}
+    body = {"sessionId": session, "message": "hi", "expiresIn": 60000}
+    first = await client.put("/api/teaser-messages", json=body, headers=headers)
+    again = await client.put(
+        "/api/teaser-messages", content=retry % session.encode(), headers=headers
+    )
+
+    assert (again.status_code, again.headers.get("idempotent-replayed")) == (201, "true")
+    assert json_of(again)["id"] == json_of(first)["id"]
+    assert len(json_of(await poll(client, session))["messages"]) == 1
+
+
 async def test_reusing_an_idempotency_key_for_another_request_is_refused(
     client: httpx.AsyncClient,
 ) -> None:
