@@ -252,38 +252,56 @@ async def close_all(tasks: list[Any]) -> None:
 
 @dataclass
 class Churn:
-    """Session sockets opened and closed in bulk; what the server closed them with, if it
-    did (a socket the client closes itself ends with 1000)."""
+    """Session sockets opened and closed on both workers; what the server closed them
+    with, if it did (a socket the client closes itself ends with 1000)."""
 
-    worker_pair: tuple[ServerProcess, ServerProcess]
+    workers: tuple[ServerProcess, ServerProcess]
     codes: list[int | None] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    opened: int = 0
 
-    async def hold(
-        self, worker: ServerProcess, opened: asyncio.Event, leave: asyncio.Event
-    ) -> None:
+    async def hold(self, worker: ServerProcess, leave: asyncio.Event) -> None:
         url = f"{worker.ws_url}/api/teaser-ws?sessionId={new_session_id()}&siteId={DEMO_SITE}"
         try:
             async with connect(url, open_timeout=10) as socket:
-                opened.set()
+                self.opened += 1
                 await leave.wait()
             self.codes.append(socket.close_code)
         except Exception as exc:  # a refused handshake or a broken socket: a failure
             self.failures.append(repr(exc))
-            opened.set()
 
-    def start(self, count: int) -> tuple[list[asyncio.Event], asyncio.Event, list[Any]]:
-        opened, leave = [asyncio.Event() for _ in range(count)], asyncio.Event()
-        workers = self.worker_pair
-        tasks = [
-            asyncio.create_task(self.hold(workers[i % 2], opened[i], leave)) for i in range(count)
-        ]
-        return opened, leave, tasks
+    async def keep_opening(self, until: asyncio.Event) -> list[Held]:
+        """Open sockets one after another (each SUBSCRIBEs) until told to stop."""
+        held: list[Held] = []
+        while not until.is_set():
+            before, leave = self.opened + len(self.failures), asyncio.Event()
+            task = asyncio.create_task(self.hold(self.workers[len(held) % 2], leave))
+            held.append((task, leave))
+            while self.opened + len(self.failures) == before and not task.done():
+                await asyncio.sleep(0.001)
+        return held
+
+    async def open_streams(self, until: asyncio.Event) -> list[Held]:
+        streams = [asyncio.create_task(self.keep_opening(until)) for _ in range(STREAMS)]
+        await until.wait()
+        return [held for stream in await asyncio.gather(*streams) for held in stream]
+
+
+Held = tuple["asyncio.Task[None]", asyncio.Event]
+
+
+async def close_one_by_one(held: list[Held]) -> None:
+    """Each socket closes (the client's close: 1000), and so UNSUBSCRIBEs, in turn."""
+    for _, leave in held:
+        leave.set()
+        await asyncio.sleep(0.003)
+    await asyncio.gather(*(task for task, _ in held))
 
 
 # --- 1. Redis SIGKILLed at a chosen moment ---------------------------------------------------
 
-BURST = 60  # sockets opened or closed, or sends made, at once
+STREAMS = 16  # sockets opening at once, one after another in each stream
+BURST = 60  # sends made at once
 KILLS = 6
 
 
@@ -295,8 +313,8 @@ class Workload:
     churn: Churn
     sent: list[Send] = field(default_factory=list)
 
-    async def kill(self) -> None:
-        await asyncio.sleep(random.uniform(0.0, 0.05))
+    async def kill(self, within: float = 0.05) -> None:
+        await asyncio.sleep(random.uniform(0.0, within))
         self.cluster.redis.kill()
 
     async def steady_sends(self, stop: asyncio.Event) -> None:
@@ -309,19 +327,23 @@ class Workload:
             await asyncio.sleep(0.05)
 
     async def subscribe(self) -> None:
-        opened, leave, tasks = self.churn.start(BURST)
-        await self.kill()  # while the handshakes, and so the SUBSCRIBEs, are under way
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in opened)), 15)
-        leave.set()
-        await asyncio.gather(*tasks)
+        until = asyncio.Event()
+        opening = asyncio.create_task(self.churn.open_streams(until))
+        await self.kill(within=0.5)  # while sockets open, and so SUBSCRIBE, all the time
+        await asyncio.sleep(0.3)  # and go on opening while Redis is down
+        until.set()
+        await close_one_by_one(await opening)
 
     async def unsubscribe(self) -> None:
-        opened, leave, tasks = self.churn.start(BURST)
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in opened)), 15)
+        until = asyncio.Event()
+        opening = asyncio.create_task(self.churn.open_streams(until))
+        await asyncio.sleep(0.5)
+        until.set()
+        held = await opening
         await asyncio.sleep(0.3)  # all subscribed
-        leave.set()  # every socket closes: the UNSUBSCRIBEs
-        await self.kill()
-        await asyncio.gather(*tasks)
+        closing = asyncio.create_task(close_one_by_one(held))
+        await self.kill(within=0.3)  # while sockets close, and so UNSUBSCRIBE, all the time
+        await closing
 
     async def publish(self) -> None:
         sends = [
