@@ -40,18 +40,9 @@ def main(argv: list[str] | None = None) -> int:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from api.wsprotocol import LEAN_WEBSOCKETS
+    from api.serving import APP, UVICORN_OPTIONS
 
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        ws=LEAN_WEBSOCKETS,
-        ws_max_size=64 * 1024,
-        proxy_headers=True,
-    )
+    uvicorn.run(APP, host=args.host, port=args.port, workers=args.workers, **UVICORN_OPTIONS)
     return 0
 
 

@@ -11,6 +11,8 @@ T = TypeVar("T")
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./teaser.db"
 MIN_SECRET_KEY_LENGTH = 32
+# Below this, ordinary browser requests (cookies, user agent, client hints) would not fit.
+MIN_HEADER_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ class Settings:
     events_per_ip_per_second: int = 100
     sockets_per_ip: int = 2_000
     send_timeout: float = 10.0
+    # The request head (request line and headers): its size, and the time to send it whole.
+    max_header_bytes: int = 32 * 1024
+    header_timeout: float = 10.0
     # None: required in production, optional in development (so the README's curl works).
     require_session_token: bool | None = None
     # Signs operator session cookies; never printed (repr=False).
@@ -82,6 +87,8 @@ class Settings:
             events_per_ip_per_second=read("TEASER_LIMIT_EVENTS_PER_IP_PER_SECOND", int, 100),
             sockets_per_ip=read("TEASER_LIMIT_SOCKETS_PER_IP", int, 2_000),
             send_timeout=read("TEASER_SEND_TIMEOUT", float, 10.0),
+            max_header_bytes=read("TEASER_MAX_HEADER_BYTES", int, 32 * 1024),
+            header_timeout=read("TEASER_HEADER_TIMEOUT", float, 10.0),
             secret_key=read("TEASER_SECRET_KEY", str, ""),
             require_session_token=read("TEASER_REQUIRE_SESSION_TOKEN", _boolean, None),
         )
@@ -100,6 +107,12 @@ class Settings:
             raise ConfigError(
                 "Config 'TEASER_HEARTBEAT_TIMEOUT' must be larger than 'TEASER_HEARTBEAT_INTERVAL'."
             )
+        if self.max_header_bytes < MIN_HEADER_BYTES:
+            raise ConfigError(
+                f"Config 'TEASER_MAX_HEADER_BYTES' must be at least {MIN_HEADER_BYTES}."
+            )
+        if self.header_timeout <= 0:
+            raise ConfigError("Config 'TEASER_HEADER_TIMEOUT' must be larger than 0.")
         if self.secret_key and len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
             raise ConfigError(
                 f"Config 'TEASER_SECRET_KEY' must be at least {MIN_SECRET_KEY_LENGTH} characters."
