@@ -7,8 +7,10 @@ declare namespace TeaserWidget {
   /** Who made a teaser: an operator by hand, or a targeting rule. */
   type Priority = 'manual' | 'auto';
 
-  /** The widget's state: the transport that delivers now, or closed after destroy(). */
-  type Transport = 'connecting' | 'websocket' | 'polling' | 'closed';
+  /** The widget's state: the transport that delivers now; refused while the server refuses this
+   * page for good (its origin is not allowed, or no such site: no socket, no events, a poll every
+   * few minutes until it is accepted); or closed after destroy(). */
+  type Transport = 'connecting' | 'websocket' | 'polling' | 'refused' | 'closed';
 
   /** A teaser as the server sends it: a WebSocket frame, or without `type` an entry of a poll's `messages`. */
   interface TeaserFrame {

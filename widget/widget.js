@@ -13,6 +13,9 @@
   var WS_STABLE = 10000; // open this long before a drop: start the backoff again from step 0
   var BACKOFF_MIN = 1000;
   var BACKOFF_MAX = 60000;
+  // A refusal no retry cures (see refusal()): the poll asks again after 1 minute, doubling up to 30.
+  var REFUSED_MIN = 60000;
+  var REFUSED_MAX = 1800000;
   var HIDDEN_SLOWDOWN = 4;
 
   // ---- configuration: read once, from the script tag ----
@@ -47,9 +50,11 @@
   }
 
   // Full jitter (as centrifuge-js): spreads reconnects of many tabs after a server restart.
-  function backoff(step) {
-    var span = Math.min(BACKOFF_MAX, BACKOFF_MIN * Math.pow(2, Math.min(step, 31)));
-    return Math.min(BACKOFF_MAX, BACKOFF_MIN + Math.floor(Math.random() * span));
+  function backoff(step, min, max) {
+    min = min || BACKOFF_MIN;
+    max = max || BACKOFF_MAX;
+    var span = Math.min(max, min * Math.pow(2, Math.min(step, 31)));
+    return Math.min(max, min + Math.floor(Math.random() * span));
   }
 
   function describeError(response, body) {
@@ -83,14 +88,14 @@
     postJSON('/api/sessions', { siteId: siteId })
       .then(function (response) {
         return response.json().catch(function () { return null; }).then(function (body) {
-          if (!response.ok || !body) throw new Error(describeError(response, body));
+          if (!response.ok || !body) throw new Error(refusal(body) ? '' : describeError(response, body));
           sessionId = body.sessionId;
           token = body.token;
         });
       })
       .catch(function (error) {
         // Servers that do not require tokens still deliver to a session named here.
-        warn('Could not open a session (' + error.message + '); continuing without a token');
+        if (!refusals) warn('Could not open a session (' + error.message + '); continuing without a token');
         sessionId = randomId();
         token = null;
       })
@@ -102,6 +107,32 @@
     if (reopened || !(body && body.error && body.error.code === 'invalid_session_token')) return false;
     reopened = true;
     openSession(function () { if (socket) { socket.close(); socket = null; } connect(); });
+    return true;
+  }
+
+  // The server refuses this page for good: its origin is not among the site's, or the site does
+  // not exist. Only an operator can change that, so retrying at the usual pace would only have
+  // every visitor's tab ask to be refused, forever. The socket stops (its refusal is invisible
+  // to a page anyway), events stop, and the poll alone asks again, rarely: 1 minute doubling
+  // to 30, with full jitter, so a tab left open recovers once the site is fixed. A proxy's
+  // error page, a 429, a 5xx or a network failure are not this: they pass, with the usual backoff.
+  var PERMANENT = { origin_not_allowed: 1, unknown_site: 1 };
+  var refusals = 0; // consecutive refusals; 0 while the server accepts this page
+
+  function refusal(body) {
+    var e = body && body.error;
+    if (!e || !PERMANENT[e.code]) return false;
+    if (!refusals++) {
+      warn('Teaser refuses this page (' + e.code + ': ' + e.message + '). ' +
+        (e.code === 'unknown_site' ? 'Check data-site-id, or create the site: teaser site add ' + siteId
+          : 'Allow this origin: teaser site origins ' + siteId + ' ' + location.origin +
+            ' (with the site\'s other origins: the command replaces the list)') +
+        '. Asking again every few minutes until then.');
+      clearTimeout(reconnectTimer);
+      if (socket) { socket.close(); socket = null; }
+      setState(State.REFUSED);
+      if (sessionId) startPolling(); // the poll is the one that asks again (start() does it otherwise)
+    }
     return true;
   }
 
@@ -120,8 +151,10 @@
     function detach() {
       clearTimeout(timer);
       if (socket) {
-        socket.onopen = socket.onmessage = socket.onclose = null;
-        socket.close();
+        socket.onmessage = socket.onclose = null;
+        // Closing a socket still connecting makes the browser warn in the console: close it once open.
+        socket.onopen = function () { this.close(); };
+        if (socket.readyState !== 0) socket.close();
       }
       socket = null;
     }
@@ -158,6 +191,7 @@
     var inFlight = false;
     var again = false;
     var serverInterval = 8000;
+    var failures = 0;
     var callbacks = null;
 
     function interval() {
@@ -176,11 +210,15 @@
         .then(function (response) {
           return response.json().catch(function () { return null; }).then(function (body) {
             if (!response.ok && tokenRefused(body)) return {};
+            if (!response.ok && refusal(body)) return null;
             if (!response.ok) throw new Error(describeError(response, body));
             return body || {};
           });
         })
         .then(function (body) {
+          if (!body) return cb.onPoll({ ok: false, count: 0, at: new Date() });
+          if (refusals) { refusals = 0; info('Accepted again'); cb.onOpen(); connect(); }
+          failures = 0;
           delete warned.poll;
           resuming = false; // the first poll after a switch recovered what was missed
           if (body.pollInterval > 0) serverInterval = body.pollInterval;
@@ -191,17 +229,20 @@
           cb.onPoll({ ok: true, count: messages.length, at: new Date() });
         })
         .catch(function (error) {
+          failures++;
           warnOnce('poll', 'Polling failed: ' + error.message);
           cb.onPoll({ ok: false, count: 0, at: new Date() });
         })
         .then(function () {
           inFlight = false;
-          schedule(again ? 0 : interval());
+          // A failing server is asked less and less often (up to once a minute), a refusing one rarely.
+          schedule(refusals ? backoff(refusals - 1, REFUSED_MIN, REFUSED_MAX)
+            : again ? 0 : Math.max(interval(), failures ? backoff(failures - 1) : 0));
           again = false;
         });
     }
     // A tab coming back into view polls at once rather than waiting out its slowed-down timer.
-    function onVisibility() { if (document.visibilityState === 'visible') schedule(0); }
+    function onVisibility() { if (document.visibilityState === 'visible' && !refusals) schedule(0); }
 
     return {
       name: 'polling',
@@ -286,7 +327,8 @@
   }
 
   // ---- the client: one state, transports switched by it ----
-  var State = { CONNECTING: 'connecting', WEBSOCKET: 'websocket', POLLING: 'polling', CLOSED: 'closed' };
+  var State = { CONNECTING: 'connecting', WEBSOCKET: 'websocket', POLLING: 'polling', REFUSED: 'refused',
+    CLOSED: 'closed' };
   var state = State.CONNECTING;
   var handlers = { message: [], transport: [], poll: [] };
   var socket = null;
@@ -348,7 +390,7 @@
     resuming = true;
     var transport = poller = pollingTransport();
     transport.open({
-      onOpen: function () { setState(State.POLLING); },
+      onOpen: function () { setState(refusals ? State.REFUSED : State.POLLING); },
       onFrame: function (frame) { handleFrame(frame, transport); },
       onPoll: function (result) { emit('poll', result); }
     });
@@ -357,7 +399,7 @@
 
   function connect() {
     var transport = webSocketTransport();
-    if (!transport.supported()) return startPolling();
+    if (refusals || !transport.supported()) return startPolling();
     socket = transport;
     transport.open({
       onOpen: function () {
@@ -397,15 +439,19 @@
   }
 
   function track(type, extra) {
-    if (state === State.CLOSED || typeof fetch !== 'function') return;
+    if (state === State.CLOSED || refusals || typeof fetch !== 'function') return;
     postJSON('/api/events', event(type, extra))
       .then(function (response) {
-        if (!response.ok) warnOnce('events', 'Event reporting failed: HTTP ' + response.status);
+        if (response.ok) return;
+        return response.json().catch(function () { return null; }).then(function (body) {
+          if (!refusal(body)) warnOnce('events', 'Event reporting failed: HTTP ' + response.status);
+        });
       })
       .catch(function (error) { warnOnce('events', 'Event reporting failed: ' + error.message); });
   }
 
   function onPageHide() {
+    if (refusals) return;
     // A page being unloaded cancels fetch; a beacon survives. A string body is sent as text/plain,
     // which needs no CORS preflight; the server reads it as JSON.
     var body = JSON.stringify(event('page_leave'));

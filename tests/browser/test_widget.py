@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
+import threading
 import time
-from collections.abc import Callable
+import urllib.parse
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +21,8 @@ except ImportError:
     if os.environ.get("CI") == "true":
         raise
     pytest.skip("browser tests need the playwright package", allow_module_level=True)
+
+from tests.support import run_teaser_cli
 
 from .conftest import ARTIFACTS, SITE_ID, Console, LiveServer
 
@@ -401,3 +407,145 @@ def test_with_session_tokens_required_the_widget_still_gets_every_teaser_once(
 def open_demo_again(page: Page) -> str:
     expect(page.locator("#session-id")).to_have_text(SESSION_ID)
     return page.locator("#session-id").inner_text()
+
+
+# A page the server refuses for good, and one it fails for a while.
+
+SHOP_PAGE = """<!doctype html><title>Shop</title>
+<script src="{server}/widget.js" data-site-id="{site}" data-poll-interval="500" async></script>"""
+
+
+class ShopHandler(http.server.BaseHTTPRequestHandler):
+    """A shop's own web server: every path is a page embedding the widget (?server=&site=)."""
+
+    def do_GET(self) -> None:
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+        body = SHOP_PAGE.format(server=query["server"], site=query["site"]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def shop_origin() -> Iterator[str]:
+    """Another origin on loopback, as a shop's site is to the Teaser server."""
+    shop = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ShopHandler)
+    thread = threading.Thread(target=shop.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{shop.server_address[1]}"
+    shop.shutdown()
+    shop.server_close()
+
+
+def open_shop(page: Page, server: LiveServer, page_origin: str, site: str) -> None:
+    """A shop's page on `page_origin` embedding the widget of `server`."""
+    query = urllib.parse.urlencode({"server": server.base_url, "site": site})
+    page.goto(f"{page_origin}/shop?{query}")
+
+
+def wait_for_transport(page: Page, state: str, timeout: float = 5.0) -> None:
+    """Asked from here, not by a timer in the page: some tests stop the page's clock."""
+    deadline = time.monotonic() + timeout
+    while page.evaluate("window.TeaserWidget && TeaserWidget.transport") != state:
+        assert time.monotonic() < deadline, f"the widget never became {state}"
+        page.wait_for_timeout(50)
+
+
+def record_calls(page: Page, server: LiveServer) -> list[str]:
+    """Every request the page makes to the server, sockets included (not the script)."""
+    calls: list[str] = []
+    page.on("request", lambda r: calls.append(r.url) if "/api/" in r.url else None)
+    page.on("websocket", lambda ws: calls.append(ws.url))
+    return calls
+
+
+REFUSALS = {
+    # data-site-id, and what the warning tells to run
+    "origin not allowed": (SITE_ID, "teaser site origins " + SITE_ID),
+    "unknown site": ("no_such_site", "teaser site add no_such_site"),
+}
+
+
+@pytest.mark.parametrize("returning", [False, True], ids=["first visit", "session kept"])
+@pytest.mark.parametrize("refusal", REFUSALS)
+def test_a_page_the_server_refuses_for_good_stops_asking_and_says_why_once(
+    page: Page,
+    console: Console,
+    server: LiveServer,
+    shop_origin: str,
+    refusal: str,
+    returning: bool,
+) -> None:
+    site, advice = REFUSALS[refusal]
+    origin = shop_origin
+    if returning:  # a tab that already holds a session id: it opens the socket at once
+        page.add_init_script(
+            f"sessionStorage.setItem('teaser:session:{site}', "
+            f"JSON.stringify({{id: 'sess_1700000000000_abcdefghi', token: null, seq: 0}}))"
+        )
+    calls = record_calls(page, server)
+    open_shop(page, server, origin, site)
+    wait_for_transport(page, "refused")
+
+    page.wait_for_timeout(5000)  # ten poll intervals at the page's pace
+
+    assert len(calls) <= 3, calls  # the session or the page view, a poll, the socket
+    assert sum("/api/teaser-messages" in url for url in calls) == 1, calls
+    assert len(console.warnings) == 1, console.warnings
+    assert "Teaser refuses this page" in console.warnings[0] and advice in console.warnings[0]
+    if refusal == "origin not allowed":
+        assert f"origin '{origin}' is not allowed" in console.warnings[0]
+        assert f"{advice} {origin}" in console.warnings[0]
+    assert page.evaluate("TeaserWidget.transport") == "refused"
+    assert console.errors == []
+
+
+def test_a_refused_page_asks_again_rarely_and_recovers_once_its_origin_is_allowed(
+    page: Page, console: Console, server_factory: Callable[..., LiveServer], shop_origin: str
+) -> None:
+    server = server_factory()
+    page.clock.install()
+    origin = shop_origin
+    calls = record_calls(page, server)
+    open_shop(page, server, origin, SITE_ID)
+    wait_for_transport(page, "refused")
+    polls = lambda: sum("/api/teaser-messages" in url for url in calls)  # noqa: E731
+    page.clock.run_for(59_000)
+    page.wait_for_timeout(300)
+    assert polls() == 1  # nothing before a minute
+
+    database = Path(server.env["DATABASE_URL"].removeprefix("sqlite+aiosqlite:///"))
+    allowed = run_teaser_cli(database, "site", "origins", SITE_ID, origin)
+    assert allowed.returncode == 0, allowed.stderr
+    page.wait_for_timeout(5500)  # the server's cache of the site lasts 5 s
+    page.clock.run_for(30 * 60_000)  # the longest wait, at any step before it
+    wait_for_transport(page, "websocket")
+
+    assert 2 <= polls() <= 6  # 1 min, 2, 4, 8, 16 at most in half an hour, then accepted
+    assert [w for w in console.warnings if "refuses" in w] == [console.warnings[0]]
+
+
+def test_a_server_failing_for_a_while_is_polled_with_backoff_not_given_up_on(
+    page: Page, console: Console, server: LiveServer
+) -> None:
+    page.add_init_script(NO_WEBSOCKET)
+    polls = record_polls(page)
+    page.route(
+        "**/api/teaser-messages",
+        lambda route: route.fulfill(
+            status=503, json={"error": {"code": "store_unavailable", "message": "try later"}}
+        ),
+    )
+    open_demo(page, server, "pollInterval=200")
+    page.wait_for_timeout(4000)
+
+    assert 2 <= len(polls) <= 5, polls  # 1-2 s, then 1-3 s, ...: not one every 200 ms
+    assert page.evaluate("TeaserWidget.transport") == "polling"
+    assert [w for w in console.warnings if "Polling failed" in w] == [
+        f"{PREFIX} Polling failed: 503 store_unavailable: try later"
+    ]
