@@ -9,6 +9,8 @@ import os
 import random
 import signal
 import sqlite3
+import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -338,3 +340,62 @@ async def test_a_message_leased_to_a_killed_worker_that_expires_first_is_never_s
     # Recorded as expired: never delivered, and past its time.
     assert state.json()["status"] == "expired"
     assert state.json()["deliveredVia"] is None
+
+
+# --- SQLite on a full disk --------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Path]:
+    """A 4 MB file system of the test's own, to fill up (a mount: root only)."""
+    directory = Path(tempfile.mkdtemp(prefix="teaser-disk-"))
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(directory)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        directory.rmdir()
+        pytest.skip(f"no small file system to fill here: {mounted.stderr.decode().strip()}")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", str(directory)], check=True)
+        directory.rmdir()
+
+
+def fill(directory: Path) -> Path:
+    filler = directory / "filler"
+    with suppress(OSError), filler.open("wb") as out:
+        while True:
+            out.write(b"\0" * 4096)
+            out.flush()
+    return filler
+
+
+@pytest.mark.timeout(120)
+async def test_sqlite_on_a_full_disk_answers_503_and_recovers_once_there_is_room(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{small_disk / 'teaser.db'}"}
+    session = new_session_id()
+    async with worker(env, tmp_path) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
+
+            async def send() -> httpx.Response:
+                # Big bulks, so that the log outgrows what room it had left.
+                body = [{"sessionId": session, "message": "x" * 400} for _ in range(100)]
+                return await client.put("/api/teaser-messages", headers=DEMO_HEADERS, json=body)
+
+            assert (await send()).status_code == 201
+            filler = fill(small_disk)
+            answers = [await send() for _ in range(30)]
+            filler.unlink()
+            after = await send()
+        log = server.log()
+
+    refused = [answer for answer in answers if answer.status_code != 201]
+    assert refused, "the disk never filled up"
+    assert {answer.status_code for answer in refused} == {503}, log[-3000:]
+    assert all(answer.headers.get("retry-after") == "1" for answer in refused)
+    assert {answer.json()["error"]["code"] for answer in refused} == {"database_unavailable"}
+    assert after.status_code == 201
+    assert "unhandled error on" not in log
