@@ -90,7 +90,10 @@ class Runtime:
     def _build_accounts(self) -> None:
         settings, clock = self.settings, self.clock
         self.visitor_revocations = VisitorRevocations(
-            self.engine, lifetime_ms=TOKEN_LIFETIME_MS, clock=clock
+            self.engine,
+            lifetime_ms=TOKEN_LIFETIME_MS,
+            clock=clock,
+            on_revoked=self._close_revoked_sockets,
         )
         self.session_tokens = SessionTokens(
             self.secret,
@@ -196,6 +199,10 @@ class Runtime:
         await self.sign_in_limits.close()
         await self.broker.disconnect()
         await self.engine.dispose()
+
+    async def _close_revoked_sockets(self, sessions: list[tuple[str, str]]) -> None:
+        for site_id, session_id in sessions:
+            await self.hub.close_session(site_id, session_id, "session ended")
 
     async def announce_sign_out(self, operator_id: int) -> None:
         await self.broker.publish(sign_out_channel(operator_id))

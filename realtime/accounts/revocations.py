@@ -5,7 +5,7 @@ older than a token's lifetime are pruned, since no token they could stop is live
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
@@ -16,12 +16,21 @@ from realtime.platform.clock import now_ms
 from realtime.platform.tables import revoked_visitor_sessions
 
 Clock = Callable[[], int]
+Pairs = list[tuple[str, str]]
 CLOCK_SLACK_MS = 60_000
 
 
 class VisitorRevocations:
-    def __init__(self, engine: AsyncEngine, *, lifetime_ms: int, clock: Clock = now_ms) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        lifetime_ms: int,
+        clock: Clock = now_ms,
+        on_revoked: Callable[[Pairs], Awaitable[None]] | None = None,
+    ) -> None:
         self.engine = engine
+        self.on_revoked = on_revoked
         self.lifetime_ms = lifetime_ms
         self.clock = clock
         self._revoked: set[tuple[str, str]] = set()
@@ -51,7 +60,7 @@ class VisitorRevocations:
                 await own.execute(statement)
         else:
             await connection.execute(statement)
-        self._revoked.update(pairs)
+        await self._take_in(pairs)
         return len(rows)
 
     async def refresh(self) -> None:
@@ -62,10 +71,18 @@ class VisitorRevocations:
         query = select(table.site_id, table.session_id, table.revoked_at).where(
             table.revoked_at >= self._seen_until - CLOCK_SLACK_MS
         )
+        pairs: Pairs = []
         async with self.engine.connect() as connection:
             for site_id, session_id, revoked_at in await connection.execute(query):
-                self._revoked.add((site_id, session_id))
+                pairs.append((site_id, session_id))
                 self._seen_until = max(self._seen_until, revoked_at)
+        await self._take_in(pairs)
+
+    async def _take_in(self, pairs: Pairs) -> None:
+        new = [pair for pair in pairs if pair not in self._revoked]
+        self._revoked.update(new)
+        if new and self.on_revoked is not None:
+            await self.on_revoked(new)
 
     async def prune(self) -> int:
         cutoff = self.clock() - self.lifetime_ms

@@ -38,7 +38,7 @@ class CloseCode(IntEnum):
     POLICY_VIOLATION = 1008  # an upgrade refused where no HTTP denial can be sent
     INTERNAL_ERROR = 1011
     TRY_AGAIN_LATER = 1013  # the reader is too slow
-    SIGNED_OUT = 4401  # a dashboard whose operator session ended
+    SIGNED_OUT = 4401  # a dashboard whose operator session ended, or a revoked visitor session
     HEARTBEAT_TIMEOUT = 4408
 
 

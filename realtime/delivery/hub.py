@@ -194,6 +194,11 @@ class Hub:
     def record_latency(self, teaser: Teaser) -> None:
         self.metrics.latency.observe(max(0, self.store.clock() - teaser.created_at) / 1000)
 
+    async def close_session(self, site_id: str, session_id: str, reason: str) -> None:
+        """Close this worker's sockets of one session, which may no longer read."""
+        for connection in list(self._sessions.get((site_id, session_id), ())):
+            await connection.close(CloseCode.SIGNED_OUT, reason)
+
     async def close_all(self, code: int = CloseCode.GOING_AWAY) -> None:
         """Tell every client to reconnect elsewhere (graceful shutdown)."""
         for connection in list(self._holders.values()):

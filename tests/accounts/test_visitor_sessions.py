@@ -14,6 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from realtime.accounts import TOKEN_LIFETIME_MS, SessionTokens
+from realtime.delivery import CloseCode
 from realtime.platform import Unauthorized
 from tests.conftest import ServerFactory
 from tests.support import DEMO_HEADERS, DEMO_SITE, InProcessServer, ServerProcess, json_of
@@ -88,7 +89,6 @@ def test_a_malformed_token_is_simply_wrong(forged: str) -> None:
 
 
 # --- Revocation, over a real server ----------------------------------------------------------
-
 
 
 @pytest.fixture
@@ -173,6 +173,24 @@ async def test_an_ended_session_is_refused_everywhere_its_token_was_good(
     assert await open_socket(server, other, other_token) == 101
 
 
+@pytest.mark.parametrize("end", ENDINGS)
+async def test_an_open_socket_of_an_ended_session_is_closed_as_signed_out(
+    client: httpx.AsyncClient, end: Callable[..., Awaitable[None]]
+) -> None:
+    server: InProcessServer = client.server  # type: ignore[attr-defined]
+    session, token = await mint(client)
+    other, other_token = await mint(client)
+    base = f"{server.ws_url}/api/teaser-ws?siteId={DEMO_SITE}"
+    async with (
+        connect(f"{base}&sessionId={session}&token={token}") as ended,
+        connect(f"{base}&sessionId={other}&token={other_token}") as kept,
+    ):
+        await end(client, session, token)
+        await asyncio.wait_for(ended.wait_closed(), 2)
+        assert ended.close_code == CloseCode.SIGNED_OUT
+        assert kept.state.name == "OPEN"
+
+
 async def test_an_ended_session_is_refused_even_where_tokens_are_optional(
     start_server: ServerFactory,
 ) -> None:
@@ -221,20 +239,23 @@ async def test_an_ended_session_is_refused_by_every_worker_and_after_a_restart(
     first, second = ServerProcess(env, tmp_path), ServerProcess(env, tmp_path)
     await asyncio.gather(*(asyncio.to_thread(worker.start) for worker in (first, second)))
     try:
-        async with httpx.AsyncClient(base_url=first.base_url) as on_first:
-            session, token = await mint(on_first)
+        on_first = httpx.AsyncClient(base_url=first.base_url)
+        session, token = await mint(on_first)
+        url = f"ws://127.0.0.1:{second.port}/api/teaser-ws?siteId={DEMO_SITE}"
+        async with (
+            connect(f"{url}&sessionId={session}&token={token}") as socket,
+            httpx.AsyncClient(base_url=second.base_url) as on_second,
+        ):
             await end_by_the_site(on_first, session, token)
-        async with httpx.AsyncClient(base_url=second.base_url) as on_second:
             # The second worker learns of it at its next refresh, every 2 s.
-            for _ in range(40):
-                answer = await poll(on_second, session, token)
-                if answer.status_code == 401:
-                    break
-                await asyncio.sleep(0.1)
+            await asyncio.wait_for(socket.wait_closed(), 4)
+            assert socket.close_code == CloseCode.SIGNED_OUT
+            answer = await poll(on_second, session, token)
             assert answer.status_code == 401
         await asyncio.to_thread(second.stop)
         await asyncio.to_thread(second.start)
         async with httpx.AsyncClient(base_url=second.base_url) as restarted:
             assert (await poll(restarted, session, token)).status_code == 401
+        await on_first.aclose()
     finally:
         await asyncio.gather(*(asyncio.to_thread(worker.stop) for worker in (first, second)))
