@@ -15,6 +15,7 @@ from api.responses import error_response
 from realtime.contract import MalformedJSON
 from realtime.platform import (
     BadRequest,
+    Conflict,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -33,6 +34,7 @@ STATUS_BY_ERROR: dict[type[TeaserError], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     NotFound: 404,
+    Conflict: 409,
     StoreUnavailable: 503,
     RateLimited: 429,
 }

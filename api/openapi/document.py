@@ -34,6 +34,7 @@ ERROR_WORDS = {
     401: "Unknown site, key or session",
     403: "Origin not allowed, or CSRF token wrong",
     404: "Not found",
+    409: "An Idempotency-Key whose send's messages were since deleted",
     413: "Body too large",
     422: "A field breaks the contract; the message names it",
     429: "Rate limited; Retry-After says when to come back",

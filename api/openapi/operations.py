@@ -95,7 +95,7 @@ OPERATIONS: tuple[Operation, ...] = (
         ),
         body=SendBody,
         security=SITE_KEY,
-        errors=KEY_ERRORS,
+        errors=(*KEY_ERRORS, 409),
         headers=(IDEMPOTENCY_KEY,),
         description="A JSON array is all or nothing: one refused message refuses the send, "
         "and the error names it by its place (`[5].message: …`).",

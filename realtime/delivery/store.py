@@ -41,7 +41,7 @@ from realtime.delivery.teaser import Draft, Teaser, new_teaser_ids
 from realtime.delivery.transactions import transactions_for
 from realtime.delivery.writes import writes_for
 from realtime.platform.clock import Clock, now_ms
-from realtime.platform.errors import InvalidInput, StoreUnavailable
+from realtime.platform.errors import Conflict, InvalidInput, StoreUnavailable
 from realtime.platform.tables import idempotency_keys, of_session, session_counters
 from realtime.platform.tables import teaser_messages as messages
 
@@ -269,7 +269,14 @@ class TeaserStore:
                 raise InvalidInput("Idempotency-Key", "was already used for a different request")
             found = connection.execute(select(*COLUMNS).where(messages.c.id.in_(row.message_ids)))
             by_id = {r.id: teaser_from_mapping(r._mapping) for r in found}
-            return [by_id[i] for i in row.message_ids if i in by_id]
+            if len(by_id) < len(row.message_ids):
+                # Retention or an erasure took them: the send was done, its answer is gone.
+                raise Conflict(
+                    "the send with this Idempotency-Key was done, and its messages have since "
+                    "been deleted (past retention, or erased); a new send needs a new key",
+                    code="idempotent_result_gone",
+                )
+            return [by_id[i] for i in row.message_ids]
 
         return await self._database.read(find)
 

@@ -46,6 +46,13 @@ class NotFound(TeaserError):
     code = "not_found"
 
 
+class Conflict(TeaserError):
+    """The request can't be answered as asked given what is stored, e.g. a replay whose
+    messages were deleted since."""
+
+    code = "conflict"
+
+
 class StoreUnavailable(TeaserError):
     code = "store_unavailable"
 

@@ -166,6 +166,27 @@ async def test_a_retry_that_means_the_same_request_is_a_replay_however_it_is_wri
     assert len(json_of(await poll(client, session))["messages"]) == 1
 
 
+async def test_a_replay_whose_messages_were_deleted_since_is_409_and_sends_nothing(
+    start_server: ServerFactory,
+) -> None:
+    """Retention (here 0 s) took the message; the key, kept a day, still says it was sent."""
+    server = await start_server(message_retention_s=0)
+    assert server.runtime is not None
+    session = new_session_id()
+    headers = {"Idempotency-Key": f"gone-{session}"}
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        body = {"sessionId": session, "message": "soon gone", "expiresIn": 1000}
+        first = await client.put("/api/teaser-messages", json=body, headers=DEMO_HEADERS | headers)
+        await asyncio.sleep(1.1)
+        await server.runtime.purge()
+        again = await client.put("/api/teaser-messages", json=body, headers=DEMO_HEADERS | headers)
+        polled = json_of(await poll(client, session))
+
+    assert first.status_code == 201
+    assert (again.status_code, json_of(again)["error"]["code"]) == (409, "idempotent_result_gone")
+    assert polled["messages"] == []
+
+
 async def test_reusing_an_idempotency_key_for_another_request_is_refused(
     client: httpx.AsyncClient,
 ) -> None:
