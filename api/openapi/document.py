@@ -38,6 +38,7 @@ ERROR_WORDS = {
     413: "Body too large",
     422: "A field breaks the contract; the message names it",
     429: "Rate limited; Retry-After says when to come back",
+    503: "The database is away for a moment; Retry-After says when to try again",
 }
 
 

@@ -75,9 +75,10 @@ IDEMPOTENCY_KEY = {
     "description": "A retry with the same key and body sends nothing new; the first answer "
     "comes back with Idempotent-Replayed: true.",
 }
-WIDGET_ERRORS = (400, 401, 403, 413, 422, 429)
-KEY_ERRORS = (400, 401, 413, 422, 429)
-DASHBOARD_ERRORS = (400, 401, 403, 422)
+# Every operation that reads or writes the store may meet it away: a 503 with Retry-After.
+WIDGET_ERRORS = (400, 401, 403, 413, 422, 429, 503)
+KEY_ERRORS = (400, 401, 413, 422, 429, 503)
+DASHBOARD_ERRORS = (400, 401, 403, 422, 503)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
