@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
@@ -28,7 +27,6 @@ from realtime.platform.tables import operator_sessions, operators, sites
 # their parameters, so raising these later re-hashes each password at its next sign-in.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 MAX_PASSWORD_LENGTH = 1024  # hashing a megabyte "password" is a denial of service
-CACHE_LIMIT = 10_000
 
 # Told the id of an operator some of whose sessions just ended, so that other workers can
 # close that operator's open dashboards at once (the runtime passes the broker's word on).
@@ -75,15 +73,11 @@ class OperatorRegistry:
         engine: AsyncEngine,
         *,
         clock: Clock = now_ms,
-        cache_ttl: float = 5.0,
         on_signed_out: SignedOut | None = None,
     ):
         self.engine = engine
         self.clock = clock
-        self.cache_ttl = cache_ttl
         self.on_signed_out = on_signed_out
-        # A removed operator or a reset password signs sessions out within cache_ttl.
-        self._cache: dict[int, tuple[float, Operator | None]] = {}
 
     async def create(
         self, site_id: str, email: str, password: str | None = None
@@ -161,7 +155,6 @@ class OperatorRegistry:
         return True
 
     async def _signed_out(self, operator_id: int) -> None:
-        self._cache.clear()
         if self.on_signed_out is not None:
             await self.on_signed_out(operator_id)
 
@@ -184,18 +177,11 @@ class OperatorRegistry:
         return operator_of(row)
 
     async def get(self, operator_id: int) -> Operator | None:
-        cached = self._cache.get(operator_id)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
         async with self.engine.connect() as connection:
             row = (
                 await connection.execute(select(operators).where(operators.c.id == operator_id))
             ).first()
-        operator = None if row is None else operator_of(row)
-        if len(self._cache) >= CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[operator_id] = (time.monotonic() + self.cache_ttl, operator)
-        return operator
+        return None if row is None else operator_of(row)
 
     async def find(self, site_id: str, email: str) -> Operator | None:
         row = await self._row(site_id, email)

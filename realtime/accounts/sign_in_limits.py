@@ -23,10 +23,6 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
-from redis.asyncio import ConnectionPool
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from realtime.platform.errors import RateLimited
 
@@ -67,25 +63,10 @@ class SignInLimits:
         self._per_pair = parse_many(self.budget.per_account_address)
         memory = MemoryStorage()
         self._memory = _Counts(memory, MovingWindowRateLimiter(memory))
-        self._pool: ConnectionPool | None = None
+        self._pool: Any = None  # redis.asyncio.ConnectionPool, imported only with Redis
         self._shared: _Counts | None = None
         if redis_url:
-            self._pool = ConnectionPool.from_url(
-                redis_url,
-                socket_timeout=REDIS_TIMEOUT,
-                socket_connect_timeout=REDIS_TIMEOUT,
-                retry=Retry(NoBackoff(), 0),
-            )
-            scheme = redis_url.split("://", 1)[0]
-            # Our own pool, so timeouts are short and close() really closes it; `limits`
-            # types its client options as plain values, hence the Any.
-            client: dict[str, Any] = {"connection_pool": self._pool}
-            shared = RedisStorage(
-                f"{URI_SCHEMES.get(scheme, 'async+redis')}://",
-                implementation="redispy",
-                wrap_exceptions=True,
-                **client,
-            )
+            self._pool, shared = _redis_storage(redis_url)
             self._shared = _Counts(shared, MovingWindowRateLimiter(shared))
         self._shared_down_until = 0.0
 
@@ -159,7 +140,7 @@ class SignInLimits:
         if self._shared is not None and time.monotonic() >= self._shared_down_until:
             try:
                 return await job(self._shared)
-            except (StorageError, RedisError, OSError, TimeoutError) as exc:
+            except (StorageError, OSError, TimeoutError) as exc:
                 self._shared_down_until = time.monotonic() + REDIS_RETRY_AFTER
                 logger.warning(
                     "Redis did not answer for sign-in limits (%s); counting in this "
@@ -177,6 +158,32 @@ class SignInLimits:
 
     def _key(self, kind: str, account: str) -> str:
         return f"teaser-sign-in/{self.namespace}/{kind}/{account}"
+
+
+def _redis_storage(redis_url: str) -> tuple[Any, Storage]:
+    """Our own pool, so its timeouts are short, redis-py retries nothing (we fall back
+    instead) and close() really closes it. Imported here: a worker without Redis never
+    loads redis-py."""
+    from redis.asyncio import ConnectionPool
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    pool = ConnectionPool.from_url(
+        redis_url,
+        socket_timeout=REDIS_TIMEOUT,
+        socket_connect_timeout=REDIS_TIMEOUT,
+        retry=Retry(NoBackoff(), 0),
+    )
+    scheme = redis_url.split("://", 1)[0]
+    # `limits` types its client options as plain values, hence the Any.
+    client: dict[str, Any] = {"connection_pool": pool}
+    storage = RedisStorage(
+        f"{URI_SCHEMES.get(scheme, 'async+redis')}://",
+        implementation="redispy",
+        wrap_exceptions=True,
+        **client,
+    )
+    return pool, storage
 
 
 def _account(site_id: str, email: str) -> str:

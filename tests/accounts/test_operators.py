@@ -29,7 +29,7 @@ T = TypeVar("T")
 @pytest.fixture
 async def registry(engine: AsyncEngine) -> OperatorRegistry:
     await SiteRegistry(engine).create(SITE)
-    return OperatorRegistry(engine, cache_ttl=0)
+    return OperatorRegistry(engine)
 
 
 async def test_an_operator_signs_in_with_the_generated_password(
