@@ -22,13 +22,14 @@ from starlette.responses import Response
 
 from api.auth import client_address, own_origin, runtime_of, sending_site
 from api.responses import StructResponse
-from realtime.accounts import SESSION_TTL_MS, Operator
+from realtime.accounts import OPERATOR_SESSION_TTL_MS, Operator
 from realtime.contract import LoginRequest, OperatorRef, SignedIn, decode_json
 from realtime.platform import Forbidden, InvalidInput, Unauthorized
 
 SESSION_COOKIE = "teaser_session"
 CSRF_COOKIE = "teaser_csrf"
 CSRF_HEADER = "x-csrf-token"
+SESSION_TTL_MS = OPERATOR_SESSION_TTL_MS
 YES_OR_NO = {"true": True, "false": False}
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

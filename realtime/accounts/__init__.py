@@ -1,7 +1,11 @@
 """Who may do what: sites and their keys, operators and their sessions and sign-in limits,
 visitor session tokens, and erasure."""
 
-from realtime.accounts.operator_sessions import SESSION_TTL_MS, OperatorSession, OperatorSessions
+from realtime.accounts.operator_sessions import (
+    OPERATOR_SESSION_TTL_MS,
+    OperatorSession,
+    OperatorSessions,
+)
 from realtime.accounts.operators import Operator, OperatorRegistry
 from realtime.accounts.privacy import Privacy
 from realtime.accounts.revocations import VisitorRevocations
@@ -10,7 +14,7 @@ from realtime.accounts.sign_in_limits import Budget, SignInLimits
 from realtime.accounts.sites import Site, SiteRegistry
 
 __all__ = [
-    "SESSION_TTL_MS",
+    "OPERATOR_SESSION_TTL_MS",
     "TOKEN_LIFETIME_MS",
     "Budget",
     "Operator",

@@ -18,7 +18,7 @@ from realtime.accounts.operators import Operator, SignedOut, operator_of
 from realtime.platform.clock import Clock, now_ms
 from realtime.platform.tables import operator_sessions, operators
 
-SESSION_TTL_MS = 12 * 3_600_000  # then the operator signs in again, whatever they do
+OPERATOR_SESSION_TTL_MS = 12 * 3_600_000  # then the operator signs in again, whatever they do
 # last_seen_at tells the operator which of their sessions are in use; a minute's
 # precision is plenty, and spares a write on every request.
 TOUCH_EVERY_MS = 60_000
@@ -47,7 +47,7 @@ class OperatorSessions:
         engine: AsyncEngine,
         *,
         clock: Clock = now_ms,
-        ttl_ms: int = SESSION_TTL_MS,
+        ttl_ms: int = OPERATOR_SESSION_TTL_MS,
         on_signed_out: SignedOut | None = None,
     ) -> None:
         self.engine = engine
