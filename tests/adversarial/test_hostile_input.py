@@ -939,12 +939,13 @@ def with_parameter(template: str, value: str) -> str:
 
 
 @pytest.mark.parametrize("value", CONTROL_VALUES)
-@pytest.mark.parametrize("template", [o.path for o in PATHS])
+@pytest.mark.parametrize("method,template", [(o.method, o.path) for o in PATHS])
 async def test_a_control_character_in_a_path_parameter_is_422_naming_it(
-    server: InProcessServer, client: httpx.AsyncClient, template: str, value: str
+    server: InProcessServer, client: httpx.AsyncClient, method: str, template: str, value: str
 ) -> None:
     before = await snapshot(server)
-    response = await client.get(with_parameter(template, value), headers=DEMO_HEADERS)
+    url = with_parameter(template, value)
+    response = await client.request(method, url, headers=DEMO_HEADERS)
 
     [name] = re.findall(r"\{(\w+)\}", template)
     assert (response.status_code, code_of(response)) == (422, "invalid_field")
@@ -953,12 +954,13 @@ async def test_a_control_character_in_a_path_parameter_is_422_naming_it(
 
 
 @pytest.mark.parametrize("value", ODD_VALUES)
-@pytest.mark.parametrize("template", [o.path for o in PATHS])
+@pytest.mark.parametrize("method,template", [(o.method, o.path) for o in PATHS])
 async def test_any_other_path_parameter_is_answered_4xx_and_changes_nothing(
-    server: InProcessServer, client: httpx.AsyncClient, template: str, value: str
+    server: InProcessServer, client: httpx.AsyncClient, method: str, template: str, value: str
 ) -> None:
     before = await snapshot(server)
-    response = await client.get(with_parameter(template, value), headers=DEMO_HEADERS)
+    url = with_parameter(template, value)
+    response = await client.request(method, url, headers=DEMO_HEADERS)
 
     assert response.status_code in (404, 422), response.text
     assert code_of(response)
