@@ -15,10 +15,9 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from realtime.accounts import OperatorRegistry, OperatorSessions, Privacy, SiteRegistry
-from realtime.fanout import Broker
+from realtime.fanout import Broker, sign_out_channel
 from realtime.migrations.migrate import upgrade
 from realtime.platform import Settings, TeaserError, create_engine, now_ms
-from realtime.runtime import sign_out_channel
 from realtime.targeting import load_rules, simulate
 
 T = TypeVar("T")

@@ -40,10 +40,10 @@ from realtime.contract import (
     invalid,
 )
 from realtime.delivery import CloseCode
-from realtime.fanout import ActivityBatch
+from realtime.fanout import ActivityBatch, sign_out_channel
 from realtime.insight import View, refs_of
 from realtime.platform import InvalidInput, TeaserError
-from realtime.runtime import Runtime, sign_out_channel
+from realtime.runtime import Runtime
 
 logger = logging.getLogger("teaser.dashboard")
 

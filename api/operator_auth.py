@@ -23,14 +23,20 @@ from starlette.responses import Response
 from api.auth import client_address, own_origin, runtime_of, sending_site
 from api.responses import StructResponse
 from realtime.accounts import OPERATOR_SESSION_TTL_MS, Operator
-from realtime.contract import LoginRequest, OperatorRef, SignedIn, decode_json
-from realtime.platform import Forbidden, InvalidInput, Unauthorized
+from realtime.contract import (
+    LoginRequest,
+    LogoutQuery,
+    OperatorRef,
+    SignedIn,
+    decode_json,
+    from_strings,
+)
+from realtime.platform import Forbidden, Unauthorized
 
 SESSION_COOKIE = "teaser_session"
 CSRF_COOKIE = "teaser_csrf"
 CSRF_HEADER = "x-csrf-token"
 SESSION_TTL_MS = OPERATOR_SESSION_TTL_MS
-YES_OR_NO = {"true": True, "false": False}
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -171,7 +177,7 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     """Ends this session, or with ?everywhere=true every session of its operator (the
     other browsers, a lost phone, a cookie someone copied)."""
-    everywhere = _yes_or_no(request, "everywhere")
+    everywhere = from_strings(request.query_params.multi_items(), LogoutQuery).everywhere
     principal = await session_principal(request)
     if principal is not None:
         check_csrf(request, principal)
@@ -188,16 +194,6 @@ async def logout(request: Request) -> Response:
     for name in (SESSION_COOKIE, CSRF_COOKIE):
         response.delete_cookie(name, path="/", samesite="lax")
     return response
-
-
-def _yes_or_no(request: Request, name: str) -> bool:
-    given = request.query_params.getlist(name)
-    if len(given) > 1:
-        raise InvalidInput(name, "is given more than once")
-    value = YES_OR_NO.get(given[0].lower() if given else "false")
-    if value is None:
-        raise InvalidInput(name, "must be true or false")
-    return value
 
 
 async def me(request: Request) -> Response:

@@ -25,6 +25,7 @@ from realtime.delivery.presence import PresenceRecorder
 from realtime.delivery.store import TeaserStore
 from realtime.fanout.activity import ActivityFeed
 from realtime.fanout.broker import Broker
+from realtime.fanout.channels import sign_out_channel
 from realtime.insight.analytics import Analytics
 from realtime.insight.conversions import Conversions
 from realtime.insight.journey import Journeys
@@ -49,11 +50,6 @@ SETTLE_INTERVAL = 2.0
 # SQLite's WAL gains a few thousand pages a second under load: checkpoints keep it short.
 CHECKPOINT_INTERVAL = 1.0
 REVOCATION_REFRESH = 2.0
-
-
-def sign_out_channel(operator_id: int) -> str:
-    """Says "some sessions of this operator just ended": their open dashboards look again."""
-    return f"teaser:operator:{operator_id}:signed-out"
 
 
 def server_secret(settings: Settings) -> bytes:

@@ -21,6 +21,7 @@ from realtime.contract import (
     Health,
     Journey,
     LoginRequest,
+    LogoutQuery,
     PollAnswer,
     SendBody,
     SentTeaser,
@@ -184,11 +185,13 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "post",
         "/api/operator/logout",
-        "Sign out: clears the cookies",
+        "Sign out: ends this session (or, with everywhere=true, every session of the "
+        "operator) and clears the cookies",
         "operators",
         (Answer(204, "Signed out"),),
+        query=LogoutQuery,
         security=OPERATOR_WRITE,
-        errors=(403,),
+        errors=(401, 403, 422),
     ),
     Operation(
         "get",

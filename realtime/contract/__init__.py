@@ -6,6 +6,7 @@ from realtime.contract.accounts import (
     Erased,
     EraseRequest,
     LoginRequest,
+    LogoutQuery,
     OperatorRef,
     SignedIn,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "HelloFrame",
     "Journey",
     "LoginRequest",
+    "LogoutQuery",
     "MalformedJSON",
     "MessageId",
     "OperatorRef",

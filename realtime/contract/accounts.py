@@ -17,6 +17,19 @@ class LoginRequest(Struct, rename="camel"):
     password: Secret
 
 
+class LogoutQuery(Struct):
+    """POST /api/operator/logout's query."""
+
+    everywhere: Annotated[
+        bool,
+        Meta(
+            description="End every session of this operator (other browsers, a lost phone), "
+            "not only this one.",
+            extra={"refusal": "must be true or false"},
+        ),
+    ] = False
+
+
 class OperatorRef(Struct):
     id: int
     email: str

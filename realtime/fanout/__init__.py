@@ -3,7 +3,7 @@
 from realtime.fanout.activity import ActivityBatch, ActivityFeed
 from realtime.fanout.backends.base import RESYNC, Event
 from realtime.fanout.broker import Broker
-from realtime.fanout.channels import session_channel, site_activity_channel
+from realtime.fanout.channels import session_channel, sign_out_channel, site_activity_channel
 
 __all__ = [
     "RESYNC",
@@ -12,5 +12,6 @@ __all__ = [
     "Broker",
     "Event",
     "session_channel",
+    "sign_out_channel",
     "site_activity_channel",
 ]
