@@ -62,6 +62,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Again, for a server whose logging was set up after the app was made (the handlers
+        # a --log-config or a test adds); handlers already redacting are left as they are.
+        redact_personal_data()
         app.state.runtime = runtime or Runtime(settings)
         await app.state.runtime.start()
         try:

@@ -32,6 +32,8 @@ class WidgetCORSMiddleware:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers["Access-Control-Allow-Origin"] = origin
+                # So the widget can wait as long as a 429 or 503 asks, not guess.
+                headers["Access-Control-Expose-Headers"] = "Retry-After"
                 headers.add_vary_header("Origin")
             await send(message)
 

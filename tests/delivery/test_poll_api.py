@@ -168,6 +168,7 @@ async def test_a_shop_origin_on_the_allow_list_gets_cors_headers(
     assert "POST" in preflight.headers["access-control-allow-methods"]
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "https://shop.example"
+    assert response.headers["access-control-expose-headers"] == "Retry-After"
 
 
 async def test_a_poll_with_nothing_pending_does_not_touch_the_database(
