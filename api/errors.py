@@ -7,7 +7,7 @@ import math
 
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ExceptionHandler
 
@@ -89,6 +89,12 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message, **(exc.headers or {}))
 
 
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client left while its body was being read (a tab closed mid-poll): nobody will
+    read this answer, and nothing failed here."""
+    return error_response(400, "client_disconnected", "the client went away")
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "unexpected server error")
@@ -97,6 +103,7 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
 HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {
     TeaserError: teaser_error,
     DBAPIError: database_error,
+    ClientDisconnect: client_gone,
     HTTPException: http_error,
     Exception: unexpected_error,
 }

@@ -399,3 +399,25 @@ async def test_sqlite_on_a_full_disk_answers_503_and_recovers_once_there_is_room
     assert {answer.json()["error"]["code"] for answer in refused} == {"database_unavailable"}
     assert after.status_code == 201
     assert "unhandled error on" not in log
+
+
+# --- A client that leaves mid-request ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/teaser-messages", "/api/events"])
+async def test_a_client_leaving_mid_body_is_no_server_error(
+    path: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    # What the load above does to its pollers at the end, and a closed tab to a poll: the
+    # server must not log it as its own failure (which this file's checks look for).
+    async with worker({"DATABASE_URL": sqlite_url}, tmp_path) as server:
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        writer.write(f"{head}Content-Length: 100\r\n\r\n{{".encode())
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        writer.close()
+        await asyncio.sleep(0.3)
+        log = server.log()
+
+    assert all(broken not in log for broken in BROKEN), log[-3000:]
