@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
 
+from api.httpprotocol import HEAD_LIMITED_HTTP
 from api.wsprotocol import LEAN_WEBSOCKETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +51,15 @@ def served_ws(spec: ServerSpec) -> str:
     if spec.peer == "teaser" and spec.ws == "websockets-sansio" and lean:
         return LEAN_WEBSOCKETS
     return spec.ws
+
+
+def served_http(spec: ServerSpec) -> str:
+    """Teaser serves httptools through its head-limited subclass, as `teaser serve` does
+    (a checkout older than it, plain httptools)."""
+    limited = (spec.root / "api" / "httpprotocol.py").exists()
+    if spec.peer == "teaser" and spec.http == "httptools" and limited:
+        return HEAD_LIMITED_HTTP
+    return spec.http
 
 
 def free_port() -> int:
@@ -89,7 +99,7 @@ class Server:
             "--loop",
             spec.loop,
             "--http",
-            spec.http,
+            served_http(spec),
             "--workers",
             str(spec.workers),
             "--ws-max-size",

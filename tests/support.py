@@ -20,6 +20,8 @@ import pytest
 import uvicorn
 
 from api.app import create_app
+from api.httpprotocol import HEAD_LIMITED_HTTP
+from api.serving import KEEP_ALIVE_TIMEOUT
 from api.wsprotocol import LEAN_WEBSOCKETS
 from realtime.contract import EventReport
 from realtime.platform.config import Settings
@@ -152,8 +154,11 @@ class InProcessServer(OnLoopback):
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
+            # As shipped (api.serving), so every test meets the server users run.
+            http=HEAD_LIMITED_HTTP,
             ws=LEAN_WEBSOCKETS,
             ws_max_size=64 * 1024,
+            timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
             lifespan="on",
         )
         self._server = uvicorn.Server(config)
@@ -193,6 +198,10 @@ class ServerProcess(OnLoopback):
             "127.0.0.1",
             "--port",
             str(self.port),
+            "--http",
+            HEAD_LIMITED_HTTP,
+            "--ws",
+            LEAN_WEBSOCKETS,
             "--ws-max-size",
             "65536",
             "--timeout-graceful-shutdown",
