@@ -22,7 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.auth import runtime_of
 from api.operator_auth import Principal, check_same_origin, dashboard_principal, session_principal
-from api.sockets import refuse
+from api.sockets import DATABASE_AWAY, database_away, refuse
 from realtime.contract import (
     MAX_DASHBOARD_FRAME,
     ErrorDetail,
@@ -53,7 +53,6 @@ STATS_AT_MOST = 0.5  # between two pushes of the cards while activity flows
 # word that never comes (the `teaser` command on a server without Redis, a lost message).
 SESSION_RECHECK = 5.0
 TEASER_KINDS = ("teaser_sent", "teaser_delivered")
-_view_frames = msgspec.json.Decoder(ViewFrame)
 
 
 async def dashboard_socket(websocket: WebSocket) -> None:
@@ -66,6 +65,11 @@ async def dashboard_socket(websocket: WebSocket) -> None:
         asked.view(runtime.store.clock())
     except TeaserError as exc:
         await refuse(websocket, exc)
+        return
+    except Exception as exc:
+        if not database_away(exc):
+            raise
+        await refuse(websocket, DATABASE_AWAY)
         return
     await websocket.accept()
     await DashboardConnection(runtime, websocket, principal, asked).run()
@@ -115,7 +119,14 @@ class DashboardConnection:
             self._stats_due.set()
 
     async def _forward(self, batch: list[dict[str, Any]]) -> None:
-        items = await self.runtime.analytics.items(self.site_id, self.view, refs_of(batch))
+        try:
+            items = await self.runtime.analytics.items(self.site_id, self.view, refs_of(batch))
+        except Exception as exc:
+            if not database_away(exc):
+                raise
+            # The page reloads its feed on a resync, by when the database may be back.
+            await self._send(ResyncFrame())
+            items = []
         if items:
             await self._send(FeedFrame(items))  # type: ignore[arg-type]
         # Teaser fates go out whatever the view, for the compose dialog's live status.
@@ -133,10 +144,11 @@ class DashboardConnection:
             if message["type"] == "websocket.disconnect":
                 return
             raw = message.get("text") or message.get("bytes")
-            if not raw or len(raw) > MAX_DASHBOARD_FRAME or not _is_view(raw):
+            frame = _view_frame(raw) if raw and len(raw) <= MAX_DASHBOARD_FRAME else None
+            if frame is None:
                 continue
             try:
-                asked = _view_frames.decode(raw)
+                asked = msgspec.convert(frame, ViewFrame)
                 asked.view(self.runtime.store.clock())
             except (msgspec.ValidationError, InvalidInput) as exc:
                 error = exc if isinstance(exc, InvalidInput) else invalid(exc, ViewFrame)
@@ -166,15 +178,29 @@ class DashboardConnection:
             yield
 
     async def _watch_session(self) -> None:
-        while await session_principal(self.websocket) is not None:
+        while await self._still_signed_in():
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._recheck_session.wait(), SESSION_RECHECK)
             self._recheck_session.clear()
         async with self._send_lock:
             await self.websocket.close(CloseCode.SIGNED_OUT, "signed out")
 
+    async def _still_signed_in(self) -> bool:
+        try:
+            return await session_principal(self.websocket) is not None
+        except Exception as exc:
+            if not database_away(exc):
+                raise
+            return True  # can't tell while the database is away: ask again at the recheck
+
     async def _push_stats(self) -> None:
-        stats = await self.runtime.analytics.stats(self.site_id, self.view)
+        """The cards; none this round while the database is away (the next round tries)."""
+        try:
+            stats = await self.runtime.analytics.stats(self.site_id, self.view)
+        except Exception as exc:
+            if not database_away(exc):
+                raise
+            return
         await self._send(StatsFrame(stats))  # type: ignore[arg-type]
 
     async def _send(self, frame: msgspec.Struct) -> None:
@@ -182,10 +208,11 @@ class DashboardConnection:
             await self.websocket.send_text(encode(frame).decode())
 
 
-def _is_view(raw: str | bytes) -> bool:
-    """Only a view frame is answered; any other frame, or none, is ignored as before."""
+def _view_frame(raw: str | bytes) -> dict[str, Any] | None:
+    """A frame that says it is a view, as decoded JSON (read into a ViewFrame next); any
+    other frame, or none, is ignored, as before."""
     try:
         frame = msgspec.json.decode(raw)
     except msgspec.DecodeError:
-        return False
-    return isinstance(frame, dict) and frame.get("type") == "view"
+        return None
+    return frame if isinstance(frame, dict) and frame.get("type") == "view" else None

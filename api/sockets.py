@@ -1,5 +1,6 @@
-"""What every WebSocket endpoint here does alike: refuse an upgrade;
-and the shortcut that serves the session socket past the HTTP middleware."""
+"""What every WebSocket endpoint here does alike: refuse an upgrade, tell a database
+outage from a bug; and the shortcut that serves the session socket past the HTTP
+middleware."""
 
 from __future__ import annotations
 
@@ -11,7 +12,17 @@ from starlette.websockets import WebSocket
 from api.errors import status_for
 from api.responses import error_response
 from realtime.delivery import CloseCode
-from realtime.platform import TeaserError
+from realtime.platform import StoreUnavailable, TeaserError, is_disconnect
+
+# The refusal of an upgrade that met the database away: a 503, as an HTTP call gets.
+DATABASE_AWAY = StoreUnavailable(
+    "the database is unreachable; try again shortly", code="database_unavailable"
+)
+
+
+def database_away(exc: BaseException) -> bool:
+    """An outage of the database (a socket waits it out), not a bug (which ends it)."""
+    return isinstance(exc, StoreUnavailable) or is_disconnect(exc)
 
 
 async def refuse(websocket: WebSocket, exc: TeaserError) -> None:

@@ -10,7 +10,7 @@ from starlette.websockets import WebSocket
 
 from api.auth import client_address, runtime_of, sending_site, widget_site
 from api.responses import StructResponse
-from api.sockets import refuse
+from api.sockets import DATABASE_AWAY, database_away, refuse
 from realtime.accounts import new_session_id
 from realtime.contract import (
     BulkSent,
@@ -125,6 +125,11 @@ async def teaser_socket(websocket: WebSocket) -> None:
         runtime.limits.sockets_per_ip.acquire(address)
     except TeaserError as exc:
         await refuse(websocket, exc)
+        return
+    except Exception as exc:
+        if not database_away(exc):
+            raise
+        await refuse(websocket, DATABASE_AWAY)
         return
     del handshake
     try:

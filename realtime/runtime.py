@@ -32,7 +32,8 @@ from realtime.insight.journey import Journeys
 from realtime.migrations.migrate import upgrade
 from realtime.platform.clock import Clock, now_ms
 from realtime.platform.config import Settings
-from realtime.platform.database import create_engine
+from realtime.platform.database import create_engine, is_disconnect
+from realtime.platform.errors import StoreUnavailable
 from realtime.platform.metrics import Metrics
 from realtime.platform.ratelimit import Limits
 from realtime.targeting.intake import EventIntake
@@ -249,8 +250,14 @@ class Runtime:
                 await asyncio.sleep(seconds)
                 try:
                     await job()
-                except Exception:
-                    logger.exception("housekeeping job '%s' failed; retrying later", name)
+                except StoreUnavailable as exc:
+                    # An outage, not a bug: one line per round, no traceback.
+                    logger.warning("housekeeping job '%s' waits for the database: %s", name, exc)
+                except Exception as exc:
+                    if not is_disconnect(exc):
+                        logger.exception("housekeeping job '%s' failed; retrying later", name)
+                    else:
+                        logger.warning("housekeeping job '%s' lost the database; retrying", name)
 
         self._tasks.append(asyncio.create_task(loop(), name=name))
 

@@ -2,7 +2,7 @@
 
 from realtime.platform.clock import Clock, IsoTime, iso_time, now_ms
 from realtime.platform.config import Settings
-from realtime.platform.database import create_engine
+from realtime.platform.database import create_engine, is_disconnect
 from realtime.platform.errors import (
     BadRequest,
     BrokerUnavailable,
@@ -54,6 +54,7 @@ __all__ = [
     "check_session_id",
     "check_site_id",
     "create_engine",
+    "is_disconnect",
     "iso_time",
     "now_ms",
 ]

@@ -54,7 +54,7 @@ class Conflict(TeaserError):
 
 
 class StoreUnavailable(TeaserError):
-    code = "store_unavailable"
+    code = "database_unavailable"
 
 
 class BrokerUnavailable(TeaserError):

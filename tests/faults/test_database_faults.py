@@ -21,8 +21,11 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
+import orjson
 import pytest
 from sqlalchemy import func, select
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from realtime.platform.database import create_engine
 from realtime.platform.tables import idempotency_keys
@@ -196,6 +199,49 @@ async def test_a_restarted_cluster_answers_503_while_down_and_recovers_by_itself
 
     assert load.sender.statuses[503] > 0  # the sends while it was down were refused, so
     assert_every_accepted_send_delivered_once(load)  # and the rest is as if nothing was
+
+
+@pytest.mark.timeout(120)
+async def test_an_open_dashboard_waits_out_a_stopped_database_and_new_sockets_get_503(
+    cluster: OwnCluster, tmp_path: Path
+) -> None:
+    """The dashboard's cards and feed read the database every few seconds: while it is
+    away they skip their rounds (the socket stays open), and an upgrade is a 503."""
+    async with worker({"DATABASE_URL": cluster.url}, tmp_path) as server:
+        dashboard_url = f"{server.ws_url}/api/dashboard/ws"
+        async with connect(dashboard_url, additional_headers=DEMO_HEADERS) as dashboard:
+            kinds = [orjson.loads(await dashboard.recv())["type"] for _ in range(2)]
+            await asyncio.to_thread(cluster.stop, "fast")
+            # Two rounds of the cards (every 5 s), and the 5-s cache of the site gone.
+            await asyncio.sleep(11)
+            refused = []
+            for path in (
+                "/api/teaser-ws?siteId=woodstock_outlet&sessionId=s1",
+                "/api/dashboard/ws",
+            ):
+                with pytest.raises(InvalidStatus) as refusal:
+                    async with connect(f"{server.ws_url}{path}", additional_headers=DEMO_HEADERS):
+                        pass
+                refused.append(refusal.value.response.status_code)
+            await asyncio.to_thread(cluster.start)
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+                for _ in range(40):  # the pool finds the database back by itself
+                    sent = await client.put(
+                        "/api/teaser-messages",
+                        json={"sessionId": new_session_id(), "message": "back"},
+                        headers=DEMO_HEADERS,
+                    )
+                    if sent.status_code == 201:
+                        break
+                    await asyncio.sleep(0.25)
+            later = [orjson.loads(await asyncio.wait_for(dashboard.recv(), 10))["type"]]
+
+        assert kinds == ["hello", "stats"]
+        assert refused == [503, 503]
+        assert sent.status_code == 201
+        assert later[0] in ("stats", "feed", "teasers", "resync")
+        log = server.log_path.read_text(errors="replace")
+        assert not [line for line in log.splitlines() if any(b in line for b in BROKEN)]
 
 
 # --- kill -9 of a worker in the middle of a bulk send -----------------------------------------
