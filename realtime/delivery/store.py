@@ -6,7 +6,7 @@ the same message, even on two workers, can never both get it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -179,8 +179,11 @@ class TeaserStore:
         if len(requests) == 1 and self._one_statement_sends and _alone(requests[0]):
             alone = partial(_write_alone, row=batches[0][0])
             try:
-                return await self._database.autocommit(
-                    alone, partial(_stored_or, batches=batches, write=alone)
+                return await self._unless_stored(
+                    self._database.autocommit(
+                        alone, partial(_stored_or, batches=batches, write=alone)
+                    ),
+                    batches,
                 )
             except Exception as exc:
                 return [_send_failure(requests[0], exc)]
@@ -204,9 +207,27 @@ class TeaserStore:
         self, requests: Sequence[SendRequest], batches: list[list[dict[str, Any]]], now: int
     ) -> list[list[Teaser]]:
         together = partial(self._write_together, requests=requests, batches=batches, now=now)
-        return await self._database.write(
-            together, partial(_stored_or, batches=batches, write=together)
+        return await self._unless_stored(
+            self._database.write(together, partial(_stored_or, batches=batches, write=together)),
+            batches,
         )
+
+    async def _unless_stored(
+        self, writing: Awaitable[list[list[Teaser]]], batches: list[list[dict[str, Any]]]
+    ) -> list[list[Teaser]]:
+        """The write's answer; or, when its rows' ids are taken, the rows a first try wrote.
+        A first try cut off with its connection can still commit after the second try
+        looked for its ids (the server had the COMMIT, not yet the hang-up): the second
+        try's insert then meets its own ids, and the send is done, not failed."""
+        try:
+            return await writing
+        except IntegrityError:
+            if self.engine.dialect.name != "postgresql":
+                raise  # a file has no connection to lose, so no first try to find
+            stored = await self._database.read(partial(_stored, batches=batches))
+            if stored is None:
+                raise
+            return stored
 
     def _write_together(
         self,
@@ -514,12 +535,20 @@ def _stored_or(
     """A send's second try: its first one may have committed with only the answer lost.
     Its message ids (chosen before either try) tell: all of them stored (one transaction
     stores all or none), the send is done; none, it is written now."""
+    stored = _stored(connection, batches)
+    return write(connection) if stored is None else stored
+
+
+def _stored(
+    connection: Connection, batches: list[list[dict[str, Any]]]
+) -> list[list[Teaser]] | None:
+    """The send's teasers as stored, if it was; None if none of its ids is."""
     rows = [row for batch in batches for row in batch]
     ids = [row["id"] for row in rows]
     found = connection.execute(STORED_NUMBERS, {"ids": ids})
     stored = {row_id: (seq, number) for row_id, seq, number in found}
     if not stored:
-        return write(connection)
+        return None
     for row in rows:
         row["seq"], row["session_seq"] = stored[row["id"]]
     return [[teaser_from_mapping(row) for row in batch] for batch in batches]

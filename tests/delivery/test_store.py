@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
+import pytest
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from realtime.delivery.store import DuplicateSend, IdempotencyKey, LocalSocket, TeaserStore
 from realtime.delivery.teaser import Draft, Priority, Status
+from realtime.migrations.migrate import upgrade
+from realtime.platform.database import create_engine
 from realtime.platform.tables import teaser_messages
 from tests.delivery.fakes import FakeClock
 
@@ -349,3 +353,33 @@ async def test_a_settled_session_keeps_its_number_until_its_last_message_is_purg
     assert await store.position(SITE, "s1") == 2  # "kept" still holds the counter
     [next_one] = await store.send(SITE, drafts("s1", "next"))
     assert next_one.session_seq == 3
+
+
+@pytest.mark.parametrize("texts", [("alone",), ("one", "of", "three")], ids=["one", "bulk"])
+async def test_a_send_whose_insert_meets_its_own_ids_is_done_not_failed(
+    postgres_url: str, texts: tuple[str, ...]
+) -> None:
+    """A first try cut off with its connection can commit after the second try looked for
+    its ids; that try's insert then meets them. Here the first try is a real send whose
+    rows the second reuses, ids and all. (PostgreSQL: a SQLite file has no connection to
+    lose.)"""
+    engine = create_engine(postgres_url)
+    await upgrade(engine)
+    store = TeaserStore(engine)
+    first_rows: list[list[dict[str, Any]]] = []
+    choose = store._rows
+
+    def same_rows(request: Any, now: int) -> list[dict[str, Any]]:
+        if not first_rows:
+            first_rows.append(choose(request, now))
+        return [dict(row) for row in first_rows[0]]
+
+    store._rows = same_rows  # type: ignore[method-assign]
+    first = await store.send(SITE, drafts("s1", *texts))
+    again = await store.send(SITE, drafts("s1", *texts))
+    polled = await store.consume_pending(SITE, "s1")
+
+    await engine.dispose()
+
+    assert [(t.id, t.session_seq) for t in again] == [(t.id, t.session_seq) for t in first]
+    assert [t.message for t in polled] == list(texts)
