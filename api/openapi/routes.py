@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 
 from starlette.requests import Request
@@ -11,7 +12,9 @@ from api.openapi import asyncapi_document, openapi_document
 from api.responses import FastJSONResponse
 
 
+@cache
 def _version() -> str:
+    """The installed distribution's version, read once (it reads package metadata)."""
     try:
         return version("teaser")
     except PackageNotFoundError:
