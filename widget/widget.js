@@ -192,6 +192,7 @@
     var again = false;
     var serverInterval = 8000;
     var failures = 0;
+    var waitAtLeast = 0; // ms a 429 or 503 asked for (Retry-After)
     var callbacks = null;
 
     function interval() {
@@ -203,11 +204,14 @@
     function poll() {
       if (inFlight) { again = true; return; }
       inFlight = true;
+      waitAtLeast = 0;
       info('🔄 Polling for teaser messages...');
       var cb = callbacks;
       postJSON('/api/teaser-messages', { sessionId: sessionId, siteId: siteId, path: location.pathname,
         token: token || undefined, since: resuming && lastSeq ? lastSeq : undefined })
         .then(function (response) {
+          // A 429 or 503 says how long to wait: never ask sooner (capped at ten minutes).
+          waitAtLeast = Math.min(600, +response.headers.get('Retry-After') || 0) * 1000;
           return response.json().catch(function () { return null; }).then(function (body) {
             if (!response.ok && tokenRefused(body)) return {};
             if (!response.ok && refusal(body)) return null;
@@ -237,7 +241,8 @@
           inFlight = false;
           // A failing server is asked less and less often (up to once a minute), a refusing one rarely.
           schedule(refusals ? backoff(refusals - 1, REFUSED_MIN, REFUSED_MAX)
-            : again ? 0 : Math.max(interval(), failures ? backoff(failures - 1) : 0));
+            : again && !waitAtLeast ? 0
+            : Math.max(interval(), waitAtLeast, failures ? backoff(failures - 1) : 0));
           again = false;
         });
     }

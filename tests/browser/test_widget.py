@@ -549,3 +549,24 @@ def test_a_server_failing_for_a_while_is_polled_with_backoff_not_given_up_on(
     assert [w for w in console.warnings if "Polling failed" in w] == [
         f"{PREFIX} Polling failed: 503 store_unavailable: try later"
     ]
+
+
+def test_a_poll_answered_with_retry_after_waits_that_long(
+    page: Page, console: Console, server: LiveServer
+) -> None:
+    page.add_init_script(NO_WEBSOCKET)
+    polls = record_polls(page)
+    page.route(
+        "**/api/teaser-messages",
+        lambda route: route.fulfill(
+            status=429,
+            headers={"Retry-After": "3"},
+            json={"error": {"code": "rate_limited", "message": "slow down"}},
+        ),
+    )
+    open_demo(page, server, "pollInterval=200")
+    page.wait_for_timeout(5000)
+
+    # At once, then 3 s later (and the next 3 s after that): not every 1-3 s of backoff.
+    assert len(polls) == 2, polls
+    assert polls[1] - polls[0] >= 2.9
