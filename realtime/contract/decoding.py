@@ -12,15 +12,18 @@ from typing import Any, TypeVar
 import msgspec
 import msgspec.inspect as types
 
-from realtime.platform import InvalidInput, TeaserError
+from realtime.platform import (
+    MISSING_FIELD,
+    UNKNOWN_FIELD,
+    InvalidInput,
+    TeaserError,
+    problem_and_path,
+)
 
 T = TypeVar("T")
 
 # msgspec says where: "Expected `int`, got `str` - at `$[3].expiresIn`".
-WHERE = re.compile(r"^(?P<detail>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 STEP = re.compile(r"\.(\w+)|\[(\d+|\.\.\.)\]")
-MISSING = re.compile(r"^Object missing required field `([^`]+)`$")
-UNKNOWN = re.compile(r"^Object contains unknown field `([^`]+)`$")
 WRONG_TYPE = re.compile(r"^Expected `([^`]+)`, got `(\w+)`$")
 JSON_KINDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
               "object": "an object", "array": "an array", "null": "null"}  # fmt: skip
@@ -78,15 +81,13 @@ def from_strings(pairs: Iterable[tuple[str, str]], into: type[T]) -> T:
 
 def invalid(exc: msgspec.ValidationError, into: object) -> InvalidInput:
     """msgspec's refusal in the API's words, naming the field by its path."""
-    found = WHERE.match(str(exc))
-    assert found is not None  # the pattern matches any text
-    detail, path = found["detail"], (found["path"] or "").removeprefix(".")
-    for pattern in (MISSING, UNKNOWN):
+    detail, path = problem_and_path(exc)
+    for pattern in (MISSING_FIELD, UNKNOWN_FIELD):
         named = pattern.match(detail)
         if named:
             path = f"{path}.{named[1]}" if path else named[1]
             return InvalidInput(
-                path, "is required" if pattern is MISSING else "is not a field here"
+                path, "is required" if pattern is MISSING_FIELD else "is not a field here"
             )
     refusal = _refusal_at(into, path)
     wrong = WRONG_TYPE.match(detail)

@@ -27,12 +27,15 @@ from realtime.platform.ids import (
 )
 from realtime.platform.metrics import Metrics
 from realtime.platform.ratelimit import Limits, RateLimiter
+from realtime.platform.refusals import MISSING_FIELD, UNKNOWN_FIELD, problem_and_path
 
 __all__ = [
     "EMAIL",
     "FORBIDDEN_CHARACTERS",
+    "MISSING_FIELD",
     "SESSION_ID",
     "SITE_ID",
+    "UNKNOWN_FIELD",
     "BadRequest",
     "BrokerUnavailable",
     "Clock",
@@ -57,4 +60,5 @@ __all__ = [
     "is_disconnect",
     "iso_time",
     "now_ms",
+    "problem_and_path",
 ]

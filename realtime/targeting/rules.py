@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from realtime.platform.errors import RulesError
+from realtime.platform.refusals import MISSING_FIELD, UNKNOWN_FIELD, problem_and_path
 from realtime.targeting.rules_file import (
     NON_BLANK,
     SCORE_KINDS,
@@ -225,15 +226,12 @@ def _fail(source: str, where: str, message: str) -> RulesError:
 
 def _refusal(source: str, error: msgspec.ValidationError) -> RulesError:
     """msgspec's "Problem - at `$.template[2].situation`" as "template[2].situation: problem"."""
-    problem, _, path = str(error).partition(" - at `$")
-    where = path.removesuffix("`").removeprefix(".")  # no path: the file's top level
+    problem, where = problem_and_path(error)  # no path: the file's top level
     return _fail(source, where, _in_words(problem, where))
 
 
 # What msgspec words by Python type, value or regex, worded the way a rules file's readers
 # know it: TOML's kinds of value, the choices a key has, what a pattern means.
-_MISSING = re.compile(r"Object missing required field `(?P<key>[^`]+)`")
-_UNKNOWN = re.compile(r"Object contains unknown field `(?P<key>[^`]+)`")
 _INVALID = re.compile(r"Invalid (?:enum )?value (?P<value>.+)")
 _EXPECTED = re.compile(r"Expected `(?P<want>\w+)`(?P<more>.*?)(?:, got `(?P<got>\w+)`)?")
 _TOML_KINDS = {"str": "a string", "int": "an integer", "float": "a float", "bool": "true or false",
@@ -249,9 +247,9 @@ _PATTERN_WORDS = {
 def _in_words(problem: str, where: str) -> str:
     if problem in _PATTERN_WORDS:
         return _PATTERN_WORDS[problem]
-    if found := _MISSING.fullmatch(problem):
+    if found := MISSING_FIELD.fullmatch(problem):
         return f"needs {found['key']}"
-    if found := _UNKNOWN.fullmatch(problem):
+    if found := UNKNOWN_FIELD.fullmatch(problem):
         return f"unknown key {found['key']}"
     choices = _CHOICES.get(where.rpartition(".")[2])
     if (found := _INVALID.fullmatch(problem)) and choices:
