@@ -187,8 +187,8 @@ class ServerProcess(OnLoopback):
         self.log_path = log_dir / f"server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> None:
-        command = [
+    def command(self) -> list[str]:
+        return [
             sys.executable,
             "-m",
             "uvicorn",
@@ -207,9 +207,11 @@ class ServerProcess(OnLoopback):
             "--timeout-graceful-shutdown",
             "3",
         ]
+
+    def start(self, timeout: float = 30.0) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

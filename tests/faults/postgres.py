@@ -2,7 +2,7 @@
 on the shared server, whose backends it terminates, or a whole cluster of its own (initdb,
 pg_ctl on a free port) that it stops and starts.
 
-async with own_database() as database:      # CREATE DATABASE teaser_fault_…, dropped after
+async with own_database() as database:      # a fresh database (teaser_t_…), dropped after
     await database.terminate_backends()     # every connection to it dies at once
 cluster = OwnCluster.create()               # initdb into a temporary directory
 cluster.start(); cluster.stop(); cluster.destroy()
@@ -17,7 +17,6 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,7 +24,13 @@ from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 
-from tests.support import POSTGRES_URL, free_port, unavailable
+from tests.support import (
+    POSTGRES_URL,
+    drop_postgres_database,
+    free_port,
+    fresh_postgres_database,
+    unavailable,
+)
 
 SHARED = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
 
@@ -60,23 +65,11 @@ class OwnDatabase:
 
 @asynccontextmanager
 async def own_database() -> AsyncIterator[OwnDatabase]:
-    name = f"teaser_fault_{uuid.uuid4().hex[:12]}"
+    url = await fresh_postgres_database()
     try:
-        connection = await asyncpg.connect(SHARED, timeout=3)
-    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-        unavailable("PostgreSQL", repr(exc))
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
+        yield OwnDatabase(url, url.rsplit("/", 1)[1])
     finally:
-        await connection.close()
-    try:
-        yield OwnDatabase(POSTGRES_URL.rsplit("/", 1)[0] + "/" + name, name)
-    finally:
-        connection = await asyncpg.connect(SHARED, timeout=3)
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await connection.close()
+        await drop_postgres_database(url)  # WITH (FORCE): whatever still holds it
 
 
 class OwnCluster:

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -27,7 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from api.serving import APP, KEEP_ALIVE_TIMEOUT, UVICORN_OPTIONS
 from realtime.platform import Settings
-from tests.support import DEMO_HEADERS, ROOT, free_port, json_of
+from tests.support import DEMO_HEADERS, ROOT, ServerProcess, free_port, json_of
 
 LIMIT = Settings().max_header_bytes
 # The test server gets 2 s instead of the shipped 10 s, so the file runs in seconds.
@@ -39,55 +38,22 @@ HOSTILE_SOCKETS = 300
 SITE = "woodstock_outlet"
 
 
-class Teaser:
+class Teaser(ServerProcess):
     """The server in its own process: `teaser serve`, or the Procfile's command."""
 
-    def __init__(self, command: list[str], folder: Path) -> None:
-        self.port = free_port()
-        self.command = command
-        self.log_path = folder / f"server-{self.port}.log"
-        self.env = {
-            **os.environ,
+    def __init__(self, served: list[str], folder: Path) -> None:
+        port = free_port()
+        env = {
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "PORT": str(self.port),
+            "PORT": str(port),
             "DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'teaser.db'}",
-            "TEASER_ENV": "development",
             "TEASER_HEADER_TIMEOUT": str(HEAD_TIMEOUT),
         }
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(env, folder, port)
+        self.served = served
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited:\n{self.log()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"server did not become healthy:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    def command(self) -> list[str]:
+        return self.served
 
     def memory_kib(self, field: str) -> int:
         """VmRSS (resident now) or VmHWM (the most it has ever been) of the worker."""
