@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,12 +13,14 @@ from api.cors import WidgetCORSMiddleware
 from api.dashboard import routes as dashboard_routes
 from api.errors import HANDLERS
 from api.events import record_event
-from api.health import healthz, metrics
+from api.health import healthz
 from api.limits import MAX_BODY_BYTES, MAX_SEND_BODY_BYTES, BodyLimitMiddleware
-from api.logs import redact_personal_data
+from api.logs import configure_logging, redact_personal_data
+from api.metrics import metrics
 from api.openapi.routes import asyncapi, openapi
 from api.pages import routes as page_routes
 from api.privacy import erase_person
+from api.request_ids import RequestIds
 from api.sockets import DirectSocket
 from api.teasers import (
     end_session,
@@ -57,8 +58,7 @@ def routes() -> list[BaseRoute]:
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
     settings = settings or Settings.from_environ()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
-    redact_personal_data()
+    configure_logging()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     return Starlette(
         routes=routes(),
         middleware=[
+            Middleware(RequestIds),
             Middleware(DirectSocket, path=SESSION_SOCKET_PATH, endpoint=teaser_socket),
             Middleware(WidgetCORSMiddleware, paths=WIDGET_PATHS),
             Middleware(

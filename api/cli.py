@@ -39,9 +39,18 @@ def main(argv: list[str] | None = None) -> int:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from api.logs import uvicorn_log_config
     from api.serving import APP, UVICORN_OPTIONS
 
-    uvicorn.run(APP, host=args.host, port=args.port, workers=args.workers, **UVICORN_OPTIONS)
+    uvicorn.run(
+        APP,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=uvicorn_log_config(),
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        **UVICORN_OPTIONS,
+    )
     return 0
 
 
@@ -246,6 +255,12 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     serve_cmd.add_argument(
         "--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1"))
+    )
+    serve_cmd.add_argument(
+        "--forwarded-allow-ips",
+        default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        help="comma-separated addresses or networks of the proxies whose X-Forwarded-For and"
+        " X-Forwarded-Proto to trust, or '*' (default: 127.0.0.1, or $FORWARDED_ALLOW_IPS)",
     )
 
     db = commands.add_parser("db", help="database schema").add_subparsers(

@@ -1,10 +1,10 @@
-"""GET /healthz and GET /metrics."""
+"""GET /healthz."""
 
 from __future__ import annotations
 
 from sqlalchemy import text
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 
 from api.auth import runtime_of
 from api.responses import StructResponse
@@ -27,9 +27,3 @@ async def healthz(request: Request) -> Response:
     status = "unavailable" if database != "ok" else "degraded" if broker == "unreachable" else "ok"
     body = Health(status, database, broker, runtime.hub.open_sockets)  # type: ignore[arg-type]
     return StructResponse(body, status_code=503 if status == "unavailable" else 200)
-
-
-async def metrics(request: Request) -> Response:
-    return PlainTextResponse(
-        runtime_of(request).metrics.render(), media_type="text/plain; version=0.0.4"
-    )

@@ -3,8 +3,12 @@ session tokens and API keys in URLs, and credentials in connection URLs."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
+from typing import Any
+
+from uvicorn.config import LOGGING_CONFIG
 
 # An e-mail address as it shows up in a log line: plain, percent-encoded once or twice (a
 # page URL inside a query string), escaped in JSON (\u0040) or HTML (&#64;). The local part
@@ -75,3 +79,14 @@ def redact_personal_data() -> None:
         for handler in logger.handlers:
             if not isinstance(handler.formatter, RedactingFormatter):
                 handler.setFormatter(RedactingFormatter(handler.formatter or logging.Formatter()))
+
+
+def configure_logging() -> None:
+    """The app's own loggers (`teaser.*`, through the root), in uvicorn's manner, redacted."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
+    redact_personal_data()
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """The `log_config` `teaser serve` hands uvicorn."""
+    return copy.deepcopy(LOGGING_CONFIG)
