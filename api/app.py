@@ -11,13 +11,15 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from api.cors import WidgetCORSMiddleware
 from api.dashboard import routes as dashboard_routes
+from api.draining import Drain
 from api.errors import HANDLERS
 from api.events import record_event
-from api.health import healthz
+from api.health import healthz, livez, readyz
 from api.limits import MAX_BODY_BYTES, MAX_SEND_BODY_BYTES, BodyLimitMiddleware
 from api.logs import configure_logging, redact_personal_data
 from api.metrics import metrics
 from api.openapi.routes import asyncapi, openapi
+from api.ops_port import OpsPort
 from api.pages import routes as page_routes
 from api.privacy import erase_person
 from api.request_ids import RequestIds
@@ -48,6 +50,8 @@ def routes() -> list[BaseRoute]:
         Route("/api/sessions/{session_id}", end_session, methods=["DELETE"]),
         Route("/api/privacy/erase", erase_person, methods=["POST"]),
         Route("/healthz", healthz),
+        Route("/livez", livez),
+        Route("/readyz", readyz),
         Route("/metrics", metrics),
         Route("/openapi.json", openapi),
         Route("/asyncapi.json", asyncapi),
@@ -67,15 +71,22 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         redact_personal_data()
         app.state.runtime = runtime or Runtime(settings)
         await app.state.runtime.start()
+        # Installed once the server's own signal handling is (uvicorn installs it before
+        # the lifespan starts), so that it runs first.
+        drain.install()
         try:
             yield
         finally:
+            drain.uninstall()
             await app.state.runtime.stop()
 
-    return Starlette(
+    drain = Drain(settings.drain_seconds)
+    ops_port = [Middleware(OpsPort, port=settings.ops_port)] if settings.ops_port else []
+    app = Starlette(
         routes=routes(),
         middleware=[
             Middleware(RequestIds),
+            *ops_port,
             Middleware(DirectSocket, path=SESSION_SOCKET_PATH, endpoint=teaser_socket),
             Middleware(WidgetCORSMiddleware, paths=WIDGET_PATHS),
             Middleware(
@@ -87,3 +98,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
+    app.state.drain = drain
+    return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -20,6 +21,7 @@ from realtime.migrations.migrate import upgrade
 from realtime.platform import Settings, TeaserError, create_engine, now_ms
 from realtime.targeting import load_rules, simulate
 
+DISTRIBUTION = "teaser-push"
 T = TypeVar("T")
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
@@ -36,21 +38,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def version() -> str:
+    """The installed distribution's version (pyproject.toml's, in a checkout's venv too)."""
+    return importlib.metadata.version(DISTRIBUTION)
+
+
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from api.serving import serve
 
-    from api.logs import uvicorn_log_config
-    from api.serving import APP, UVICORN_OPTIONS
-
-    uvicorn.run(
-        APP,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=uvicorn_log_config(),
-        forwarded_allow_ips=args.forwarded_allow_ips,
-        **UVICORN_OPTIONS,
-    )
+    serve(args.host, args.port, args.workers, args.forwarded_allow_ips)
     return 0
 
 
@@ -248,6 +244,7 @@ def _when(epoch_ms: int) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="teaser", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve_cmd = commands.add_parser("serve", help="run the HTTP/WebSocket server")

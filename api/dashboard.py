@@ -7,7 +7,6 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,7 +18,9 @@ from starlette.staticfiles import StaticFiles
 from api.auth import runtime_of
 from api.dashboard_socket import dashboard_socket
 from api.operator_auth import dashboard_principal, login, logout, me, session_principal
+from api.resources import on_disk
 from api.responses import FastJSONResponse, StructResponse
+from dashboard import FILES
 from realtime.contract import (
     DashboardSendRequest,
     ExportQuery,
@@ -33,7 +34,7 @@ from realtime.contract import (
 from realtime.insight import Cursor
 from realtime.platform import NotFound
 
-DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
+DASHBOARD_DIR = on_disk(FILES)
 # Pages make no request to anything but this server, and no other site may frame them.
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
@@ -193,7 +194,7 @@ async def teaser_state(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/dashboard", dashboard_page),
     Route("/dashboard/login", login_page),
-    Mount("/dashboard/assets", app=StaticFiles(directory=DASHBOARD_DIR / "assets")),
+    Mount("/dashboard/assets", app=StaticFiles(packages=[("dashboard", "assets")])),
     Route("/api/operator/login", login, methods=["POST"]),
     Route("/api/operator/logout", logout, methods=["POST"]),
     Route("/api/operator/me", me),

@@ -183,7 +183,8 @@ class ServerProcess(OnLoopback):
 
     def __init__(self, env: dict[str, str], log_dir: Path, port: int | None = None) -> None:
         self.port = port or free_port()
-        self.env = {**os.environ, "TEASER_ENV": "development", **env}
+        # No drain on SIGTERM unless a test asks for one (tests/platform/test_probes.py).
+        self.env = {**os.environ, "TEASER_ENV": "development", "TEASER_DRAIN_SECONDS": "0", **env}
         self.log_path = log_dir / f"server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -239,6 +240,21 @@ class ServerProcess(OnLoopback):
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class TeaserServe(ServerProcess):
+    """`teaser serve`, as script/server, the Procfile and the container run it: the drain on
+    SIGTERM, the ops port and several workers are its own."""
+
+    def __init__(
+        self, env: dict[str, str], log_dir: Path, *args: str, port: int | None = None
+    ) -> None:
+        super().__init__(env, log_dir, port)
+        self.args = args
+
+    def command(self) -> list[str]:
+        teaser = str(Path(sys.executable).with_name("teaser"))
+        return [teaser, "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args]
 
 
 def run_teaser_cli(database: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -41,7 +41,7 @@ from realtime.contract.frames import (
     ViewFrame,
 )
 from realtime.contract.paths import PATH_PARAMETERS, MessageId, path_value
-from realtime.contract.service import ErrorAnswer, ErrorDetail, Health
+from realtime.contract.service import ErrorAnswer, ErrorDetail, Health, Liveness, Readiness
 from realtime.contract.teasers import (
     MAX_BULK_MESSAGES,
     BulkSendRequest,
@@ -85,12 +85,14 @@ __all__ = [
     "Health",
     "HelloFrame",
     "Journey",
+    "Liveness",
     "LoginRequest",
     "LogoutQuery",
     "MalformedJSON",
     "MessageId",
     "OperatorRef",
     "PollAnswer",
+    "Readiness",
     "ResyncFrame",
     "SendBody",
     "SendRequest",

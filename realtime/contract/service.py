@@ -1,4 +1,4 @@
-"""What every answer may be besides its own: the error, and the health report."""
+"""What every answer may be besides its own: the error; and the health reports."""
 
 from __future__ import annotations
 
@@ -23,3 +23,19 @@ class Health(Struct, rename="camel"):
     database: Literal["ok", "unreachable"]
     broker: Literal["ok", "unreachable", "in-process"]
     open_sockets: int
+
+
+class Liveness(Struct):
+    """The event loop answers: all a liveness probe should ask, so that an outage of the
+    database never gets a healthy worker restarted."""
+
+    status: Literal["ok"]
+
+
+class Readiness(Struct, rename="camel"):
+    """Whether this worker should get traffic: the database and the broker answer, and no
+    SIGTERM has come (from then on it drains: `draining`, 503)."""
+
+    status: Literal["ready", "unavailable", "draining"]
+    database: Literal["ok", "unreachable"]
+    broker: Literal["ok", "unreachable", "in-process"]

@@ -5,21 +5,21 @@ from __future__ import annotations
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-MIGRATIONS = Path(__file__).resolve().parent
+# A package resource, as Alembic reads it: found wherever the package is installed.
+MIGRATIONS = "realtime:migrations"
 # Any constant works; it only has to be the same in every worker.
 ADVISORY_LOCK_ID = 0x7EA5E2
 
 
 def alembic_config(url: str = "") -> Config:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", MIGRATIONS)
     config.set_main_option("sqlalchemy.url", url)
     return config
 

@@ -45,6 +45,10 @@ class Settings:
     # The request head (request line and headers): its size, and the time to send it whole.
     max_header_bytes: int = 32 * 1024
     header_timeout: float = 10.0
+    # After a SIGTERM, seconds of serving on with /readyz answering 503 (api/draining.py).
+    drain_seconds: float = 5.0
+    # Where /metrics, /livez and /readyz are served instead of the public port (teaser serve).
+    ops_port: int | None = None
     # None: required in production, optional in development (so the README's curl works).
     require_session_token: bool | None = None
     # Signs operator session cookies; never printed (repr=False).
@@ -89,6 +93,8 @@ class Settings:
             send_timeout=read("TEASER_SEND_TIMEOUT", float, 10.0),
             max_header_bytes=read("TEASER_MAX_HEADER_BYTES", int, 32 * 1024),
             header_timeout=read("TEASER_HEADER_TIMEOUT", float, 10.0),
+            drain_seconds=read("TEASER_DRAIN_SECONDS", float, 5.0),
+            ops_port=read("TEASER_OPS_PORT", int, 0) or None,
             secret_key=read("TEASER_SECRET_KEY", str, ""),
             require_session_token=read("TEASER_REQUIRE_SESSION_TOKEN", _boolean, None),
         )
@@ -113,6 +119,10 @@ class Settings:
             )
         if self.header_timeout <= 0:
             raise ConfigError("Config 'TEASER_HEADER_TIMEOUT' must be larger than 0.")
+        if not 0 <= self.drain_seconds <= 600:
+            raise ConfigError("Config 'TEASER_DRAIN_SECONDS' must be between 0 and 600.")
+        if self.ops_port is not None and not 1 <= self.ops_port <= 65535:
+            raise ConfigError("Config 'TEASER_OPS_PORT' must be a port number, 1 to 65535.")
         if self.secret_key and len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
             raise ConfigError(
                 f"Config 'TEASER_SECRET_KEY' must be at least {MIN_SECRET_KEY_LENGTH} characters."

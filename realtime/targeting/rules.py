@@ -7,6 +7,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import time
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,8 +28,9 @@ from realtime.targeting.rules_file import (
     TriggerSection,
 )
 
-DEFAULT_RULES = Path(__file__).resolve().parent / "default_rules.toml"
-RULES_SCHEMA = DEFAULT_RULES.with_name("rules.schema.json")
+# Package data, so they are found in an installed wheel as in a checkout.
+DEFAULT_RULES = files(__package__) / "default_rules.toml"
+RULES_SCHEMA = files(__package__) / "rules.schema.json"
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ class RuleSet:
         return tuple(p for rule in self.score if rule.kind == "path_prefix" for p in rule.prefixes)
 
 
-def load_rules(path: Path) -> RuleSet:
+def load_rules(path: Path | Traversable) -> RuleSet:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -149,7 +152,9 @@ def rules_json_schema() -> dict[str, Any]:
     }
 
 
-def write_rules_json_schema(path: Path = RULES_SCHEMA) -> None:
+def write_rules_json_schema(path: Path | None = None) -> None:
+    """Regenerate rules.schema.json in the checkout (or write it to `path`)."""
+    path = path or Path(__file__).with_name("rules.schema.json")
     text = json.dumps(rules_json_schema(), indent=2, ensure_ascii=False)
     path.write_text(text + "\n", encoding="utf-8")
 

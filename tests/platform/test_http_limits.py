@@ -21,10 +21,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from uvicorn.main import main as uvicorn_cli
 from websockets.asyncio.client import ClientConnection, connect
 
-from api.serving import APP, KEEP_ALIVE_TIMEOUT, UVICORN_OPTIONS
+from api.serving import KEEP_ALIVE_TIMEOUT
 from realtime.platform import Settings
 from tests.support import DEMO_HEADERS, ROOT, ServerProcess, free_port, json_of
 
@@ -477,17 +476,12 @@ def procfile_command() -> str:
     return next(line for line in lines if line.startswith("web:")).removeprefix("web:").strip()
 
 
-def test_the_procfile_passes_uvicorn_the_options_teaser_serve_does() -> None:
-    """Read the Procfile's flags with uvicorn's own command line, so a flag means here just
-    what it means there; host and port are the platform's, the rest must be Teaser's."""
-    words = shlex.split(procfile_command().split("exec uvicorn", 1)[1].replace("$PORT", "8000"))
-    given = uvicorn_cli.make_context("uvicorn", words).params
-    defaults = uvicorn_cli.make_context("uvicorn", [APP]).params
-    changed = {name for name in given if given[name] != defaults[name]} - {"host", "port"}
-
-    assert given["app"] == APP
-    assert changed <= set(UVICORN_OPTIONS)
-    assert {name: given[name] for name in UVICORN_OPTIONS} == UVICORN_OPTIONS
+def test_the_procfile_runs_teaser_serve_with_only_the_platforms_host_and_port() -> None:
+    """So it serves with api/serving.py's options, the drain and the ops port, like
+    script/server and the container, and can't drift from them."""
+    migrate, serve = procfile_command().split(" && ")
+    assert shlex.split(migrate) == ["teaser", "db", "upgrade"]
+    assert shlex.split(serve) == ["exec", "teaser", "serve", "--host", "0.0.0.0", "--port", "$PORT"]
 
 
 async def test_the_procfile_command_serves_with_the_same_limits(
