@@ -51,6 +51,9 @@ SETTLE_INTERVAL = 2.0
 # SQLite's WAL gains a few thousand pages a second under load: checkpoints keep it short.
 CHECKPOINT_INTERVAL = 1.0
 REVOCATION_REFRESH = 2.0
+# The hot path counts with a plain `+=`; this often the counts reach prometheus_client,
+# which is what a scrape of any worker reads (docs/metrics.md).
+METRICS_FLUSH_INTERVAL = 1.0
 
 
 def server_secret(settings: Settings) -> bytes:
@@ -177,6 +180,7 @@ class Runtime:
         self._every(self.settings.purge_interval, self.operator_sessions.prune, "operator-sessions")
         # Another worker's revocation of a visitor session reaches this one within this.
         self._every(REVOCATION_REFRESH, self.visitor_revocations.refresh, "revocations")
+        self._every(METRICS_FLUSH_INTERVAL, self._flush_metrics, "metrics-flush")
 
     async def stop(self) -> None:
         # Sockets first, with "going away", so widgets reconnect to another worker at once.
@@ -191,11 +195,15 @@ class Runtime:
                 await task
         with suppress(Exception):
             await self.presence.flush()
+        self.metrics.close()  # this worker's last counts, and no more open sockets
         await self.activity.stop()
         await self.pending.stop()
         await self.sign_in_limits.close()
         await self.broker.disconnect()
         await self.engine.dispose()
+
+    async def _flush_metrics(self) -> None:
+        self.metrics.flush()
 
     async def _close_revoked_sockets(self, sessions: list[tuple[str, str]]) -> None:
         for site_id, session_id in sessions:

@@ -71,7 +71,7 @@ class Delivery:
                 raise
             assert idempotency is not None
             return Sent(await self.store.previous_send(site_id, idempotency) or [], True)
-        self.metrics.sent.inc(len(teasers))
+        self.metrics.sent.inc(site_id, len(teasers))
         for teaser in teasers:
             self.activity.announce(site_id, "teaser_sent", **teaser_activity(teaser))
         handed: dict[str, list[Teaser]] = {}
@@ -98,15 +98,16 @@ class Delivery:
         self, site_id: str, session_id: str, path: str | None = None, since: int | None = None
     ) -> Polled:
         self.presence.seen(site_id, session_id, "poll", poll=True)
-        self.metrics.polls.inc()
         if since is None and not await self.pending.may_have(site_id, session_id):
+            self.metrics.polls.inc("skipped")
             return Polled([])  # the common case: nothing waiting, no database round trip
         recovered = None
         if since is not None:
             recovered = await self.store.recover(site_id, session_id, since, path)
         teasers = await self.store.consume_pending(site_id, session_id, path)
+        now = self.store.clock()
         for teaser in teasers:
-            self.hub.record_latency(teaser)
+            self.metrics.latency_poll.observe(max(0, now - teaser.created_at) / 1000)
             self.activity.announce(
                 site_id, "teaser_delivered", via="poll", **teaser_activity(teaser)
             )
@@ -115,4 +116,5 @@ class Delivery:
         fresh = [t for t in teasers if since is None or (t.session_seq or 0) > since]
         merged = {t.id: t for t in [*(recovered or []), *fresh]}
         ordered = sorted(merged.values(), key=lambda t: (t.session_seq or 0, t.seq))
+        self.metrics.polls.inc("delivered" if ordered else "empty")
         return Polled(ordered, None if since is None else recovered is not None)

@@ -64,7 +64,7 @@ class Hub:
         self._chores: set[asyncio.Task[None]] = set()
         metrics.gauge(
             "teaser_open_sockets",
-            "Open session WebSockets on this worker.",
+            "Open session WebSockets.",
             lambda: len(self._holders),
         )
 
@@ -192,7 +192,7 @@ class Hub:
             )
 
     def record_latency(self, teaser: Teaser) -> None:
-        self.metrics.latency.observe(max(0, self.store.clock() - teaser.created_at) / 1000)
+        self.metrics.latency_ws.observe(max(0, self.store.clock() - teaser.created_at) / 1000)
 
     async def close_session(self, site_id: str, session_id: str, reason: str) -> None:
         """Close this worker's sockets of one session, which may no longer read."""

@@ -25,7 +25,7 @@ from realtime.platform.ids import (
     check_session_id,
     check_site_id,
 )
-from realtime.platform.metrics import Metrics
+from realtime.platform.metrics import Metrics, prepare_worker_metrics
 from realtime.platform.ratelimit import Limits, RateLimiter
 from realtime.platform.refusals import MISSING_FIELD, UNKNOWN_FIELD, problem_and_path
 
@@ -60,5 +60,6 @@ __all__ = [
     "is_disconnect",
     "iso_time",
     "now_ms",
+    "prepare_worker_metrics",
     "problem_and_path",
 ]

@@ -86,13 +86,14 @@ async def test_metrics_count_sends_deliveries_polls_and_sockets(
     )
     after = (await client.get("/metrics")).text
 
-    assert "teaser_open_sockets 1" in during
-    assert "teaser_messages_delivered_websocket_total 1" in during
-    assert "teaser_messages_sent_total 2" in after
-    assert "teaser_messages_delivered_poll_total 1" in after
-    assert "teaser_polls_total 1" in after
-    assert "teaser_send_to_deliver_seconds_count 2" in after
-    assert "teaser_open_sockets 0" in after
+    assert "teaser_open_sockets 1.0" in during
+    assert 'teaser_messages_delivered_total{transport="websocket"} 1.0' in during
+    assert 'teaser_messages_sent_total{site="woodstock_outlet"} 2.0' in after
+    assert 'teaser_messages_delivered_total{transport="poll"} 1.0' in after
+    assert 'teaser_polls_total{outcome="delivered"} 1.0' in after
+    assert 'teaser_send_to_deliver_seconds_count{transport="websocket"} 1.0' in after
+    assert 'teaser_send_to_deliver_seconds_count{transport="poll"} 1.0' in after
+    assert "teaser_open_sockets 0.0" in after
 
 
 async def test_expired_messages_are_counted_and_purged(start_server: ServerFactory) -> None:
@@ -109,7 +110,7 @@ async def test_expired_messages_are_counted_and_purged(start_server: ServerFacto
         metrics = (await client.get("/metrics")).text
         status = await client.get(f"/api/teaser-messages/{sent['id']}", headers=DEMO_HEADERS)
 
-    assert "teaser_messages_expired_total 1" in metrics
+    assert "teaser_messages_expired_total 1.0" in metrics
     assert status.status_code == 404  # purged
 
 
