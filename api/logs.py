@@ -17,7 +17,7 @@ import orjson
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.logging import ColourizedFormatter
 
-from api.request_ids import HANDLING
+from api.request_ids import REQUEST_ID, REQUEST_SINCE
 from realtime.platform import ConfigError
 
 LOG_FORMATS = ("text", "json")
@@ -97,20 +97,20 @@ class JsonFormatter(logging.Formatter):
         return self.dumps(self.fields(record))
 
     def fields(self, record: logging.LogRecord) -> dict[str, Any]:
-        handling = HANDLING.get()
+        request_id = REQUEST_ID.get()
         fields: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": handling.request_id if handling else None,
+            "request_id": request_id,
         }
         line = UVICORN_LINES.get(record.msg) if isinstance(record.msg, str) else None
         if line is not None and isinstance(record.args, tuple):
             fields.update(_uvicorn_fields(line, record.args))
-            if record.msg == ACCESS_LINE and handling is not None:
+            if record.msg == ACCESS_LINE and request_id is not None:
                 # uvicorn writes the line as the response starts: the time to the first byte.
-                fields["duration_ms"] = round((record.created - handling.since) * 1000, 3)
+                fields["duration_ms"] = round((record.created - REQUEST_SINCE.get()) * 1000, 3)
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:

@@ -8,7 +8,6 @@ import re
 import time
 from collections.abc import Awaitable
 from contextvars import ContextVar
-from typing import NamedTuple
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,21 +18,16 @@ HEADER = b"x-request-id"
 SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:+=/-]{1,64}")
 
 
-class Handling(NamedTuple):
-    """The request (or socket) the running task serves."""
-
-    request_id: str
-    # time.time(), the clock of a LogRecord's `created`: an access line's duration is the
-    # difference of the two.
-    since: float
-
-
-HANDLING: ContextVar[Handling | None] = ContextVar("teaser_handling", default=None)
+# The request (or socket) the running task serves: its id, and since when (time.time(),
+# the clock of a LogRecord's `created`: an access line's duration is the difference). Two
+# variables, not one named tuple: building the tuple cost more than both sets together.
+REQUEST_ID: ContextVar[str | None] = ContextVar("teaser_request_id", default=None)
+REQUEST_SINCE: ContextVar[float] = ContextVar("teaser_request_since", default=0.0)
 
 
 def new_request_id() -> str:
     # Not a secret, only a label: the plain generator is three times cheaper than urandom.
-    return f"{random.getrandbits(64):016x}"
+    return random.getrandbits(64).to_bytes(8).hex()
 
 
 def incoming_request_id(scope: Scope) -> str | None:
@@ -55,7 +49,8 @@ class RequestIds:
         if scope["type"] == "lifespan":
             return self.app(scope, receive, send)
         request_id = incoming_request_id(scope) or new_request_id()
-        HANDLING.set(Handling(request_id, time.time()))
+        REQUEST_ID.set(request_id)
+        REQUEST_SINCE.set(time.time())
         if scope["type"] != "http":
             return self.app(scope, receive, send)
         return self.app(scope, receive, _echoing(send, request_id.encode()))
