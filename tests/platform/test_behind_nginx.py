@@ -256,7 +256,7 @@ def test_every_line_teaser_wrote_behind_nginx_is_json(proxied: Proxied) -> None:
     assert "[emerg]" not in proxied.nginx.log() and "[alert]" not in proxied.nginx.log()
 
 
-# Through an nginx Teaser does not trust
+# Other trust settings, each with its own pair of servers
 
 
 def test_behind_an_untrusted_nginx_teaser_sees_nginxs_address(tmp_path: Path) -> None:
@@ -269,6 +269,19 @@ def test_behind_an_untrusted_nginx_teaser_sees_nginxs_address(tmp_path: Path) ->
 
     assert answer.status_code == 200
     assert line["client"] == "127.0.0.1"
+
+
+def test_trusting_everyone_a_claimed_address_is_still_not_believed(tmp_path: Path) -> None:
+    """'*' makes uvicorn take the first address of X-Forwarded-For: nginx writes only the
+    one it saw, so a visitor's own header can't pick another (and another rate limit)."""
+    with (
+        Proxied(tmp_path, "--forwarded-allow-ips", "*") as proxied,
+        visitor(proxied.nginx.base_url) as client,
+    ):
+        poll(client, "poll-star", **{"X-Forwarded-For": "203.0.113.9"})
+        line = proxied.record("poll-star")
+
+    assert line["client"] == VISITOR
 
 
 # The configuration itself
