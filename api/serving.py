@@ -11,6 +11,7 @@ from uvicorn.supervisors import Multiprocess
 
 from api.httpprotocol import HEAD_LIMITED_HTTP
 from api.logs import uvicorn_log_config
+from api.metrics import prepare_worker_metrics
 from api.wsprotocol import LEAN_WEBSOCKETS
 from realtime.platform import Settings
 
@@ -38,6 +39,8 @@ def serve(host: str, port: int, workers: int, forwarded_allow_ips: str) -> None:
     """uvicorn.run(), but listening on the ops port too when TEASER_OPS_PORT is set: every
     worker serves both sockets, and the app tells them apart (api/ops_port.py)."""
     settings = Settings.from_environ()
+    # Before the workers start: they inherit the directory their metrics add up in.
+    prepare_worker_metrics()
     config = uvicorn.Config(
         APP,
         host=host,
