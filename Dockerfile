@@ -50,9 +50,12 @@ RUN apt-get update \
       --shell /usr/sbin/nologin teaser
 COPY --from=builder /opt/teaser /opt/teaser
 
+# An image runs where others can reach it: production unless told otherwise, so it never
+# starts with the demo site's published key, and refuses to start without TEASER_SECRET_KEY.
 ENV PATH=/opt/teaser/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    TEASER_ENV=production \
     PORT=8000
 # The working directory is the teaser user's: a SQLite file (when DATABASE_URL is unset) and
 # ./rules live here. With PostgreSQL nothing is written, so the root file system can be

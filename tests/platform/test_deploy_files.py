@@ -121,6 +121,10 @@ def test_the_image_runs_teaser_as_pid_1_as_a_numeric_non_root_user() -> None:
     assert int(uid) > 0 and int(gid) > 0
 
 
+def test_the_image_is_in_production_unless_told_otherwise() -> None:
+    assert re.search(r"^\s+TEASER_ENV=production \\$", read("Dockerfile"), re.M)
+
+
 def test_the_healthcheck_asks_livez_on_the_ops_port_when_there_is_one() -> None:
     (check,) = re.findall(r"^\s+CMD (\[.*\])$", read("Dockerfile"), re.M)
     command: list[str] = yaml.safe_load(check)
