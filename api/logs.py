@@ -52,17 +52,23 @@ API_KEY = re.compile(r"\btk_[A-Za-z0-9_-]{16,}")
 # user:password@ in a database or Redis URL quoted by an error.
 URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s@:]*:[^/\s@]*@")
 
-REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (URL_CREDENTIALS, "[credentials]@"),
-    (SECRET_PARAMETER, r"\1[redacted]"),
-    (API_KEY, "tk_[redacted]"),
-    (EMAIL, "[email]"),
+# Each pattern, after the strings one of which any match of it holds: looking for those
+# first is ten times cheaper than a pass of the pattern over a line that has none, and most
+# lines (most strings of a JSON line) have none.
+REDACTIONS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
+    (("://",), URL_CREDENTIALS, "[credentials]@"),
+    (("=",), SECRET_PARAMETER, r"\1[redacted]"),
+    (("tk_",), API_KEY, "tk_[redacted]"),
+    (("@", "%", "\\u0040", "&#"), EMAIL, "[email]"),
 )
 
 
 def redact(text: str) -> str:
-    for pattern, replacement in REDACTIONS:
-        text = pattern.sub(replacement, text)
+    for marks, pattern, replacement in REDACTIONS:
+        for mark in marks:
+            if mark in text:
+                text = pattern.sub(replacement, text)
+                break
     return text
 
 
