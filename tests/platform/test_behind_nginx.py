@@ -22,7 +22,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from websockets.asyncio.client import ClientConnection, connect
 
 from realtime.platform.config import Settings
-from tests.platform.test_json_logs import TeaserServe, sqlite_env
+from tests.platform.test_json_logs import JsonLogged, sqlite_env
 from tests.support import (
     DEMO_HEADERS,
     DEMO_SITE,
@@ -114,7 +114,7 @@ class Proxied:
         if not Path(NGINX).exists():
             unavailable("nginx", f"{NGINX} is not installed")
         self.database = folder / "t.db"
-        self.teaser = TeaserServe(sqlite_env(folder), folder, *options)
+        self.teaser = JsonLogged(sqlite_env(folder), folder, *options)
         self.nginx = Nginx(folder, self.teaser.port)
 
     def __enter__(self) -> Proxied:

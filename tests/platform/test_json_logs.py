@@ -22,21 +22,16 @@ from api.logs import ACCESS_LINE, JsonFormatter, RedactingFormatter, log_format,
 from api.request_ids import SANE_REQUEST_ID
 from realtime.platform import ConfigError
 from tests.platform.test_logs import ADDRESSES, EMAIL, SETTINGS
-from tests.support import DEMO_SITE, ROOT, ServerProcess, new_session_id
+from tests.support import DEMO_SITE, ROOT, TeaserServe, new_session_id
 
 TEASER = Path(sys.executable).parent / "teaser"
 
 
-class TeaserServe(ServerProcess):
+class JsonLogged(TeaserServe):
     """`teaser serve` as a user runs it, from the virtualenv's bin, with JSON logs."""
 
     def __init__(self, env: dict[str, str], log_dir: Path, *options: str) -> None:
-        super().__init__({"TEASER_LOG_FORMAT": "json", **env}, log_dir)
-        self.options = options
-
-    def command(self) -> list[str]:
-        port = str(self.port)
-        return [str(TEASER), "serve", "--host", "127.0.0.1", "--port", port, *self.options]
+        super().__init__({"TEASER_LOG_FORMAT": "json", **env}, log_dir, *options)
 
     def records(self) -> list[dict[str, Any]]:
         """Every line written so far (stdout and stderr), each parsed as a JSON object."""
@@ -55,7 +50,7 @@ class TeaserServe(ServerProcess):
         return self.records()
 
 
-class UvicornServing(TeaserServe):
+class UvicornServing(JsonLogged):
     """The loud app (tests/platform/test_logs.py) under `uvicorn` itself, as the Procfile
     serves Teaser: only create_app() sets the logs up."""
 
@@ -69,9 +64,9 @@ def sqlite_env(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeaserServe]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JsonLogged]:
     folder = tmp_path_factory.mktemp("json-logs")
-    process = TeaserServe(sqlite_env(folder), folder)
+    process = JsonLogged(sqlite_env(folder), folder)
     process.start()
     yield process
     process.stop()
@@ -91,7 +86,7 @@ def marked(path: str) -> str:
 
 
 def test_an_access_line_is_an_object_with_the_request_fields_and_the_callers_id(
-    server: TeaserServe,
+    server: JsonLogged,
 ) -> None:
     path = marked("/healthz")
     answer = httpx.get(server.base_url + path, headers={"X-Request-ID": "caller-id-1"})
@@ -108,7 +103,7 @@ def test_an_access_line_is_an_object_with_the_request_fields_and_the_callers_id(
 
 
 def test_a_request_without_an_id_gets_a_new_one_in_its_answer_and_its_line(
-    server: TeaserServe,
+    server: JsonLogged,
 ) -> None:
     paths = [marked("/healthz") for _ in range(2)]
     answers = [httpx.get(server.base_url + path) for path in paths]
@@ -125,7 +120,7 @@ def test_a_request_without_an_id_gets_a_new_one_in_its_answer_and_its_line(
     ["x" * 65, "two words", "a\tb", "jane@example.com", "<script>", "ünï", ""],
     ids=["too long", "space", "tab", "address", "markup", "not ascii", "empty"],
 )
-def test_an_insane_request_id_is_replaced(server: TeaserServe, offered: str) -> None:
+def test_an_insane_request_id_is_replaced(server: JsonLogged, offered: str) -> None:
     path = marked("/healthz")
     answer = httpx.get(server.base_url + path, headers={"X-Request-ID": offered.encode()})
 
@@ -144,7 +139,7 @@ def test_a_sane_request_id_is_kept(offered: str) -> None:
 
 
 def test_a_poll_url_with_an_address_and_a_token_is_logged_redacted_as_json(
-    server: TeaserServe,
+    server: JsonLogged,
 ) -> None:
     mark = str(time.monotonic_ns())
     httpx.post(
@@ -170,7 +165,7 @@ async def open_and_close(url: str, request_id: str | None) -> None:
         pass
 
 
-def test_a_session_socket_gets_a_request_id_in_its_handshake_line(server: TeaserServe) -> None:
+def test_a_session_socket_gets_a_request_id_in_its_handshake_line(server: JsonLogged) -> None:
     session = new_session_id()
     url = f"{server.ws_url}/api/teaser-ws?sessionId={session}&siteId={DEMO_SITE}"
     asyncio.run(open_and_close(url, "socket-id-1"))
@@ -188,7 +183,7 @@ def test_a_session_socket_gets_a_request_id_in_its_handshake_line(server: Teaser
     assert new["request_id"] not in (None, "socket-id-1") and new["status"] == 101
 
 
-def test_a_refused_socket_logs_its_status_with_its_request_id(server: TeaserServe) -> None:
+def test_a_refused_socket_logs_its_status_with_its_request_id(server: JsonLogged) -> None:
     mark = f"refused-{time.monotonic_ns()}"
     url = f"{server.ws_url}/api/teaser-ws?siteId=no_such_site&sessionId={new_session_id()}"
 
@@ -201,7 +196,7 @@ def test_a_refused_socket_logs_its_status_with_its_request_id(server: TeaserServ
     assert rejected["message"] == "connection rejected (401 Unauthorized)"
 
 
-def test_every_line_of_teaser_serve_is_a_json_object(server: TeaserServe) -> None:
+def test_every_line_of_teaser_serve_is_a_json_object(server: JsonLogged) -> None:
     records = server.records()
 
     assert {"uvicorn.error", "uvicorn.access"} <= {r["logger"] for r in records}
