@@ -3,7 +3,9 @@ once each, and in multiprocess mode add up across workers, dead ones' counters i
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -248,3 +250,41 @@ def test_a_given_directory_is_emptied_of_a_previous_runs_files(
 
     assert sorted(path.name for path in tmp_path.iterdir()) == ["README"]
     assert os.environ[DIRECTORY_VARIABLE] == str(tmp_path)
+
+
+def published_names() -> set[str]:
+    """Every series name a scrape can hold (histograms' _bucket, _count and _sum too)."""
+    metrics = Metrics()
+    metrics.sent.inc("acme")
+    metrics.polls.inc("skipped")
+    return {
+        sample.name
+        for family in text_string_to_metric_families(metrics.render())
+        for sample in family.samples
+    } | {"teaser_open_sockets"}
+
+
+def test_docs_metrics_lists_every_published_metric() -> None:
+    listed = set(re.findall(r"^\| `(\w+)`", (ROOT / "docs/metrics.md").read_text(), re.M))
+    listed |= {"process_max_fds"}  # listed beside process_open_fds
+    families = {family.name for family in text_string_to_metric_families(Metrics().render())} | {
+        "teaser_open_sockets"
+    }
+
+    assert {name.removesuffix("_total") for name in listed} >= families
+
+
+def test_the_grafana_dashboard_asks_only_for_published_metrics() -> None:
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/teaser.json").read_text())
+    asked = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        for name in re.findall(r"\b((?:teaser|process)_\w+)\{", target["expr"])
+    }
+
+    assert asked
+    assert asked <= published_names()
+    assert {"${DS_PROMETHEUS}"} == {
+        panel["datasource"]["uid"] for panel in dashboard["panels"] if "datasource" in panel
+    }
