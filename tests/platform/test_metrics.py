@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from realtime.platform import prepare_worker_metrics
 from realtime.platform.metrics import LATENCY_BUCKETS, Metrics
-from realtime.platform.metrics.workers import DIRECTORY_VARIABLE
+from realtime.platform.metrics.workers import DIRECTORY_VARIABLE, release_private_directory
 from tests.support import ROOT
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -228,15 +228,18 @@ def test_a_worker_that_stops_takes_its_live_gauges_and_leaves_its_counts(
     assert value(scraped, "teaser_open_sockets") == 2
 
 
-def test_without_a_directory_a_supervisor_makes_a_private_one_for_its_workers(
+def test_without_a_directory_a_supervisor_makes_a_private_one_and_removes_it_after(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(DIRECTORY_VARIABLE, raising=False)
     prepare_worker_metrics()
     directory = Path(os.environ[DIRECTORY_VARIABLE])
 
-    assert directory.is_dir()
-    assert not list(directory.iterdir())
+    made = (directory.is_dir(), list(directory.iterdir()))
+    release_private_directory()
+
+    assert made == (True, [])
+    assert not directory.exists()
 
 
 def test_a_given_directory_is_emptied_of_a_previous_runs_files(

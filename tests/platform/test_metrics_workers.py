@@ -176,17 +176,22 @@ def until(server: TwoWorkers, done: Callable[[Scrape], bool], within: float = 20
     return scrapes
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoWorkers]:
+# Where the workers' metrics files go: serve's own private directory, or one the operator
+# names (with a previous run's files in it, which serve clears).
+@pytest.fixture(scope="module", params=["private", "named"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TwoWorkers]:
     database = asyncio.run(fresh_postgres_database())
     folder = tmp_path_factory.mktemp("two-workers")
-    (folder / "metrics").mkdir()
-    env = {
-        "DATABASE_URL": database,
-        "REDIS_URL": asyncio.run(require_redis()),
-        "PROMETHEUS_MULTIPROC_DIR": str(folder / "metrics"),
-    }
+    env = {"DATABASE_URL": database, "REDIS_URL": asyncio.run(require_redis())}
+    if request.param == "named":
+        (folder / "metrics").mkdir()
+        (folder / "metrics" / "counter_4242.db").write_bytes(b"a previous run's counts")
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(folder / "metrics")
     served = TwoWorkers(env, folder)
+    if request.param == "private":
+        served.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     try:
         served.start(timeout=60)
         until(served, lambda s: s.gauge("teaser_workers") == {2.0}, within=60)

@@ -16,6 +16,7 @@ from realtime.platform.metrics.workers import (
     ProcessGauges,
     forget_worker,
     multiprocess_directory,
+    release_private_directory,
     sweep_dead_workers,
 )
 
@@ -86,6 +87,7 @@ class Metrics:
         self.flush()
         if self._directory is not None:
             forget_worker(self._directory)
+        release_private_directory()
 
     def _publish_all(self) -> None:
         publisher = self._publisher

@@ -14,6 +14,8 @@ from prometheus_client import CollectorRegistry, multiprocess, values
 from prometheus_client.process_collector import ProcessCollector
 
 DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# The private directory prepare_worker_metrics() made, by the pid of the process that made it.
+_made: dict[int, str] = {}
 
 
 def prepare_worker_metrics() -> None:
@@ -26,8 +28,17 @@ def prepare_worker_metrics() -> None:
             stale.unlink(missing_ok=True)
         return
     directory = tempfile.mkdtemp(prefix="teaser-metrics-")
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    _made[os.getpid()] = directory
+    atexit.register(release_private_directory)
     os.environ[DIRECTORY_VARIABLE] = directory
+
+
+def release_private_directory() -> None:
+    """Remove the directory prepare_worker_metrics() made, in the process that made it: at
+    exit for a supervisor of workers, and when the worker stops for a lone worker, which
+    uvicorn ends with the SIGTERM it caught (re-raised, so atexit never runs)."""
+    if directory := _made.pop(os.getpid(), None):
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def multiprocess_directory() -> str | None:
