@@ -5,6 +5,7 @@ served on for TEASER_DRAIN_SECONDS. With TEASER_OPS_PORT they move off the publi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import time
@@ -17,6 +18,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from realtime.platform import Settings
 from tests.faults.proxy import Fault, FaultProxy
 from tests.support import (
     DEMO_HEADERS,
@@ -32,6 +34,18 @@ from tests.support import (
     new_session_id,
     require_redis,
 )
+
+
+@contextlib.asynccontextmanager
+async def probed(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A real server in this event loop, and a client for its probes."""
+    server = InProcessServer(settings)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=5) as client:
+            yield client
+    finally:
+        await server.stop()
 
 
 async def probe(client: httpx.AsyncClient, path: str) -> tuple[int, Any]:
@@ -53,71 +67,56 @@ async def database_behind_a_proxy() -> AsyncIterator[tuple[str, FaultProxy]]:
 
 
 async def test_a_worker_with_its_database_and_broker_is_live_and_ready(tmp_path: Path) -> None:
-    server = InProcessServer(make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db"))
-    await server.start()
-    try:
-        async with httpx.AsyncClient(base_url=server.base_url) as client:
-            assert await probe(client, "/livez") == (200, {"status": "ok"})
-            assert await probe(client, "/readyz") == (
-                200,
-                {"status": "ready", "database": "ok", "broker": "in-process"},
-            )
-    finally:
-        await server.stop()
+    async with probed(make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db")) as client:
+        assert await probe(client, "/livez") == (200, {"status": "ok"})
+        assert await probe(client, "/readyz") == (
+            200,
+            {"status": "ready", "database": "ok", "broker": "in-process"},
+        )
 
 
 async def test_without_its_database_a_worker_is_live_but_not_ready_until_it_is_back(
     database_behind_a_proxy: tuple[str, FaultProxy],
 ) -> None:
     url, proxy = database_behind_a_proxy
-    server = InProcessServer(make_settings(database_url=url))
-    await server.start()
-    try:
-        async with httpx.AsyncClient(base_url=server.base_url) as client:
-            assert (await probe(client, "/readyz"))[0] == 200
-            proxy.fault = Fault.REFUSE
-            proxy.cut()
-            assert await probe(client, "/livez") == (200, {"status": "ok"})
-            assert await probe(client, "/readyz") == (
-                503,
-                {"status": "unavailable", "database": "unreachable", "broker": "in-process"},
-            )
-            assert (await probe(client, "/healthz"))[0] == 503
-            proxy.fault = Fault.NONE
-            assert await eventually(client, "/readyz", 200)
-    finally:
-        await server.stop()
+    async with probed(make_settings(database_url=url)) as client:
+        assert (await probe(client, "/readyz"))[0] == 200
+        proxy.fault = Fault.REFUSE
+        proxy.cut()
+        assert await probe(client, "/livez") == (200, {"status": "ok"})
+        assert await probe(client, "/readyz") == (
+            503,
+            {"status": "unavailable", "database": "unreachable", "broker": "in-process"},
+        )
+        assert (await probe(client, "/healthz"))[0] == 503
+        proxy.fault = Fault.NONE
+        assert await eventually(client, "/readyz", 200)
 
 
 async def test_a_stalled_database_gets_a_probe_answered_within_a_second(
     database_behind_a_proxy: tuple[str, FaultProxy],
 ) -> None:
     url, proxy = database_behind_a_proxy
-    server = InProcessServer(make_settings(database_url=url))
-    await server.start()
-    try:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=5) as client:
-            proxy.fault = Fault.STALL
-            proxy.cut()
-            started = time.monotonic()
-            status, body = await probe(client, "/readyz")
-            assert (status, body["database"]) == (503, "unreachable")
-            assert time.monotonic() - started < 1.0
-            proxy.fault = Fault.NONE
-    finally:
-        await server.stop()
+    async with probed(make_settings(database_url=url)) as client:
+        proxy.fault = Fault.STALL
+        proxy.cut()
+        started = time.monotonic()
+        status, body = await probe(client, "/readyz")
+        assert (status, body["database"]) == (503, "unreachable")
+        assert time.monotonic() - started < 1.0
+        proxy.fault = Fault.NONE
 
 
 async def test_without_redis_a_worker_is_live_degraded_and_not_ready(tmp_path: Path) -> None:
     redis_url = httpx.URL((await require_redis()).replace("redis://", "http://"))
     proxy = FaultProxy(redis_url.port or 6379, redis_url.host)
     await proxy.start()
-    server = InProcessServer(
-        make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db", redis_url=proxy.url())
-    )
-    await server.start()
     try:
-        async with httpx.AsyncClient(base_url=server.base_url) as client:
+        async with probed(
+            make_settings(
+                database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db", redis_url=proxy.url()
+            )
+        ) as client:
             assert await eventually(client, "/readyz", 200)
             proxy.fault = Fault.REFUSE
             proxy.cut()
@@ -133,7 +132,6 @@ async def test_without_redis_a_worker_is_live_degraded_and_not_ready(tmp_path: P
             proxy.fault = Fault.NONE
             assert await eventually(client, "/readyz", 200, within=10)
     finally:
-        await server.stop()
         await proxy.stop()
 
 
