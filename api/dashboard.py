@@ -72,6 +72,17 @@ CSV_COLUMNS = (
     "utm",
     "explanation",
 )
+# The session's facts now (a row's `visitor`), one column each: visitorUtmSource, ...
+VISITOR_FIELDS = (
+    "utmSource",
+    "utmMedium",
+    "utmCampaign",
+    "customerId",
+    "customerEmail",
+    "timeZone",
+    "firstSeen",
+)
+VISITOR_COLUMNS = tuple("visitor" + name[0].upper() + name[1:] for name in VISITOR_FIELDS)
 # A spreadsheet runs a cell that starts like a formula; visitors write page titles and paths.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -136,9 +147,13 @@ async def _json_lines(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[byte
 async def _csv_lines(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(CSV_COLUMNS + VISITOR_COLUMNS)
     async for row in rows:
-        writer.writerow(_csv_cell(row.get(column)) for column in CSV_COLUMNS)
+        visitor: dict[str, Any] = row.get("visitor") or {}
+        writer.writerow(
+            [_csv_cell(row.get(column)) for column in CSV_COLUMNS]
+            + [_csv_cell(visitor.get(name)) for name in VISITOR_FIELDS]
+        )
         if buffer.tell() > 64 * 1024:
             yield buffer.getvalue().encode()
             buffer.seek(0)
@@ -165,8 +180,13 @@ async def session_journey(request: Request) -> Response:
 async def conversions(request: Request) -> Response:
     runtime = runtime_of(request)
     principal = await dashboard_principal(request)
-    view = from_strings(request.query_params.multi_items(), ViewQuery).view(runtime.store.clock())
-    report = await runtime.conversions.analyse(principal.site_id, view.since, view.until)
+    asked = from_strings(request.query_params.multi_items(), ViewQuery)
+    view = asked.view(runtime.store.clock())
+    # "all" with no since is every teaser ever shown; no period at all is the last week.
+    whole = asked.period == "all" and view.since is None
+    report = await runtime.conversions.analyse(
+        principal.site_id, view.since, view.until, whole=whole
+    )
     return FastJSONResponse(report)
 
 

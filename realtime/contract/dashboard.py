@@ -30,7 +30,11 @@ Moment = Annotated[
     ),
 ]
 Explanation = Annotated[
-    dict[str, Any], Meta(description="Why the score is what it is, and why a trigger fired.")
+    dict[str, Any],
+    Meta(
+        description="Why the score is what it is (score: total, rules; since this event was "
+        "explained so: previous, and the rules it added and removed), and why a trigger fired."
+    ),
 ]
 Priority = Literal["manual", "auto"]
 Status = Literal["pending", "delivered", "expired"]
@@ -112,6 +116,19 @@ class Stats(Struct, rename="camel"):
     messages: MessageCounts
 
 
+class Visitor(Struct, rename="camel"):
+    """What the row's session is known by now (first-touch UTM, customer, time zone), from
+    whichever event told it; all null for a session Teaser holds no state for."""
+
+    utm_source: str | None
+    utm_medium: str | None
+    utm_campaign: str | None
+    customer_id: str | None
+    customer_email: str | None
+    time_zone: str | None
+    first_seen: IsoTime | None
+
+
 class EventItem(Struct, rename="camel", tag_field="kind", tag="event", kw_only=True):
     key: str
     cursor: str
@@ -136,6 +153,9 @@ class EventItem(Struct, rename="camel", tag_field="kind", tag="event", kw_only=T
     ai_triggered: bool
     triggered_teaser_id: str | None
     explanation: Explanation
+    visitor: Annotated[
+        Visitor, Meta(description="The session's facts now; the fields above are this event's own.")
+    ]
 
 
 class TeaserSentItem(Struct, rename="camel", tag_field="kind", tag="teaser_sent", kw_only=True):
@@ -152,6 +172,7 @@ class TeaserSentItem(Struct, rename="camel", tag_field="kind", tag="teaser_sent"
     status: Status
     delivered_via: Transport | None
     delivered_at: IsoTime | None
+    visitor: Visitor
 
 
 class TeaserDeliveredItem(TeaserSentItem, tag="teaser_delivered"):
@@ -166,6 +187,16 @@ class FeedPage(Struct):
     next: Annotated[str | None, Meta(description="`before` for the next page; null at the end.")]
 
 
+class RuleChange(Struct):
+    """One rule's part in a change of score (points may be less than the rule gives when
+    it replaced a lower tier of itself: then they are the difference)."""
+
+    rule: str
+    label: str
+    points: int
+    detail: str
+
+
 class JourneyEvent(Struct, rename="camel", tag_field="kind", tag="event", kw_only=True):
     at: IsoTime
     id: int
@@ -176,7 +207,8 @@ class JourneyEvent(Struct, rename="camel", tag_field="kind", tag="event", kw_onl
     value: float | None
     score: int
     score_change: int
-    rules: list[dict[str, Any]]
+    rules: Annotated[list[dict[str, Any]], Meta(description="Every rule the score holds after it.")]
+    added: Annotated[list[RuleChange], Meta(description="The rules this event added.")]
     trigger: dict[str, Any] | None
     ai_triggered: bool
     # Only on a page view: seconds spent on it, or null while unknown.
@@ -232,8 +264,28 @@ class Funnel(Struct, rename="camel", omit_defaults=True):
     key: str | None = None
 
 
+class FunnelPoint(Struct):
+    """The teasers first shown within one bucket, and how many of them were then clicked
+    and converted."""
+
+    start: IsoTime
+    shown: int
+    clicked: int
+    converted: int
+
+
+class FunnelOverTime(Struct):
+    bucket: Annotated[
+        Literal["hour", "day"], Meta(description="UTC hours up to a day's period; else days.")
+    ]
+    points: Annotated[
+        list[FunnelPoint],
+        Meta(description="Oldest first, every bucket of the period, at most 400.", max_length=400),
+    ]
+
+
 class ConversionReport(Struct, rename="camel"):
-    """Shown → clicked → converted, in all and by trigger, template and source."""
+    """Shown → clicked → converted, in all, by trigger, template and source, and over time."""
 
     since: IsoTime
     until: IsoTime
@@ -241,3 +293,4 @@ class ConversionReport(Struct, rename="camel"):
     by_trigger: list[Funnel]
     by_template: list[Funnel]
     by_source: list[Funnel]
+    over_time: FunnelOverTime

@@ -35,6 +35,20 @@ visitors = visitor_sessions.c
 polls = teaser_polls.c
 
 
+# What the session is known by now, beside each feed row: the first touch's UTM (kept in
+# the state as the visitor told it) and who they are, whatever this row's own payload says.
+# Read as single values in SQL rather than the whole state, which holds up to 100 paths.
+VISITOR_COLUMNS = (
+    visitors.state[("utm", "utm_source")].as_string().label("visitor_utm_source"),
+    visitors.state[("utm", "utm_medium")].as_string().label("visitor_utm_medium"),
+    visitors.state[("utm", "utm_campaign")].as_string().label("visitor_utm_campaign"),
+    visitors.customer_id.label("visitor_customer_id"),
+    visitors.customer_email.label("visitor_customer_email"),
+    visitors.state["time_zone"].as_string().label("visitor_time_zone"),
+    visitors.first_seen.label("visitor_first_seen"),
+)
+
+
 class FeedFilter(StrEnum):
     ALL = "all"
     AI = "ai"
@@ -211,9 +225,15 @@ class Analytics:
                     events.payload[key].as_string()
                     for key in ("path", "customerId", "customerEmail")
                 ),
+                visitors.customer_id,
+                visitors.customer_email,
             ]
             conditions.append(or_(*(f.icontains(view.search, autoescape=True) for f in fields)))
-        return select(events_table).where(*conditions)
+        joined = events_table.outerjoin(
+            visitor_sessions,
+            and_(visitors.site_id == events.site_id, visitors.session_id == events.session_id),
+        )
+        return select(events_table, *VISITOR_COLUMNS).select_from(joined).where(*conditions)
 
     def _sent(self, site_id: str, view: View) -> Select[Any]:
         return self._teasers(site_id, view, messages.created_at)
@@ -230,13 +250,18 @@ class Analytics:
         elif view.filter is FeedFilter.HIGH_SCORE:
             conditions.append(false())  # a score belongs to events, not to teasers
         if view.search:
-            fields = (messages.session_id, messages.message, visitors.customer_id)
+            fields = (
+                messages.session_id,
+                messages.message,
+                visitors.customer_id,
+                visitors.customer_email,
+            )
             conditions.append(or_(*(f.icontains(view.search, autoescape=True) for f in fields)))
         joined = teaser_messages.outerjoin(
             visitor_sessions,
             and_(visitors.site_id == messages.site_id, visitors.session_id == messages.session_id),
         )
-        return select(teaser_messages, visitors.customer_id).select_from(joined).where(*conditions)
+        return select(teaser_messages, *VISITOR_COLUMNS).select_from(joined).where(*conditions)
 
     @staticmethod
     def _event_totals(site_id: str, view: View) -> Select[Any]:
@@ -358,6 +383,7 @@ def event_item(data: Any) -> dict[str, Any]:
         "aiTriggered": bool(data["ai_triggered"]),
         "triggeredTeaserId": trigger.get("teaserId") if data["ai_triggered"] else None,
         "explanation": explanation,
+        "visitor": visitor_facts(data),
     }
 
 
@@ -372,7 +398,7 @@ def teaser_item(kind: Kind, data: Any, now: int) -> dict[str, Any]:
         "id": data["id"],
         "at": iso_time(at),
         "sessionId": data["session_id"],
-        "customerId": data.get("customer_id"),
+        "customerId": data["visitor_customer_id"],
         "message": data["message"],
         "priority": data["priority"],
         "createdAt": iso_time(data["created_at"]),
@@ -380,6 +406,21 @@ def teaser_item(kind: Kind, data: Any, now: int) -> dict[str, Any]:
         "status": status,
         "deliveredVia": data["delivered_via"],
         "deliveredAt": None if consumed is None else iso_time(consumed),
+        "visitor": visitor_facts(data),
+    }
+
+
+def visitor_facts(data: Any) -> dict[str, Any]:
+    """The session's facts from VISITOR_COLUMNS; all null for a session with no row."""
+    first_seen = data["visitor_first_seen"]
+    return {
+        "utmSource": data["visitor_utm_source"],
+        "utmMedium": data["visitor_utm_medium"],
+        "utmCampaign": data["visitor_utm_campaign"],
+        "customerId": data["visitor_customer_id"],
+        "customerEmail": data["visitor_customer_email"],
+        "timeZone": data["visitor_time_zone"],
+        "firstSeen": None if first_seen is None else iso_time(first_seen),
     }
 
 

@@ -20,7 +20,10 @@ from realtime.platform.tables import teaser_messages
 from realtime.platform.tables import webhook_events_internal as events_table
 
 FUNNEL_EVENTS = ("teaser_shown", "teaser_click", "conversion")
-DEFAULT_PERIOD_MS = 7 * 86_400_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+DEFAULT_PERIOD_MS = 7 * DAY_MS
+MAX_POINTS = 400  # of the funnel over time: days enough for a year and a month
 # A teaser shown early in the period may have been triggered shortly before it began.
 TRIGGER_LOOKBACK_MS = 86_400_000
 MAX_EVENTS = 200_000  # a bound on one analysis' memory; about 20 MB of rows
@@ -53,17 +56,18 @@ class Funnel:
         self.clicked += teaser.clicked
         self.converted += teaser.converted
 
+    def counts(self) -> dict[str, int]:
+        return {"shown": self.shown, "clicked": self.clicked, "converted": self.converted}
+
     def to_json(self, key: str | None = None) -> dict[str, Any]:
         def rate(part: int) -> float:
             return round(part / self.shown, 4) if self.shown else 0.0
 
-        return ({} if key is None else {"key": key}) | {
-            "shown": self.shown,
-            "clicked": self.clicked,
-            "converted": self.converted,
-            "clickRate": rate(self.clicked),
-            "conversionRate": rate(self.converted),
-        }
+        return (
+            ({} if key is None else {"key": key})
+            | self.counts()
+            | {"clickRate": rate(self.clicked), "conversionRate": rate(self.converted)}
+        )
 
 
 @dataclass(frozen=True)
@@ -105,11 +109,23 @@ class Conversions:
         self.clock = clock
 
     async def analyse(
-        self, site_id: str, since: int | None = None, until: int | None = None
+        self,
+        site_id: str,
+        since: int | None = None,
+        until: int | None = None,
+        *,
+        whole: bool = False,
     ) -> dict[str, Any]:
+        """The funnel of the teasers shown in [since, until): by default the last week;
+        `whole` is all of it, from the UTC day the first teaser was shown."""
         until = self.clock() if until is None else until
+        if whole:
+            since = 0
         since = until - DEFAULT_PERIOD_MS if since is None else since
         teasers = attribute(await self._funnel_events(site_id, since, until))
+        if whole:
+            first = min((t.at for t in teasers), default=until - 1)
+            since = first - first % DAY_MS
         origins = await self._origins(site_id, [t.teaser_id for t in teasers], since, until)
         totals = Funnel()
         groups: dict[str, dict[str, Funnel]] = {
@@ -126,6 +142,7 @@ class Conversions:
             "until": iso_time(until),
             "totals": totals.to_json(),
             **{name: _ranked(funnels) for name, funnels in groups.items()},
+            "overTime": over_time(teasers, since, until, whole),
         }
 
     async def _funnel_events(self, site_id: str, since: int, until: int) -> Sequence[Any]:
@@ -178,6 +195,27 @@ def _origin(teaser_id: str, templates: dict[str, str], priorities: dict[str, str
     if priorities.get(teaser_id) == "manual":
         return Origin("manual", "(manual)")
     return Origin(UNKNOWN, UNKNOWN)
+
+
+def over_time(teasers: Iterable[Shown], since: int, until: int, whole: bool) -> dict[str, Any]:
+    """Each bucket of [since, until), oldest first, with the teasers first shown in it:
+    UTC hours for a period of a day or less, else UTC days; the newest MAX_POINTS of them.
+    Bucketed here, not in SQL: the period's funnel events are already loaded (bounded by
+    MAX_EVENTS), and integer division of a timestamp reads alike on every database."""
+    size = DAY_MS if whole or until - since > DAY_MS else HOUR_MS
+    last = (until - 1) - (until - 1) % size
+    first = max(since - since % size, last - (MAX_POINTS - 1) * size)
+    funnels = {start: Funnel() for start in range(first, last + 1, size)}
+    for teaser in teasers:
+        funnel = funnels.get(teaser.at - teaser.at % size)
+        if funnel is not None:
+            funnel.add(teaser)
+    return {
+        "bucket": "day" if size == DAY_MS else "hour",
+        "points": [
+            {"start": iso_time(start), **funnel.counts()} for start, funnel in funnels.items()
+        ],
+    }
 
 
 def _ranked(funnels: dict[str, Funnel]) -> list[dict[str, Any]]:

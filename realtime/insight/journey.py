@@ -3,6 +3,7 @@ and why, teasers sent and their fate (delivered how, shown, clicked), and conver
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -88,9 +89,12 @@ class Journeys:
 def _events_timeline(rows: Sequence[Any]) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     previous_score = 0
+    previous_rules: list[dict[str, Any]] = []
     for row in rows:
         payload: dict[str, Any] = row.payload or {}
         explanation: dict[str, Any] = row.explanation or {}
+        scored: dict[str, Any] = explanation.get("score") or {}
+        rules: list[dict[str, Any]] = scored.get("rules") or []
         entries.append(
             {
                 "at": row.created_at,
@@ -104,14 +108,46 @@ def _events_timeline(rows: Sequence[Any]) -> list[dict[str, Any]]:
                 "value": payload.get("value"),
                 "score": row.score,
                 "scoreChange": row.score - previous_score,
-                "rules": (explanation.get("score") or {}).get("rules") or [],
+                "rules": rules,
+                # Stored by intake since the score explained its change; older rows are
+                # told by the difference from the step before.
+                "added": scored["added"] if "added" in scored else _added(previous_rules, rules),
                 "trigger": explanation.get("trigger"),
                 "aiTriggered": bool(row.ai_triggered),
             }
         )
-        previous_score = row.score
+        previous_score, previous_rules = row.score, rules
     _add_time_on_page(entries)
     return entries
+
+
+def _added(before: list[dict[str, Any]], now: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rules in `now` that were not in `before`, compared by (rule, detail), as
+    intake's Score.since() tells them: a rule's contribution that took the place of an
+    earlier one of the same rule (a higher tier) is worth the difference in points."""
+    old, new = {_key(r) for r in before}, {_key(r) for r in now}
+    lost: dict[object, list[dict[str, Any]]] = defaultdict(list)
+    for rule in before:
+        if _key(rule) not in new:
+            lost[rule.get("rule")].append(rule)
+    added = []
+    for rule in now:
+        if _key(rule) in old:
+            continue
+        if lost[rule.get("rule")]:
+            replaced = lost[rule.get("rule")].pop(0)
+            rule = rule | {"points": _points(rule) - _points(replaced)}
+        added.append(rule)
+    return added
+
+
+def _key(rule: dict[str, Any]) -> tuple[object, object]:
+    return rule.get("rule"), rule.get("detail")
+
+
+def _points(rule: dict[str, Any]) -> int:
+    points = rule.get("points")
+    return points if isinstance(points, int) else 0
 
 
 def _add_time_on_page(entries: list[dict[str, Any]]) -> None:

@@ -27,6 +27,7 @@ from realtime.platform.tables import (
 from realtime.targeting.evaluation import Evaluation, compose, evaluate, may_trigger
 from realtime.targeting.events import VisitorEvent
 from realtime.targeting.rulebook import RuleBook
+from realtime.targeting.scoring import Change, Score, score
 from realtime.targeting.templates import MessageGenerator
 from realtime.targeting.triggers import Fatigue
 from realtime.targeting.visitors import VisitorState
@@ -48,6 +49,13 @@ class Outcome:
 class _Evaluated:
     evaluation: Evaluation
     expires_in_ms: int  # of the automatic teaser, if one is sent
+    before: Score  # the session's facts before this event, scored by the same rules
+
+    def change(self) -> Change:
+        """What this event did to the score; a duplicate does nothing."""
+        if self.evaluation.duplicate:
+            return Change()
+        return self.evaluation.score.since(self.before)
 
 
 class EventIntake:
@@ -75,7 +83,7 @@ class EventIntake:
         async with self._session_lock(event.site_id, event.session_id):
             evaluated = await self._evaluate(event)
             teaser = await self._send(event, evaluated)
-            explanation = _explain(evaluated.evaluation, teaser)
+            explanation = _explain(evaluated, teaser)
             total = evaluated.evaluation.score.total
             event_id = await self._store_event(event, total, teaser, explanation)
         outcome = Outcome(event_id, total, teaser, explanation)
@@ -88,6 +96,8 @@ class EventIntake:
         rules = self.rulebook.for_site(event.site_id)
         async with self.engine.begin() as connection:
             state = await self._state_for_update(connection, event, now)
+            # Scored before evaluate() changes the state in place.
+            before = score(state, rules)
             fatigue = await self._fatigue(connection, event, now) if may_trigger(event) else None
             evaluation = evaluate(state, event, rules, fatigue, now)
             await compose(evaluation, rules, self.generator, now)
@@ -105,7 +115,7 @@ class EventIntake:
                     last_seen=now,
                 )
             )
-        return _Evaluated(evaluation, rules.trigger.expires_in_seconds * 1000)
+        return _Evaluated(evaluation, rules.trigger.expires_in_seconds * 1000, before)
 
     async def _state_for_update(
         self, connection: AsyncConnection, event: VisitorEvent, now: int
@@ -227,7 +237,8 @@ class _SessionLock:
     users: int = 0
 
 
-def _explain(evaluation: Evaluation, teaser: Teaser | None) -> dict[str, Any]:
+def _explain(evaluated: _Evaluated, teaser: Teaser | None) -> dict[str, Any]:
+    evaluation = evaluated.evaluation
     trigger: dict[str, Any] | None = None
     if evaluation.decision is not None:
         trigger = evaluation.decision.explain()
@@ -242,7 +253,12 @@ def _explain(evaluation: Evaluation, teaser: Teaser | None) -> dict[str, Any]:
                 "message": teaser.message,
             }
     return {
-        "score": {"total": evaluation.score.total, "rules": evaluation.score.explain()},
+        "score": {
+            "total": evaluation.score.total,
+            "rules": evaluation.score.explain(),
+            "previous": evaluated.before.total,
+            **evaluated.change().explain(),
+        },
         "duplicate": evaluation.duplicate,
         "trigger": trigger,
     }

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 
 from realtime.targeting.rules import RuleSet, ScoreRule
 from realtime.targeting.visitors import VisitorState
@@ -23,10 +24,45 @@ class Score:
     contributions: tuple[Contribution, ...]
 
     def explain(self) -> list[dict[str, object]]:
-        return [
-            {"rule": c.rule, "label": c.label, "points": c.points, "detail": c.detail}
-            for c in self.contributions
-        ]
+        return explain(self.contributions)
+
+    def since(self, before: Score) -> Change:
+        """What this score holds that `before` did not, and the reverse, compared by
+        (rule, detail). A contribution that took the place of one of the same rule (a
+        higher tier of seconds_on_page) is one change, worth the difference in points."""
+        old = {(c.rule, c.detail): c for c in before.contributions}
+        new = {(c.rule, c.detail): c for c in self.contributions}
+        lost: dict[str, list[Contribution]] = defaultdict(list)
+        for key, contribution in old.items():
+            if key not in new:
+                lost[contribution.rule].append(contribution)
+        added = []
+        for key, contribution in new.items():
+            if key in old:
+                continue
+            if lost[contribution.rule]:
+                replaced = lost[contribution.rule].pop(0)
+                contribution = replace(contribution, points=contribution.points - replaced.points)
+            added.append(contribution)
+        return Change(tuple(added), tuple(c for gone in lost.values() for c in gone))
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one event did to the score: contributions it added and ones it removed."""
+
+    added: tuple[Contribution, ...] = ()
+    removed: tuple[Contribution, ...] = ()
+
+    def explain(self) -> dict[str, list[dict[str, object]]]:
+        return {"added": explain(self.added), "removed": explain(self.removed)}
+
+
+def explain(contributions: Iterable[Contribution]) -> list[dict[str, object]]:
+    return [
+        {"rule": c.rule, "label": c.label, "points": c.points, "detail": c.detail}
+        for c in contributions
+    ]
 
 
 Evaluator = Callable[[ScoreRule, VisitorState], list[Contribution]]
