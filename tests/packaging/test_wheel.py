@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
-import venv
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import httpx
 import pytest
 
 from api.cli import DISTRIBUTION, version
+from tests.documented import commands, copy_of_checkout
 from tests.support import DEMO_HEADERS, DEMO_SITE, ROOT, free_port, new_session_id
 
 pytestmark = pytest.mark.timeout(600)
@@ -27,16 +26,26 @@ CLEAN_ENV = {
 }
 
 
+# The README's own commands build and install the wheel, run as written in a fresh clone;
+# only the venv's place, /tmp/teaser, becomes one of this run's (tests/test_docs_commands.py
+# leaves these commands to this module).
+README_VENV = "/tmp/teaser"
+WHEEL_STEPS = ("python3 -m pip wheel", "python3 -m venv", f"{README_VENV}/bin/teaser")
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The venv's bin/ holding the installed wheel."""
     where = tmp_path_factory.mktemp("wheel")
-    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", str(ROOT), "-w", where)
-    (wheel,) = where.glob("teaser_push-*.whl")
-    venv.create(where / "venv", with_pip=True)
-    bin_dir = where / "venv" / "bin"
-    run(bin_dir / "python", "-m", "pip", "install", "--quiet", wheel, cwd=where)
-    return bin_dir
+    copy_of_checkout(where / "clone")
+    steps = [c for c in commands("README.md") if c.text.startswith(WHEEL_STEPS)]
+    # In the README's order: build, install, ask the version.
+    assert len(steps) == len(WHEEL_STEPS), steps
+    assert all(c.text.startswith(s) for c, s in zip(steps, WHEEL_STEPS, strict=True)), steps
+    for step in steps:
+        run("bash", "-c", step.text.replace(README_VENV, str(where / "venv")), cwd=where / "clone")
+    assert len(list((where / "clone" / "dist").glob("teaser_push-*.whl"))) == 1
+    return where / "venv" / "bin"
 
 
 @pytest.fixture(scope="module")
