@@ -66,13 +66,13 @@ def commands(page: str) -> list[Command]:
     block: list[tuple[int, str]] = []
     for number, line in enumerate((ROOT / page).read_text().splitlines(), start=1):
         fence = FENCE.match(line)
-        if fence and language is None:
-            language = fence.group(1) or "text"
-            block = []
+        if language is None:
+            if fence:
+                language, block = fence.group(1) or "text", []
         elif fence:
             found.extend(_block(page, language, block))
             language = None
-        elif language is not None:
+        else:
             block.append((number, line))
     return found
 
@@ -137,5 +137,7 @@ def copy_of_checkout(target: Path, *, with_venv: bool = False) -> None:
     # The installed environment, and a stamp newer than pyproject.toml so script/bootstrap
     # finds it installed (as it would after a first run), without touching the real venv.
     (target / ".venv").mkdir()
-    (target / ".venv/bin").symlink_to(ROOT / ".venv/bin")
+    for part in (ROOT / ".venv").iterdir():
+        if not part.name.startswith(".installed"):
+            (target / ".venv" / part.name).symlink_to(part)
     (target / ".venv/.installed").touch()
