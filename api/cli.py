@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.accounts import OperatorRegistry, OperatorSessions, Privacy, SiteRegistry
+from realtime.accounts import OperatorRegistry, OperatorSessions, Privacy, Site, SiteRegistry
 from realtime.fanout import Broker, sign_out_channel
 from realtime.migrations.migrate import upgrade
-from realtime.platform import Settings, TeaserError, create_engine, now_ms
+from realtime.platform import NotFound, Settings, TeaserError, create_engine, now_ms
 from realtime.targeting import load_rules, simulate
 
 DISTRIBUTION = "teaser-push"
@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return serve(args)
+        if args.command == "listen":
+            return listen(args)
         command: Command = args.run
         return asyncio.run(command(args))
     except TeaserError as exc:
@@ -41,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
 def version() -> str:
     """The installed distribution's version (pyproject.toml's, in a checkout's venv too)."""
     return importlib.metadata.version(DISTRIBUTION)
+
+
+def listen(args: argparse.Namespace) -> int:
+    from api.listen import default_server, listen
+
+    return listen(args.url or default_server(), args.site, args.session_id, args.token)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -91,28 +99,58 @@ async def site_list(sites: SiteRegistry, args: argparse.Namespace) -> int:
 
 
 async def site_origins(sites: SiteRegistry, args: argparse.Namespace) -> int:
-    await sites.set_origins(args.site_id, tuple(args.origin))
-    print(f"site {args.site_id} allows: {' '.join(args.origin) or '(only its own pages)'}")
+    changes, replacement = args.add or args.remove, args.origin or args.clear
+    if changes and replacement:
+        print(
+            "error: give the whole list (ORIGIN … or --clear) or changes to it (--add, "
+            "--remove), not both",
+            file=sys.stderr,
+        )
+        return 2
+    if changes:
+        allowed = await sites.change_origins(
+            args.site_id, add=tuple(args.add), remove=tuple(args.remove)
+        )
+    elif replacement:
+        allowed = await sites.set_origins(args.site_id, tuple(args.origin))
+    else:  # only asked: show the list, change nothing
+        allowed = (await _site(sites, args.site_id)).allowed_origins
+    print(f"site {args.site_id} allows: {' '.join(allowed) or '(only Teaser’s own pages)'}")
     return 0
 
 
+async def _site(sites: SiteRegistry, site_id: str) -> Site:
+    site = await sites.get(site_id)
+    if site is None:
+        raise NotFound(f"no site '{site_id}'")
+    return site
+
+
 async def key_add(sites: SiteRegistry, args: argparse.Namespace) -> int:
-    print(f"API key (shown once, store it now): {await sites.add_key(args.site_id)}")
+    number, key = await sites.add_numbered_key(args.site_id)
+    print(f"key {number} of site {args.site_id} added")
+    print(f"API key (shown once, store it now): {key}")
     return 0
 
 
 async def key_list(sites: SiteRegistry, args: argparse.Namespace) -> int:
+    await _site(sites, args.site_id)
     for key in await sites.list_keys(args.site_id):
         state = "active" if key.revoked_at is None else f"revoked {_when(key.revoked_at)}"
-        print(f"{key.id}\t{key.hint}…\tcreated {_when(key.created_at)}\t{state}")
+        print(f"{key.number}\t{key.hint}…\tcreated {_when(key.created_at)}\t{state}")
     return 0
 
 
 async def key_revoke(sites: SiteRegistry, args: argparse.Namespace) -> int:
-    if not await sites.revoke_key(args.site_id, args.key_id):
-        print(f"error: no active key {args.key_id} for site {args.site_id}", file=sys.stderr)
+    await _site(sites, args.site_id)
+    if not await sites.revoke_key(args.site_id, args.key_number):
+        print(
+            f"error: site {args.site_id} has no active key {args.key_number} "
+            f"(`teaser key list {args.site_id}` shows its keys)",
+            file=sys.stderr,
+        )
         return 1
-    print(f"key {args.key_id} of site {args.site_id} revoked")
+    print(f"key {args.key_number} of site {args.site_id} revoked")
     return 0
 
 
@@ -247,6 +285,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    listen_cmd = commands.add_parser(
+        "listen", help="hold a session's socket as the widget does: print each teaser, ack it"
+    )
+    listen_cmd.add_argument(
+        "session_id", help="the visitor session, e.g. sess_1758648278890_cy68t5ni7"
+    )
+    listen_cmd.add_argument("--site", required=True, help="the session's site id")
+    listen_cmd.add_argument(
+        "--url", help="the server (default http://127.0.0.1:$PORT, PORT 8000 when unset)"
+    )
+    listen_cmd.add_argument(
+        "--token", help="the session's token from POST /api/sessions, where the site needs one"
+    )
+
     serve_cmd = commands.add_parser("serve", help="run the HTTP/WebSocket server")
     serve_cmd.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve_cmd.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
@@ -270,7 +322,9 @@ def _parser() -> argparse.ArgumentParser:
     site = commands.add_parser("site", help="sites (tenants)").add_subparsers(
         dest="action", required=True
     )
-    add = site.add_parser("add", help="create a site and print its first API key")
+    add = site.add_parser(
+        "add", aliases=["create"], help="create a site and print its first API key"
+    )
     add.add_argument("site_id")
     add.add_argument("--name", default="")
     add.add_argument(
@@ -281,21 +335,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     add.set_defaults(run=_with_sites(site_add))
     site.add_parser("list", help="list sites").set_defaults(run=_with_sites(site_list))
-    origins = site.add_parser("origins", help="replace a site's allowed origins")
+    origins = site.add_parser(
+        "origins",
+        help="show, replace or change the page origins a site's widget may run on",
+        description="With origins, replace the list; with --add or --remove, change it; "
+        "with neither, show it. An origin is scheme://host[:port], as the browser's console "
+        "names it (location.origin).",
+    )
     origins.add_argument("site_id")
-    origins.add_argument("origin", nargs="*")
+    origins.add_argument("origin", nargs="*", help="the whole new list ('*': any page)")
+    origins.add_argument("--add", action="append", default=[], metavar="ORIGIN")
+    origins.add_argument("--remove", action="append", default=[], metavar="ORIGIN")
+    origins.add_argument("--clear", action="store_true", help="allow only Teaser's own pages")
     origins.set_defaults(run=_with_sites(site_origins))
 
     key = commands.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
-    key_add_cmd = key.add_parser("add", help="add a key to a site (rotation: add, deploy, revoke)")
+    key_add_cmd = key.add_parser(
+        "add", aliases=["create"], help="add a key to a site (rotation: add, deploy, revoke)"
+    )
     key_add_cmd.add_argument("site_id")
     key_add_cmd.set_defaults(run=_with_sites(key_add))
     key_list_cmd = key.add_parser("list", help="list a site's keys (hints only)")
     key_list_cmd.add_argument("site_id")
     key_list_cmd.set_defaults(run=_with_sites(key_list))
-    revoke = key.add_parser("revoke", help="revoke a key by its id (see key list)")
+    revoke = key.add_parser("revoke", help="revoke a key by its number (see key list)")
     revoke.add_argument("site_id")
-    revoke.add_argument("key_id", type=int)
+    revoke.add_argument("key_number", type=int, metavar="N", help="1 is the site's first key")
     revoke.set_defaults(run=_with_sites(key_revoke))
 
     operator = commands.add_parser("operator", help="dashboard operators").add_subparsers(

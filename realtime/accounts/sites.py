@@ -9,12 +9,14 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import Insert
 
 from realtime.platform.clock import Clock, now_ms
 from realtime.platform.errors import InvalidInput, NotFound, Unauthorized
@@ -23,6 +25,9 @@ from realtime.platform.tables import site_keys, sites
 
 ANY_ORIGIN = "*"
 CACHE_LIMIT = 10_000
+# Two keys added to one site at once may pick the same next number; the loser picks again.
+NUMBERING_TRIES = 5
+MAX_KEY_NUMBER = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,7 @@ class Site:
 
 @dataclass(frozen=True)
 class KeyInfo:
-    id: int
+    number: int  # 1, 2, 3… within the site: what `teaser key list` shows and `revoke` takes
     site_id: str
     hint: str
     created_at: int
@@ -54,12 +59,52 @@ def new_api_key() -> str:
 
 
 def normalise_origin(origin: str) -> str:
+    """scheme://host[:port], as a browser's Origin header names a page (lower case, no
+    default port); InvalidInput saying what is wrong with anything else."""
     if origin == ANY_ORIGIN:
         return origin
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-        raise InvalidInput("origin", f"'{origin}' is not an origin like https://shop.example")
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    problem = _origin_problem(origin)
+    if problem:
+        raise InvalidInput(
+            "origin",
+            f"'{origin}' is not an origin ({problem}): write scheme://host[:port], "
+            "like https://shop.example or http://localhost:3000",
+        )
+    parts = urlsplit(origin.lower())
+    # As a browser's Origin header has it: the default port left out, IPv6 in brackets,
+    # an internationalised name in its ASCII form.
+    default = {"http": 80, "https": 443}[parts.scheme]
+    port = "" if parts.port in (None, default) else f":{parts.port}"
+    return f"{parts.scheme}://{_host(parts.hostname or '')}{port}"
+
+
+def _host(hostname: str) -> str:
+    if ":" in hostname:
+        return f"[{hostname}]"
+    return hostname.encode("idna").decode("ascii")
+
+
+def _origin_problem(origin: str) -> str:
+    parts = urlsplit(origin.strip())
+    try:
+        parts.port  # noqa: B018 (urlsplit checks the port only when asked for it)
+    except ValueError:
+        return "its port is not a number from 0 to 65535"
+    if origin != origin.strip() or any(c.isspace() or c in '\\<>"' for c in origin):
+        return "it holds a space or a character no host has"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "it needs http:// or https://"
+    if not parts.hostname:
+        return "it has no host"
+    if parts.username is not None or parts.password is not None:
+        return "a page's origin carries no user name"
+    try:
+        _host(parts.hostname.lower())
+    except UnicodeError:
+        return "its host is not a valid name"
+    if parts.path not in ("", "/") or parts.query or parts.fragment or origin.endswith(("?", "#")):
+        return "an origin has no path, query or fragment"
+    return ""
 
 
 class SiteRegistry:
@@ -97,27 +142,46 @@ class SiteRegistry:
         return Site(id=site_id, name=name, allowed_origins=allowed), key
 
     async def add_key(self, site_id: str, api_key: str | None = None) -> str:
+        return (await self.add_numbered_key(site_id, api_key))[1]
+
+    async def add_numbered_key(self, site_id: str, api_key: str | None = None) -> tuple[int, str]:
+        """A new key for the site, with its number there (1 for the site's first)."""
         key = api_key or new_api_key()
         if (await self._load(site_id)) is None:
             raise NotFound(f"no site '{site_id}'")
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                insert(site_keys).values(
-                    site_id=site_id,
-                    key_hash=hash_key(key),
-                    key_hint=key[:6],
-                    created_at=self.clock(),
-                )
-            )
+        for attempt in range(NUMBERING_TRIES):
+            try:
+                async with self.engine.begin() as connection:
+                    number = (
+                        await connection.execute(self._numbered_insert(site_id, key))
+                    ).scalar_one()
+                break
+            except IntegrityError:
+                if attempt == NUMBERING_TRIES - 1:
+                    raise
         self._cache.pop(site_id, None)
-        return key
+        return int(number), key
 
-    async def revoke_key(self, site_id: str, key_id: int) -> bool:
+    def _numbered_insert(self, site_id: str, key: str) -> Insert:
+        """The key, numbered one past the site's highest (revoked keys keep theirs)."""
+        next_number = select(
+            literal(site_id),
+            func.coalesce(func.max(site_keys.c.number), 0) + 1,
+            literal(hash_key(key)),
+            literal(key[:6]),
+            literal(self.clock()),
+        ).where(site_keys.c.site_id == site_id)
+        columns = ("site_id", "number", "key_hash", "key_hint", "created_at")
+        return insert(site_keys).from_select(columns, next_number).returning(site_keys.c.number)
+
+    async def revoke_key(self, site_id: str, number: int) -> bool:
+        if not 0 < number <= MAX_KEY_NUMBER:
+            return False  # no such key, and PostgreSQL would refuse to compare with it
         async with self.engine.begin() as connection:
             result = await connection.execute(
                 update(site_keys)
                 .where(
-                    site_keys.c.id == key_id,
+                    site_keys.c.number == number,
                     site_keys.c.site_id == site_id,
                     site_keys.c.revoked_at.is_(None),
                 )
@@ -126,15 +190,40 @@ class SiteRegistry:
         self._cache.pop(site_id, None)
         return result.rowcount == 1
 
-    async def set_origins(self, site_id: str, origins: tuple[str, ...]) -> None:
-        allowed = [normalise_origin(origin) for origin in origins]
+    async def set_origins(self, site_id: str, origins: tuple[str, ...]) -> tuple[str, ...]:
+        """Replace the site's allowed origins; returns them as stored."""
+        allowed = _unique(normalise_origin(origin) for origin in origins)
         async with self.engine.begin() as connection:
             result = await connection.execute(
-                update(sites).where(sites.c.id == site_id).values(allowed_origins=allowed)
+                update(sites).where(sites.c.id == site_id).values(allowed_origins=list(allowed))
             )
         if result.rowcount != 1:
             raise NotFound(f"no site '{site_id}'")
         self._cache.pop(site_id, None)
+        return allowed
+
+    async def change_origins(
+        self, site_id: str, *, add: tuple[str, ...] = (), remove: tuple[str, ...] = ()
+    ) -> tuple[str, ...]:
+        """Add and remove origins, keeping the others; returns the list as stored. Read and
+        written in one transaction (the row locked on PostgreSQL), so two changes at once
+        both count."""
+        added = [normalise_origin(origin) for origin in add]
+        removed = {normalise_origin(origin) for origin in remove}
+        async with self.engine.begin() as connection:
+            current = (
+                await connection.execute(
+                    select(sites.c.allowed_origins).where(sites.c.id == site_id).with_for_update()
+                )
+            ).scalar()
+            if current is None:
+                raise NotFound(f"no site '{site_id}'")
+            allowed = _unique(o for o in [*current, *added] if o not in removed)
+            await connection.execute(
+                update(sites).where(sites.c.id == site_id).values(allowed_origins=list(allowed))
+            )
+        self._cache.pop(site_id, None)
+        return allowed
 
     async def list_sites(self) -> list[Site]:
         async with self.engine.connect() as connection:
@@ -142,10 +231,12 @@ class SiteRegistry:
         return [Site(r.id, r.name, tuple(r.allowed_origins)) for r in rows]
 
     async def list_keys(self, site_id: str) -> list[KeyInfo]:
-        statement = select(site_keys).where(site_keys.c.site_id == site_id).order_by(site_keys.c.id)
+        statement = (
+            select(site_keys).where(site_keys.c.site_id == site_id).order_by(site_keys.c.number)
+        )
         async with self.engine.connect() as connection:
             rows = (await connection.execute(statement)).all()
-        return [KeyInfo(r.id, r.site_id, r.key_hint, r.created_at, r.revoked_at) for r in rows]
+        return [KeyInfo(r.number, r.site_id, r.key_hint, r.created_at, r.revoked_at) for r in rows]
 
     async def get(self, site_id: str) -> Site | None:
         cached = self._cache.get(site_id)
@@ -216,3 +307,7 @@ class SiteRegistry:
                 .all()
             )
         return Site(row.id, row.name, tuple(row.allowed_origins), tuple(hashes))
+
+
+def _unique(origins: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(origins))

@@ -47,11 +47,14 @@ site_keys = Table(
     metadata,
     Column("id", AutoId, primary_key=True, autoincrement=True),
     Column("site_id", String(64), ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    # What `teaser key list` shows and `key revoke` takes: 1, 2, 3… within each site, never
+    # reused, so "key 1 of acme" names one key whatever other sites hold.
+    Column("number", Integer, nullable=False),
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("key_hint", String(16), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
-    Index("ix_site_keys_site", "site_id"),
+    Index("ux_site_keys_site_number", "site_id", "number", unique=True),
 )
 
 teaser_messages = Table(

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.accounts.sites import SiteRegistry
+from realtime.accounts.sites import SiteRegistry, normalise_origin
 from realtime.platform.errors import InvalidInput, Unauthorized
 from realtime.platform.tables import site_keys
 
@@ -59,8 +59,8 @@ async def test_two_keys_work_during_rotation_and_a_revoked_one_stops(engine: Asy
     assert (await sites.authenticate("acme", old)).id == "acme"
     assert (await sites.authenticate("acme", new)).id == "acme"
 
-    old_id = (await sites.list_keys("acme"))[0].id
-    assert await sites.revoke_key("acme", old_id) is True
+    first = (await sites.list_keys("acme"))[0].number
+    assert await sites.revoke_key("acme", first) is True
     with pytest.raises(Unauthorized):
         await sites.authenticate("acme", old)
     assert (await sites.authenticate("acme", new)).id == "acme"
@@ -72,6 +72,43 @@ async def test_origins_must_be_real_origins(engine: AsyncEngine) -> None:
         await sites.create("acme", origins=("shop.example",))
     with pytest.raises(InvalidInput):
         await sites.create("acme", origins=("https://shop.example/path",))
+
+
+@pytest.mark.parametrize(
+    "given,stored",
+    [
+        ("https://Shop.Example/", "https://shop.example"),
+        ("https://shop.example:443", "https://shop.example"),
+        ("http://localhost:3000", "http://localhost:3000"),
+        ("http://[::1]:8000", "http://[::1]:8000"),
+        ("https://bücher.de", "https://xn--bcher-kva.de"),
+        ("*", "*"),
+    ],
+)
+def test_an_origin_is_stored_as_the_browser_names_it(given: str, stored: str) -> None:
+    assert normalise_origin(given) == stored
+
+
+@pytest.mark.parametrize(
+    "given,problem",
+    [
+        ("shop.example", "needs http:// or https://"),
+        ("ftp://shop.example", "needs http:// or https://"),
+        ("https://shop.example/cart", "no path, query or fragment"),
+        ("https://shop.example?utm_source=x", "no path, query or fragment"),
+        ("https://shop.example#top", "no path, query or fragment"),
+        ("https://shop.example:99999", "port"),
+        ("https://shop.example:80a", "port"),
+        ("https://ann@shop.example", "no user name"),
+        ("https://", "no host"),
+        ("https://shop example", "space"),
+    ],
+)
+def test_a_malformed_origin_is_refused_saying_what_is_wrong(given: str, problem: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        normalise_origin(given)
+
+    assert problem in refused.value.message and "scheme://host[:port]" in refused.value.message
 
 
 async def test_a_site_id_is_created_once(engine: AsyncEngine) -> None:
