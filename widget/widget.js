@@ -123,11 +123,10 @@
     var e = body && body.error;
     if (!e || !PERMANENT[e.code]) return false;
     if (!refusals++) {
-      warn('Teaser refuses this page (' + e.code + ': ' + e.message + '). ' +
+      // The command comes last, whole, so that it can be copied as it stands.
+      warn('Teaser refuses this page (' + e.code + ': ' + e.message + '); asking again every few minutes. ' +
         (e.code === 'unknown_site' ? 'Check data-site-id, or create the site: teaser site add ' + siteId
-          : 'Allow this origin: teaser site origins ' + siteId + ' ' + location.origin +
-            ' (with the site\'s other origins: the command replaces the list)') +
-        '. Asking again every few minutes until then.');
+          : 'To allow this page, run: teaser site origins ' + siteId + ' --add ' + location.origin));
       clearTimeout(reconnectTimer);
       if (socket) { socket.close(); socket = null; }
       setState(State.REFUSED);

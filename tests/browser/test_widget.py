@@ -466,7 +466,7 @@ def record_calls(page: Page, server: LiveServer) -> list[str]:
 
 REFUSALS = {
     # data-site-id, and what the warning tells to run
-    "origin not allowed": (SITE_ID, "teaser site origins " + SITE_ID),
+    "origin not allowed": (SITE_ID, f"teaser site origins {SITE_ID} --add"),
     "unknown site": ("no_such_site", "teaser site add no_such_site"),
 }
 
@@ -520,7 +520,7 @@ def test_a_refused_page_asks_again_rarely_and_recovers_once_its_origin_is_allowe
     assert polls() == 1  # nothing before a minute
 
     database = Path(server.env["DATABASE_URL"].removeprefix("sqlite+aiosqlite:///"))
-    allowed = run_teaser_cli(database, "site", "origins", SITE_ID, origin)
+    allowed = run_teaser_cli(database, "site", "origins", SITE_ID, "--add", origin)  # as advised
     assert allowed.returncode == 0, allowed.stderr
     page.wait_for_timeout(5500)  # the server's cache of the site lasts 5 s
     page.clock.run_for(30 * 60_000)  # the longest wait, at any step before it
