@@ -1,9 +1,10 @@
-// 📨 Send Custom Teaser: write, send, then watch what happens to the message, live.
-// A socket delivers within milliseconds, so a message still pending after a moment is
-// waiting for the visitor's next poll (or for the visitor to come back).
+// 📨 Send Custom Teaser: see whether the visitor is there, write, send, then watch what
+// happens to the message, live. A socket delivers within milliseconds, so a message still
+// pending after a moment is waiting for the visitor's next poll (or for them to come back).
 
 import { api } from './api.js';
 import { characters } from './dom.js';
+import { ago, shortId } from './visitor.js';
 
 const LONG = 100;
 const WAITING_AFTER_MS = 1500;
@@ -29,24 +30,64 @@ export class Compose {
     this.teaserId = null;
     this.timers = [];
     this.deliveries = new Map(); // a delivery can be heard before the send's answer arrives
+    this.presence = byId('compose-presence');
+    this.another = byId('compose-another');
     this.message.addEventListener('input', () => this.counted());
+    this.message.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) { event.preventDefault(); this.submit(); }
+    });
     byId('compose-form').addEventListener('submit', (event) => { event.preventDefault(); this.submit(); });
     byId('compose-close').addEventListener('click', () => this.dialog.close());
+    this.another.addEventListener('click', () => this.fresh());
     this.dialog.addEventListener('close', () => this.forget());
   }
 
   open(sessionId, customer) {
-    this.forget();
     this.sessionId = sessionId;
+    byId('compose-label').textContent = shortId(sessionId);
     byId('compose-session').textContent = sessionId;
     byId('compose-customer').textContent = customer ? `(customer ${customer})` : '';
+    this.fresh();
+    this.dialog.showModal();
+  }
+
+  // An empty message to the same session: on opening, and for "Send another".
+  fresh() {
+    this.forget();
     this.message.value = '';
     this.message.readOnly = false;
     this.error.hidden = true;
-    this.status.hidden = true;
+    this.another.hidden = true;
+    this.send.hidden = false;
     this.counted();
-    this.dialog.showModal();
+    this.checkPresence();
     this.message.focus();
+  }
+
+  // Whether the visitor is there to get it now: a socket, a poll, or gone for a while.
+  async checkPresence() {
+    const sessionId = this.sessionId;
+    this.presence.dataset.state = 'checking';
+    this.presence.textContent = 'Checking whether the visitor is online…';
+    try {
+      const session = await api(`/api/dashboard/sessions/${encodeURIComponent(sessionId)}`);
+      if (sessionId === this.sessionId) this.showPresence(session);
+    } catch (failure) {
+      if (sessionId !== this.sessionId) return;
+      this.presence.dataset.state = 'unknown';
+      this.presence.textContent = `Online status unknown (${failure.message}).`;
+    }
+  }
+
+  showPresence(session) {
+    const seen = ago(session.lastPresence || session.lastSeen);
+    const [state, text] = !session.online
+      ? ['gone', `○ Not online${seen ? `: gone for ${seen.replace(' ago', '')}` : ''}. The message waits for the visitor's return until it expires.`]
+      : session.transport === 'websocket'
+        ? ['socket', '● Online, socket open: it arrives at once.']
+        : ['polling', `● Online, polling${seen ? ` (last poll ${seen})` : ''}: it arrives at the next poll.`];
+    this.presence.dataset.state = state;
+    this.presence.textContent = text;
   }
 
   counted() {
@@ -70,6 +111,9 @@ export class Compose {
       });
       this.teaserId = teaser.id;
       this.message.readOnly = true;
+      this.send.hidden = true;
+      this.another.hidden = false;
+      this.another.focus();
       const via = teaser.deliveredVia || this.deliveries.get(teaser.id);
       this.show(via ? fate(via) : 'sending');
       this.timers.push(setTimeout(() => this.refresh(), WAITING_AFTER_MS));

@@ -5,12 +5,15 @@ import { api, query, setCsrfToken } from './api.js';
 import { Compose } from './compose.js';
 import { Conversions } from './conversions.js';
 import { Feed } from './feed.js';
+import { h } from './dom.js';
 import { LiveSocket, State } from './live.js';
-import { showItem, showJourney } from './side.js';
+import { SidePanel } from './panel.js';
+import { loadJourney, showItem } from './side.js';
 
 const PAGE = 500;
 const SEARCH_DELAY_MS = 250;
 const FUNNEL_TYPES = new Set(['teaser_shown', 'teaser_click', 'conversion']);
+const FILTER_NAMES = { ai: 'automatic trigger', high_score: 'high-scoring event' };
 const byId = (id) => document.getElementById(id);
 
 const view = { filter: 'all', q: '', period: byId('period').value };
@@ -22,19 +25,26 @@ const me = await api('/api/operator/me');
 setCsrfToken(me.csrfToken);
 byId('site-name').textContent = me.siteId;
 byId('operator-email').textContent = me.operator ? me.operator.email : '';
+if (me.operator) byId('sign-out').title = `Signed in as ${me.operator.email}`;
 
 const compose = new Compose();
 compose.maxLength = me.maxMessageLength;
 const conversions = new Conversions();
+const panel = new SidePanel();
 const actions = {
-  onSend: (item) => compose.open(item.sessionId, item.customerId || item.customerEmail),
-  onSession: (sessionId) => showJourney(sessionId),
+  onSend: (item) => compose.open(item.sessionId, customerOf(item)),
+  onSession: (sessionId) => { loadJourney(sessionId); panel.show('journey'); },
 };
 const feed = new Feed(byId('feed'), {
   ...actions,
-  onSelect: (item) => { showItem(item, actions); showJourney(item.sessionId); },
+  onSelect: (item) => { showItem(item, actions); loadJourney(item.sessionId); panel.show('details'); },
   onNeedMore: () => loadMore(),
 });
+
+function customerOf(item) {
+  const visitor = item.visitor || {};
+  return item.customerId || item.customerEmail || visitor.customerId || visitor.customerEmail;
+}
 const live = new LiveSocket('/api/dashboard/ws', { onFrame: heard, onState: connection });
 
 async function reload() {
@@ -68,11 +78,39 @@ async function loadMore() {
 }
 
 function status(text) {
-  byId('feed-status').textContent = text || (feed.size === 0 ? 'Nothing in this view yet: events appear here as they happen.'
+  byId('feed-status').textContent = text || (feed.size === 0 ? ''
     : `${feed.size.toLocaleString()} items loaded${next ? '; scroll for older ones' : ', all of them'}.`);
+  empty(!text && feed.size === 0);
   for (const format of ['json', 'csv']) {
     byId('export-' + format).href = '/api/events/export' + query({ format, filter: view.filter, q: view.q, period: view.period });
   }
+}
+
+// An empty view says why where the rows would be: the search found nothing (with a way
+// back), the filter matched nothing, or nothing has happened in the period yet.
+function empty(isEmpty) {
+  const box = byId('feed-empty');
+  byId('feed-area').classList.toggle('empty', isEmpty);
+  box.hidden = !isEmpty;
+  if (!isEmpty) return;
+  const option = byId('period').selectedOptions[0];
+  const period = option.value === 'all' ? 'at all' : 'in the ' + option.textContent.toLowerCase();
+  const filter = FILTER_NAMES[view.filter];
+  box.replaceChildren(...(view.q
+    ? [h('strong', {}, `No matches for “${view.q}”`),
+      h('span', {}, `No session, customer, page or message${filter ? ` of the ${filter}s` : ''} matches it ${period}.`),
+      h('button', { type: 'button', id: 'clear-search', onclick: clearSearch }, 'Clear search')]
+    : filter
+      ? [h('strong', {}, `No ${filter}s ${period}.`), h('button', { type: 'button', onclick: () => filterTo('all') }, 'Show all events')]
+      : [h('strong', {}, `Nothing ${period} yet.`), h('span', {}, 'Events appear here as they happen.')]));
+}
+
+function clearSearch() {
+  const input = byId('search');
+  input.value = '';
+  view.q = '';
+  changed();
+  input.focus();
 }
 
 let funnelTimer = 0;
@@ -125,12 +163,14 @@ function changed() {
   reload();
 }
 
+function filterTo(name) {
+  view.filter = name;
+  for (const button of document.querySelectorAll('[data-filter]')) button.setAttribute('aria-pressed', String(button.dataset.filter === name));
+  changed();
+}
+
 for (const button of document.querySelectorAll('[data-filter]')) {
-  button.addEventListener('click', () => {
-    view.filter = button.dataset.filter;
-    for (const other of document.querySelectorAll('[data-filter]')) other.setAttribute('aria-pressed', String(other === button));
-    changed();
-  });
+  button.addEventListener('click', () => filterTo(button.dataset.filter));
 }
 
 let searchTimer = 0;
@@ -160,4 +200,4 @@ byId('sign-out-everywhere').addEventListener('click', async () => {
 live.setView(view);
 live.start();
 conversions.load(view.period);
-status();
+status('Loading…');

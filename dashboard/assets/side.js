@@ -1,46 +1,82 @@
-// The side panel: why an event scored what it did and what the trigger decided, and a
-// session's journey (pages, time on each, score changes, teasers and their fate).
+// The side panel's contents: why an event scored what it did (what this event added, and
+// the total), what the trigger decided, and a session's journey (pages, time on each,
+// score changes, teasers and their fate).
 
 import { api } from './api.js';
 import { clock, h, when } from './dom.js';
 import { describe } from './feed.js';
+import { copyableId, customerText, facts, factLine, shortId, sourceText, zoneText } from './visitor.js';
 
-const side = () => document.getElementById('side');
+const byId = (id) => document.getElementById(id);
+let journeyWanted = null;
 
 export function showItem(item, { onSession, onSend }) {
   const details = item.kind === 'event' ? explanation(item) : teaserDetails(item);
-  side().replaceChildren(
-    h('h2', {}, item.kind === 'event' ? 'Event' : 'Teaser'),
-    h('p', {}, describe(item), ' ', h('time', { class: 'muted' }, when(item.at))),
+  byId('details').replaceChildren(
+    h('h2', { class: 'what-line' }, describe(item)),
+    h('p', { class: 'muted' }, item.kind === 'event' ? 'Event' : 'Teaser', ', ', h('time', { datetime: item.at }, when(item.at))),
     ...details.filter(Boolean),
-    h('p', {},
-      h('button', { type: 'button', onclick: () => onSend(item) }, '📨 Send Custom Teaser'), ' ',
-      h('button', { type: 'button', onclick: () => onSession(item.sessionId) }, 'Session journey')),
-    h('div', { id: 'journey' }),
+    h('p', { class: 'actions-row' },
+      h('button', { type: 'button', onclick: () => onSend(item) }, '📨 Send Custom Teaser'),
+      h('button', { type: 'button', onclick: () => onSession(item.sessionId) }, 'Session journey →')),
   );
+}
+
+// The session's facts now: the event may have said nothing of its source or customer,
+// while earlier events of the session did (and the rules below count them).
+function visitorFacts(item) {
+  const known = facts(item);
+  const note = (from) => (from ? h('span', { class: 'muted from-session' }, ' (from the session)') : null);
+  return [
+    h('dt', {}, 'Session'), h('dd', {}, h('strong', {}, shortId(item.sessionId)), ' ', copyableId(item.sessionId)),
+    h('dt', {}, 'Source'), h('dd', {}, sourceText(known) || '(direct)', known.utmMedium ? ` (${known.utmMedium})` : '', note(known.fromSession.source)),
+    h('dt', {}, 'Customer'), h('dd', {}, [customerText(known), known.customerId ? known.customerEmail : null].filter(Boolean).join(' · ') || '–', note(known.fromSession.customer)),
+    known.timeZone ? [h('dt', {}, 'Time zone'), h('dd', {}, zoneText(known.timeZone), h('span', { class: 'muted' }, ` (${known.timeZone})`))] : null,
+    known.firstSeen ? [h('dt', {}, 'First seen'), h('dd', {}, when(known.firstSeen))] : null];
 }
 
 function explanation(item) {
   const why = item.explanation || {};
-  const rules = (why.score && why.score.rules) || [];
+  const score = why.score || {};
   const trigger = why.trigger;
   return [
-    h('dl', {},
-      h('dt', {}, 'Session'), h('dd', {}, h('code', {}, item.sessionId)),
+    h('dl', {}, visitorFacts(item),
       h('dt', {}, 'Page'), h('dd', {}, item.url || item.path || '–'),
-      h('dt', {}, 'Source'), h('dd', {}, [item.utmSource, item.utmCampaign].filter(Boolean).join(' / ') || '(direct)'),
-      h('dt', {}, 'Customer'), h('dd', {}, [item.customerId, item.customerEmail].filter(Boolean).join(' · ') || '–'),
+      item.title ? [h('dt', {}, 'Title'), h('dd', {}, item.title)] : null,
       h('dt', {}, 'Score'), h('dd', { class: 'score' }, item.score)),
     why.duplicate ? h('p', { class: 'muted' }, 'A repeat of an event already counted: it changed nothing.') : null,
-    h('h3', {}, 'Rules that fired'),
-    rules.length
-      ? h('ul', { class: 'rules' }, rules.map((rule) => h('li', {},
-        h('span', { class: 'points' }, (rule.points > 0 ? '+' : '') + rule.points), ' ', rule.label || rule.rule,
-        rule.detail ? h('span', { class: 'muted' }, ` — ${rule.detail}`) : null)))
-      : h('p', { class: 'muted' }, 'None.'),
+    ...scoring(score, item.score),
     h('h3', {}, 'Automatic trigger'),
     trigger ? triggerDetails(trigger) : h('p', { class: 'muted' }, 'Not evaluated for this kind of event.'),
   ];
+}
+
+// What this event added, then the total; events stored before `added` existed only have
+// the cumulative list, and say so.
+function scoring(score, total) {
+  const all = score.rules || [];
+  if (!Array.isArray(score.added)) {
+    return [h('h3', {}, 'Rules counted so far'), all.length ? ruleList(all, 'rules') : h('p', { class: 'muted' }, 'None.')];
+  }
+  const previous = Number.isInteger(score.previous) ? score.previous : null;
+  const delta = previous === null ? null : (score.total ?? total) - previous;
+  return [
+    h('h3', {}, 'This event'),
+    score.added.length ? ruleList(score.added, 'rules added') : h('p', { class: 'muted' }, 'Added nothing to the score.'),
+    previous === null ? null : h('p', { class: 'sum' },
+      `Score ${score.total ?? total}: ${previous} before this event, ${delta >= 0 ? '+' : ''}${delta} from it.`),
+    all.length ? h('details', {}, h('summary', {}, `Score ${score.total ?? total} = all rules counted so far (${all.length})`), ruleList(all, 'rules all')) : null,
+  ];
+}
+
+function ruleList(rules, className) {
+  return h('ul', { class: className }, rules.map((rule) => h('li', {},
+    h('span', { class: 'points' }, points(rule.points)), ' ', rule.label || rule.rule,
+    rule.detail ? h('span', { class: 'muted' }, ` — ${rule.detail}`) : null)));
+}
+
+function points(value) {
+  return (value > 0 ? '+' : '') + value;
 }
 
 function triggerDetails(trigger) {
@@ -58,8 +94,7 @@ function triggerDetails(trigger) {
 }
 
 function teaserDetails(item) {
-  return [h('dl', {},
-    h('dt', {}, 'Session'), h('dd', {}, h('code', {}, item.sessionId)),
+  return [h('dl', {}, visitorFacts(item),
     h('dt', {}, 'Message'), h('dd', {}, `“${item.message}”`),
     h('dt', {}, 'Priority'), h('dd', {}, item.priority),
     h('dt', {}, 'Status'), h('dd', {}, item.status + (item.deliveredVia ? ` via ${item.deliveredVia}` : '')),
@@ -68,27 +103,27 @@ function teaserDetails(item) {
     h('dt', {}, 'Expires'), h('dd', {}, when(item.expiresAt)))];
 }
 
-export async function showJourney(sessionId) {
-  let target = document.getElementById('journey');
-  if (!target) {
-    side().replaceChildren(h('div', { id: 'journey' }));
-    target = document.getElementById('journey');
-  }
-  target.replaceChildren(h('p', { class: 'muted' }, 'Loading the journey…'));
+// Loads a journey into its tab; an answer for a session no longer wanted is dropped.
+export async function loadJourney(sessionId) {
+  const target = byId('journey');
+  journeyWanted = sessionId;
+  target.replaceChildren(h('h2', {}, 'Session journey'), h('p', { class: 'muted' }, 'Loading the journey…'));
   try {
     const journey = await api(`/api/dashboard/sessions/${encodeURIComponent(sessionId)}`);
-    target.replaceChildren(...journeyView(journey));
+    if (journeyWanted === sessionId) target.replaceChildren(...journeyView(journey));
   } catch (failure) {
-    target.replaceChildren(h('p', { class: 'error' }, failure.message));
+    if (journeyWanted === sessionId) target.replaceChildren(h('h2', {}, 'Session journey'), h('p', { class: 'error' }, failure.message));
   }
 }
 
 function journeyView(journey) {
   const utm = journey.utm || {};
+  const known = facts({ ...journey, utmSource: utm.utm_source, utmCampaign: utm.utm_campaign, utmMedium: utm.utm_medium });
   return [
-    h('h2', {}, 'Session journey'),
+    h('h2', {}, 'Session journey ', h('span', { class: 'muted' }, shortId(journey.sessionId))),
+    h('p', { class: 'muted' }, factLine(known) || 'direct, anonymous'),
     h('dl', {},
-      h('dt', {}, 'Session'), h('dd', {}, h('code', {}, journey.sessionId)),
+      h('dt', {}, 'Session'), h('dd', {}, copyableId(journey.sessionId)),
       h('dt', {}, 'Status'), h('dd', {}, journey.online
         ? h('span', { class: 'online' }, `● online (${journey.transport})`)
         : `last seen ${when(journey.lastPresence || journey.lastSeen)}`),
@@ -113,13 +148,20 @@ function step(entry) {
       h('span', { class: 'muted' }, `— ${fate.filter(Boolean).join(', ')}`));
   }
   if (entry.kind === 'teaser_delivered') return h('li', { class: 'teaser' }, at, `✅ delivered via ${entry.via}`);
+  const soFar = Array.isArray(entry.added) ? null : (entry.rules || []).map((rule) => rule.label || rule.rule).join(', ');
   const change = entry.scoreChange
-    ? h('span', { class: 'delta ' + (entry.scoreChange > 0 ? 'up' : 'down') }, ` ${entry.scoreChange > 0 ? '+' : ''}${entry.scoreChange} → ${entry.score}`)
+    ? h('span', { class: 'delta ' + (entry.scoreChange > 0 ? 'up' : 'down'), title: soFar ? 'rules counted so far: ' + soFar : null },
+      ` ${points(entry.scoreChange)} → ${entry.score}`)
     : null;
-  const reasons = entry.scoreChange && entry.rules.length
-    ? h('span', { class: 'muted' }, ` (${entry.rules.map((rule) => rule.label || rule.rule).join(', ')})`) : null;
-  return h('li', { class: entry.type === 'conversion' ? 'conversion' : '' }, at, label(entry), change, reasons,
+  return h('li', { class: entry.type === 'conversion' ? 'conversion' : '' }, at, label(entry), change, reasons(entry),
     entry.aiTriggered ? h('span', { class: 'tag ai' }, '🤖 triggered a teaser') : null);
+}
+
+// What this step added; a step stored before `added` existed keeps its cumulative list
+// on hover of its score change only, so the timeline does not repeat it at every step.
+function reasons(entry) {
+  if (!Array.isArray(entry.added) || !entry.added.length) return null;
+  return h('span', { class: 'muted' }, ` (${entry.added.map((rule) => `${points(rule.points)} ${rule.label || rule.rule}`).join(', ')})`);
 }
 
 function label(entry) {
