@@ -10,6 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,8 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from realtime.accounts import OperatorRegistry, OperatorSessions, Privacy, Site, SiteRegistry
 from realtime.fanout import Broker, sign_out_channel
 from realtime.migrations.migrate import upgrade
-from realtime.platform import NotFound, Settings, TeaserError, create_engine, now_ms
-from realtime.targeting import load_rules, simulate
+from realtime.platform import (
+    NotFound,
+    RulesError,
+    Settings,
+    TeaserError,
+    check_site_id,
+    create_engine,
+    now_ms,
+)
+from realtime.targeting import DEFAULT_RULES, RuleBook, RuleSet, load_rules, simulate
 
 DISTRIBUTION = "teaser-push"
 T = TypeVar("T")
@@ -154,20 +163,74 @@ async def key_revoke(sites: SiteRegistry, args: argparse.Namespace) -> int:
     return 0
 
 
-async def rules_check(args: argparse.Namespace) -> int:
-    rules = load_rules(Path(args.file))
-    print(f"{args.file}: ok — {len(rules.score)} score rules, {len(rules.templates)} templates")
+def _rulebook() -> RuleBook:
+    directory = Settings.from_environ().rules_dir
+    return RuleBook(Path(directory) if directory else None)
+
+
+async def rules_init(args: argparse.Namespace) -> int:
+    path = _rulebook().write_defaults(args.site_id, force=args.force)
+    print(f"wrote the shipped default rules to {path}")
+    print(
+        f"edit it: the server picks up each saved change within 2 s; "
+        f"`teaser rules check --site {args.site_id}` checks it first"
+    )
     return 0
 
 
+async def rules_check(args: argparse.Namespace) -> int:
+    if args.file:
+        return _check(Path(args.file), "")
+    book = _rulebook()
+    if args.site:
+        return _check_in_force(book, args.site)
+    # Everything that may be in force: the defaults, and each site's own file.
+    results = [_check(DEFAULT_RULES, "the shipped defaults, for sites without a file: ")]
+    results += [_check(path, f"site {path.stem}: ") for path in book.site_files()]
+    return max(results)
+
+
+def _check_in_force(book: RuleBook, site_id: str) -> int:
+    check_site_id(site_id, "site id")
+    path = book.file_in_force(site_id)
+    if path is None:
+        where = book.path_for(site_id) or "TEASER_RULES_DIR"
+        return _check(DEFAULT_RULES, f"site {site_id} has no {where}; the shipped defaults apply: ")
+    return _check(path, f"site {site_id} uses {path}: ")
+
+
+def _check(path: Path | Traversable, saying: str) -> int:
+    try:
+        rules = load_rules(path)
+    except RulesError as exc:
+        print(f"{saying}error: {exc.message}", file=sys.stderr)
+        if saying:  # a site's file: what the server does meanwhile
+            print("  (the server keeps the last good version, else the defaults)", file=sys.stderr)
+        return 1
+    shown = "" if saying else f"{path}: "
+    print(f"{saying}{shown}ok — {len(rules.score)} score rules, {len(rules.templates)} templates")
+    return 0
+
+
+def _rules_to_simulate(args: argparse.Namespace) -> tuple[RuleSet, str]:
+    if args.file:
+        return load_rules(Path(args.file)), args.file
+    check_site_id(args.site, "site id")
+    book = _rulebook()
+    path = book.file_in_force(args.site)
+    if path is None:
+        return load_rules(DEFAULT_RULES), "the shipped defaults (the site has no rules file)"
+    return load_rules(path), str(path)
+
+
 async def rules_simulate(sites: SiteRegistry, args: argparse.Namespace) -> int:
-    rules = load_rules(Path(args.file))
+    rules, source = _rules_to_simulate(args)
     since = now_ms() - args.minutes * 60_000
     replays = await simulate(sites.engine, args.site, rules, since)
     would = [r for r in replays if r.would_send]
     print(
         f"{len(replays)} sessions of site {args.site} in the last {args.minutes} min; "
-        f"{len(would)} would get an automatic teaser with {args.file}"
+        f"{len(would)} would get an automatic teaser with {source}"
     )
     for replay in replays:
         marker = "→" if replay.would_send else " "
@@ -391,13 +454,26 @@ def _parser() -> argparse.ArgumentParser:
 
     rules = commands.add_parser("rules", help="scoring, trigger and template rules")
     rules_actions = rules.add_subparsers(dest="action", required=True)
-    check = rules_actions.add_parser("check", help="validate a rules file")
-    check.add_argument("file")
+    init = rules_actions.add_parser(
+        "init", help="write the default rules to TEASER_RULES_DIR/SITE.toml, to edit"
+    )
+    init.add_argument("site_id", metavar="SITE")
+    init.add_argument("--force", action="store_true", help="replace the site's file if it exists")
+    init.set_defaults(run=rules_init)
+    check = rules_actions.add_parser(
+        "check",
+        help="validate a rules file; without one, what is in force",
+        description="With FILE, check it. With --site, check the rules in force for the "
+        "site: its TEASER_RULES_DIR/SITE.toml, else the shipped defaults. With neither, "
+        "check the defaults and every site's file.",
+    )
+    check.add_argument("file", nargs="?")
+    check.add_argument("--site", help="the rules in force for this site")
     check.set_defaults(run=rules_check)
     dry_run = rules_actions.add_parser(
         "simulate", help="replay recent sessions through a rules file (nothing is sent)"
     )
-    dry_run.add_argument("file")
+    dry_run.add_argument("file", nargs="?", help="default: the rules in force for the site")
     dry_run.add_argument("--site", required=True)
     dry_run.add_argument("--minutes", type=int, default=60)
     dry_run.set_defaults(run=_with_sites(rules_simulate))

@@ -5,12 +5,14 @@ last good rules stay in force."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from realtime.platform.errors import RulesError
-from realtime.targeting.rules import RuleSet, default_rules, load_rules
+from realtime.platform.ids import check_site_id
+from realtime.targeting.rules import DEFAULT_RULES, RULES_SCHEMA, RuleSet, default_rules, load_rules
 
 logger = logging.getLogger("teaser.rules")
 
@@ -31,6 +33,33 @@ class RuleBook:
 
     def path_for(self, site_id: str) -> Path | None:
         return None if self.directory is None else self.directory / f"{site_id}.toml"
+
+    def file_in_force(self, site_id: str) -> Path | None:
+        """The site's own rules file, if it has one; None when the defaults apply."""
+        path = self.path_for(site_id)
+        return path if path is not None and _mtime(path) is not None else None
+
+    def site_files(self) -> list[Path]:
+        """Every site's rules file in the directory, by name."""
+        if self.directory is None or not self.directory.is_dir():
+            return []
+        return sorted(self.directory.glob("*.toml"))
+
+    def write_defaults(self, site_id: str, *, force: bool = False) -> Path:
+        """Write the shipped defaults as the site's rules file, to edit; an existing file is
+        kept unless `force`. Its first line points editors at the JSON Schema."""
+        check_site_id(site_id, "site id")  # it names a file: no '/' or '..' in it
+        path = self.path_for(site_id)
+        if path is None:
+            raise RulesError("TEASER_RULES_DIR is empty, so no site has a rules file of its own")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = f"#:schema {_schema_relative_to(path.parent)}\n{DEFAULT_RULES.read_text('utf-8')}"
+        try:
+            with path.open("w" if force else "x", encoding="utf-8") as file:
+                file.write(text)
+        except FileExistsError:
+            raise RulesError(f"{path} exists already; --force replaces it") from None
+        return path
 
     def for_site(self, site_id: str) -> RuleSet:
         now = time.monotonic()
@@ -59,6 +88,12 @@ class RuleBook:
             return kept
         logger.info("rules for site %s loaded from %s", site_id, path)
         return rules
+
+
+def _schema_relative_to(directory: Path) -> str:
+    """The schema's path from `directory`, as Taplo reads a `#:schema` line."""
+    schema = Path(str(RULES_SCHEMA)).resolve()
+    return Path(os.path.relpath(schema, directory.resolve())).as_posix()
 
 
 def _mtime(path: Path | None) -> float | None:
