@@ -63,8 +63,10 @@ function scoring(score, total) {
   return [
     h('h3', {}, 'This event'),
     score.added.length ? ruleList(score.added, 'rules added') : h('p', { class: 'muted' }, 'Added nothing to the score.'),
-    previous === null ? null : h('p', { class: 'sum' },
-      `Score ${score.total ?? total}: ${previous} before this event, ${delta >= 0 ? '+' : ''}${delta} from it.`),
+    (score.removed || []).length ? [h('p', { class: 'muted' }, 'No longer counted:'), ruleList(score.removed, 'rules removed')] : null,
+    previous === null ? null : h('p', { class: 'sum' }, delta
+      ? `Score ${score.total ?? total}: ${previous} before this event, ${points(delta)} from it.`
+      : `Score ${previous}, unchanged by this event.`),
     all.length ? h('details', {}, h('summary', {}, `Score ${score.total ?? total} = all rules counted so far (${all.length})`), ruleList(all, 'rules all')) : null,
   ];
 }

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,16 +14,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import DEMO_KEY, DEMO_SITE, ServerProcess
+from tests.support import DEMO_KEY, DEMO_SITE, ROOT, ServerProcess, event_time
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 API_KEY = DEMO_KEY
 SITE_ID = DEMO_SITE
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+# Where the layout tests leave a picture of each viewport, for a person to look at.
+SCREENSHOTS = Path(os.environ.get("TEASER_SCREENSHOTS") or ROOT / "test-screenshots")
 
 try:
-    from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+    from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 except ImportError:  # checked by require_browser(), which says what to install
     sync_playwright = None  # type: ignore[assignment]
 
@@ -138,3 +143,47 @@ def page(browser: Browser) -> Iterator[Page]:
 @pytest.fixture
 def console(page: Page) -> Console:
     return Console(page)
+
+
+def teaser_cli(server: LiveServer, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        cwd=ROOT,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
+def new_operator(server: LiveServer, site: str = SITE_ID) -> tuple[str, str]:
+    email = f"op-{uuid.uuid4().hex[:8]}@{site.replace('_', '-')}.example"
+    printed = teaser_cli(server, "operator", "add", site, email)
+    return email, printed.strip().rsplit(": ", 1)[1]
+
+
+def sign_in(page: Page, server: LiveServer, account: tuple[str, str], site: str = SITE_ID) -> None:
+    email, password = account
+    page.goto(f"{server.base_url}/dashboard")
+    expect(page).to_have_url(f"{server.base_url}/dashboard/login")
+    page.fill("#site-id", site)
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("#sign-in")
+    expect(page).to_have_url(f"{server.base_url}/dashboard")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+
+
+def post_event(server: LiveServer, session: str, site: str = SITE_ID, **fields: Any) -> None:
+    body = {
+        "sessionId": session,
+        "siteId": site,
+        "type": "page_view",
+        "path": "/",
+        "ts": event_time(time.perf_counter_ns()),
+        **fields,
+    }
+    answer = httpx.post(f"{server.base_url}/api/events", json=body, timeout=5)
+    assert answer.status_code == 202, answer.text

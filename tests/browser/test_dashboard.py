@@ -8,12 +8,9 @@ import json
 import os
 import re
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -25,9 +22,17 @@ except ImportError:
         raise
     pytest.skip("browser tests need the playwright package", allow_module_level=True)
 
-from tests.support import ROOT, event_time
 
-from .conftest import API_KEY, ARTIFACTS, SITE_ID, LiveServer
+from .conftest import (
+    API_KEY,
+    ARTIFACTS,
+    SITE_ID,
+    LiveServer,
+    new_operator,
+    post_event,
+    sign_in,
+    teaser_cli,
+)
 
 SEED_UTM = {"utm_source": "facebook", "utm_medium": "cpc", "utm_campaign": "chairs_sale"}
 SESSION_ID = re.compile(r"^sess_\d{13}_[a-z0-9]{9}$")
@@ -41,54 +46,10 @@ SCROLL_TO_END = """() => new Promise((done) => {
 })"""
 
 
-def teaser_cli(server: LiveServer, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        cwd=ROOT,
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout
-
-
-def new_operator(server: LiveServer, site: str = SITE_ID) -> tuple[str, str]:
-    email = f"op-{uuid.uuid4().hex[:8]}@{site.replace('_', '-')}.example"
-    printed = teaser_cli(server, "operator", "add", site, email)
-    return email, printed.strip().rsplit(": ", 1)[1]
-
-
 @pytest.fixture(scope="module")
 def account(server: LiveServer) -> tuple[str, str]:
     """One operator of the demo site for the module (each `teaser` run costs a second)."""
     return new_operator(server)
-
-
-def sign_in(page: Page, server: LiveServer, account: tuple[str, str], site: str = SITE_ID) -> None:
-    email, password = account
-    page.goto(f"{server.base_url}/dashboard")
-    expect(page).to_have_url(f"{server.base_url}/dashboard/login")
-    page.fill("#site-id", site)
-    page.fill("#email", email)
-    page.fill("#password", password)
-    page.click("#sign-in")
-    expect(page).to_have_url(f"{server.base_url}/dashboard")
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
-
-
-def post_event(server: LiveServer, session: str, site: str = SITE_ID, **fields: Any) -> None:
-    body = {
-        "sessionId": session,
-        "siteId": site,
-        "type": "page_view",
-        "path": "/",
-        "ts": event_time(time.perf_counter_ns()),
-        **fields,
-    }
-    answer = httpx.post(f"{server.base_url}/api/events", json=body, timeout=5)
-    assert answer.status_code == 202, answer.text
 
 
 def card(page: Page, metric: str) -> str:
