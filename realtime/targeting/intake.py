@@ -24,6 +24,7 @@ from realtime.platform.tables import (
     visitor_sessions,
     webhook_events_internal,
 )
+from realtime.targeting.customers import recall_customer
 from realtime.targeting.evaluation import Evaluation, compose, evaluate, may_trigger
 from realtime.targeting.events import VisitorEvent
 from realtime.targeting.rulebook import RuleBook
@@ -100,6 +101,7 @@ class EventIntake:
             before = score(state, rules)
             fatigue = await self._fatigue(connection, event, now) if may_trigger(event) else None
             evaluation = evaluate(state, event, rules, fatigue, now)
+            await recall_customer(connection, event.site_id, event.session_id, state)
             await compose(evaluation, rules, self.generator, now)
             await connection.execute(
                 update(visitor_sessions)

@@ -25,7 +25,14 @@ Window = Annotated[
 Tier = Annotated[list[Count], Meta(min_length=2, max_length=2, examples=[[60, 25]])]
 
 Situation = Literal[
-    "checkout", "cart", "known_customer", "social_traffic", "browsing", "high_intent", "any"
+    "checkout",
+    "cart",
+    "returning_customer",
+    "known_customer",
+    "social_traffic",
+    "browsing",
+    "high_intent",
+    "any",
 ]
 
 

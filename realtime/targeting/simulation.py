@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Row, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from realtime.delivery.teaser import Priority
 from realtime.platform.tables import teaser_messages, webhook_events_internal
+from realtime.targeting.customers import recall_customer
 from realtime.targeting.evaluation import compose, evaluate
 from realtime.targeting.events import VisitorEvent
 from realtime.targeting.rules import RuleSet
@@ -39,6 +41,16 @@ async def simulate(
     async with engine.connect() as connection:
         rows = (await connection.execute(query)).all()
         manual = await _manual_sends(connection, site_id, since_ms)
+        return await _replay(connection, site_id, rules, rows, manual)
+
+
+async def _replay(
+    connection: AsyncConnection,
+    site_id: str,
+    rules: RuleSet,
+    rows: Sequence[Row[Any, Any, Any, Any]],
+    manual: dict[str, list[int]],
+) -> list[SessionReplay]:
     replays: dict[str, SessionReplay] = {}
     states: dict[str, VisitorState] = {}
     generator = TemplateGenerator()
@@ -57,6 +69,7 @@ async def simulate(
         if evaluation.duplicate:
             continue
         replay.final_score = evaluation.score.total
+        await recall_customer(connection, site_id, row.session_id, state)
         generated = await compose(evaluation, rules, generator, now)
         if generated is not None and evaluation.decision is not None:
             replay.would_send.append(

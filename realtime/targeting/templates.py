@@ -67,6 +67,10 @@ def _on(prefix: str) -> Situation:
 SITUATIONS: dict[str, Situation] = {
     "checkout": _on("/checkout"),
     "cart": _on("/cart"),
+    # Known, and seen on an earlier visit: only then is it "welcome back".
+    "returning_customer": lambda context, _t: bool(
+        context.state.customer_id and context.state.returning_customer
+    ),
     "known_customer": lambda context, _t: bool(context.state.customer_id),
     "social_traffic": lambda context, t: (
         context.state.utm.get("utm_source", "").lower() in t.sources

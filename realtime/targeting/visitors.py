@@ -25,6 +25,9 @@ class VisitorState:
     utm: dict[str, str] = field(default_factory=dict)
     customer_id: str | None = None
     customer_email: str | None = None
+    # Whether the known customer came on an earlier visit (targeting/customers.py): None
+    # until asked, which happens once, when the customer id is first known.
+    returning_customer: bool | None = None
     longest_seconds_on_page: int = 0
     time_zone: str | None = None
     clicks: int = 0

@@ -240,8 +240,14 @@ SITUATIONS: list[tuple[str, TeaserContext, str, str]] = [
     ("cart without an item count falls back",
      context(current_path="/cart", paths=["/cart"]), "cart_urgency",
      "🛍️ Items in your cart! Don't miss our limited-time offers!"),
-    ("known customer", context(customer_id="12345", current_path="/"), "welcome_back",
+    ("returning customer",
+     context(customer_id="12345", returning_customer=True, current_path="/"), "welcome_back",
      "🎉 Welcome back, customer #12345! Exclusive 30% off just for you!"),
+    ("known customer on a first visit",
+     context(customer_id="12345", returning_customer=False, current_path="/"),
+     "customer_offer", "🎉 Hello, customer #12345! Exclusive 30% off just for you!"),
+    ("known customer not yet looked up", context(customer_id="12345", current_path="/"),
+     "customer_offer", "🎉 Hello, customer #12345! Exclusive 30% off just for you!"),
     ("social traffic", context(utm={"utm_source": "facebook"}, current_path="/"), "social_proof",
      "📱 Thanks for coming from Facebook! Join 1000+ happy customers with our exclusive social "
      "media discount!"),
@@ -249,7 +255,7 @@ SITUATIONS: list[tuple[str, TeaserContext, str, str]] = [
      "browsing",
      "🪑 I see you're browsing chairs! Check out our ergonomic collection with 30% off!"),
     ("anything else", context(current_path="/about"), "welcome",
-     "🎯 Welcome! Pick up where you left off with our new arrivals!"),
+     "🎯 Looking for something? Have a look at our new arrivals!"),
 ]  # fmt: skip
 
 
