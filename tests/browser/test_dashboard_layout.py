@@ -170,12 +170,16 @@ def test_nothing_runs_off_the_side_and_sign_out_and_the_period_are_in_reach(page
     page.wait_for_timeout(700)  # the cards' highlight fades before the picture
     screenshot(page, "overview", full_page=True)
     page_width = no_sideways_scroll(page)
+    # The feed's head and rows share one grid that fits: nothing in it scrolls sideways.
+    feed_width = page.evaluate("""() => [...document.querySelectorAll('#feed, #feed .row')]
+        .filter((box) => box.scrollWidth > box.clientWidth).length""")
     reach = {}
     for control in ("#sign-out", "#sign-out-everywhere", "#period", "#search"):
         page.locator(control).click(trial=True)  # visible, steady, and nothing covers it
         reach[control] = in_viewport(page, page.locator(control))
 
     assert page_width["scroll"] <= page_width["inner"], page_width
+    assert feed_width == 0
     assert all(reach.values()), reach
 
 
