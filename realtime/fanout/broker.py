@@ -19,7 +19,7 @@ from realtime.platform.errors import BrokerUnavailable
 logger = logging.getLogger("teaser.broker")
 
 
-def backend_from_url(url: str) -> BrokerBackend:
+def backend_from_url(url: str, prefix: str = "") -> BrokerBackend:
     scheme = urlparse(url).scheme
     if scheme == "memory":
         from realtime.fanout.backends.memory import MemoryBackend
@@ -28,7 +28,7 @@ def backend_from_url(url: str) -> BrokerBackend:
     if scheme in ("redis", "rediss", "unix"):
         from realtime.fanout.backends.redis import RedisBackend
 
-        return RedisBackend(url)
+        return RedisBackend(url, prefix=prefix)
     raise ValueError(f"Unsupported broker URL scheme '{scheme}'. Expected 'memory' or 'redis'.")
 
 
@@ -61,10 +61,13 @@ class Subscriber:
 
 
 class Broker:
-    def __init__(self, url: str = "memory://", *, backend: BrokerBackend | None = None) -> None:
-        """`backend`, when given, is used instead of the one `url` names (tests pass one)."""
+    def __init__(
+        self, url: str = "memory://", *, prefix: str = "", backend: BrokerBackend | None = None
+    ) -> None:
+        """`prefix` starts every channel's name on Redis (TEASER_REDIS_PREFIX); `backend`,
+        when given, is used instead of the one `url` names (tests pass one)."""
         self.url = url
-        self._backend = backend or backend_from_url(url)
+        self._backend = backend or backend_from_url(url, prefix)
         self._listeners: dict[str, set[Listener]] = {}
         self._reader: asyncio.Task[None] | None = None
 

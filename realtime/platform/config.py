@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -13,6 +14,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./teaser.db"
 MIN_SECRET_KEY_LENGTH = 32
 # Below this, ordinary browser requests (cookies, user agent, client hints) would not fit.
 MIN_HEADER_BYTES = 4096
+REDIS_PREFIX = re.compile(r"[A-Za-z0-9._:-]{0,64}")
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class Settings:
 
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
+    redis_prefix: str = ""
     environment: str = "development"
     max_message_length: int = 500
     poll_interval_ms: int = 8000
@@ -71,6 +74,7 @@ class Settings:
         settings = cls(
             database_url=read("DATABASE_URL", str, DEFAULT_DATABASE_URL),
             redis_url=read("REDIS_URL", str, "") or None,
+            redis_prefix=read("TEASER_REDIS_PREFIX", str, ""),
             environment=read("TEASER_ENV", str, "development"),
             max_message_length=read("TEASER_MAX_MESSAGE_LENGTH", int, 500),
             poll_interval_ms=read("TEASER_POLL_INTERVAL_MS", int, 8000),
@@ -106,6 +110,11 @@ class Settings:
             raise ConfigError(
                 f"Config 'TEASER_ENV' has value '{self.environment}'. "
                 "Expected 'development', 'production' or 'test'."
+            )
+        if not REDIS_PREFIX.fullmatch(self.redis_prefix):
+            raise ConfigError(
+                f"Config 'TEASER_REDIS_PREFIX' has value '{self.redis_prefix}'. Expected at most "
+                "64 letters, digits and . _ : - (e.g. 'staging:')."
             )
         if not 1 <= self.max_message_length <= 4000:
             raise ConfigError("Config 'TEASER_MAX_MESSAGE_LENGTH' must be between 1 and 4000.")

@@ -79,13 +79,18 @@ async def test_redis_carries_a_publish_from_one_worker_to_another(redis_url: str
 async def test_a_killed_redis_subscription_reconnects_and_asks_for_a_resync(
     redis_url: str,
 ) -> None:
-    broker = Broker(redis_url)
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+    broker = Broker(redis_url, prefix=prefix)
     await broker.connect()
     name = channel()
     admin = aioredis.from_url(redis_url)
     try:
         async with broker.subscribe(name) as listener:
-            await admin.client_kill_filter(_type="pubsub")
+            # Only this broker's link: others share this Redis.
+            (ours,) = [
+                c for c in await admin.client_list() if c["name"] == f"{prefix}teaser-pubsub"
+            ]
+            await admin.client_kill_filter(_type="pubsub", addr=ours["addr"])
 
             assert (await next_event(listener, timeout=10)).channel == RESYNC
             await broker.publish(name, "after reconnect")
@@ -93,6 +98,33 @@ async def test_a_killed_redis_subscription_reconnects_and_asks_for_a_resync(
     finally:
         await admin.aclose()
         await broker.disconnect()
+
+
+async def test_brokers_with_other_prefixes_share_a_redis_without_hearing_each_other(
+    redis_url: str,
+) -> None:
+    ours, theirs, same = (Broker(redis_url, prefix=p) for p in ("staging:", "prod:", "staging:"))
+    for broker in (ours, theirs, same):
+        await broker.connect()
+    name = channel()
+    try:
+        async with theirs.subscribe(name) as stranger, same.subscribe(name) as colleague:
+            await ours.publish(name, "for staging")
+            heard = await next_event(colleague)
+            assert (heard.channel, heard.message) == (name, "for staging")
+            with pytest.raises(asyncio.TimeoutError):
+                await next_event(stranger, timeout=0.3)
+        # On Redis itself the channel's name carries the prefix.
+        admin = aioredis.from_url(redis_url)
+        try:
+            async with ours.subscribe(name):
+                assert (await admin.pubsub_numsub(f"staging:{name}"))[0][1] >= 1
+                assert (await admin.pubsub_numsub(name))[0][1] == 0
+        finally:
+            await admin.aclose()
+    finally:
+        for broker in (ours, theirs, same):
+            await broker.disconnect()
 
 
 async def test_publishing_while_redis_is_unreachable_still_wakes_local_listeners() -> None:

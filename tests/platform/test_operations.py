@@ -164,6 +164,8 @@ def test_the_cli_refuses_a_duplicate_site_with_a_clear_error(tmp_path: Path) -> 
         ),
         ({"TEASER_ENV": "staging"}, "Config 'TEASER_ENV' has value 'staging'"),
         ({"TEASER_AUTO_MIGRATE": "maybe"}, "Config 'TEASER_AUTO_MIGRATE' has value 'maybe'"),
+        ({"TEASER_REDIS_PREFIX": "a b"}, "Config 'TEASER_REDIS_PREFIX' has value 'a b'"),
+        ({"TEASER_REDIS_PREFIX": "x" * 65}, "Config 'TEASER_REDIS_PREFIX' has value 'x"),
     ],
 )
 def test_bad_configuration_is_refused_with_the_variable_named(
@@ -177,4 +179,5 @@ def test_configuration_defaults_to_sqlite_and_the_in_process_broker() -> None:
     settings = Settings.from_environ({})
     assert settings.database_url == "sqlite+aiosqlite:///./teaser.db"
     assert settings.redis_url is None
+    assert settings.redis_prefix == ""
     assert settings.poll_interval_ms == 8000

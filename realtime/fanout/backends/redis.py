@@ -46,9 +46,11 @@ class Link:
     """One pub/sub connection, on a connection pool of its own, so nothing of a broken
     link is ever reused. Every call to Redis on it goes through `call`."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, name: str) -> None:
         self.client = aioredis.from_url(
             url,
+            # CLIENT LIST names it, so an operator (or a test) can tell whose link it is.
+            client_name=name,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             socket_keepalive=True,
@@ -106,8 +108,13 @@ class RedisBackend(BrokerBackend):
         backoff_max: float = 5.0,
         publish_timeout: float = 1.0,
         publish_pause: float = 5.0,
+        prefix: str = "",
     ) -> None:
         self._url = url
+        # Every channel name on Redis starts with it, so deployments (or test runs) that
+        # share one Redis hear none of each other's news, resyncs included.
+        self._prefix = prefix
+        self._control = prefix + CONTROL_CHANNEL
         # A send has committed before it publishes: never hold its answer on a stuck link.
         self._publisher = aioredis.from_url(
             url,
@@ -141,12 +148,12 @@ class RedisBackend(BrokerBackend):
         await self._publisher.aclose()
 
     async def subscribe(self, channel: str) -> None:
-        self._channels.add(channel)
-        await self._send("subscribe", channel)
+        self._channels.add(self._prefix + channel)
+        await self._send("subscribe", self._prefix + channel)
 
     async def unsubscribe(self, channel: str) -> None:
-        self._channels.discard(channel)
-        await self._send("unsubscribe", channel)
+        self._channels.discard(self._prefix + channel)
+        await self._send("unsubscribe", self._prefix + channel)
 
     async def publish(self, channel: str, message: str) -> None:
         # After a failure, fail fast for a while (a circuit breaker): local listeners still
@@ -155,7 +162,7 @@ class RedisBackend(BrokerBackend):
             self._owe_resync = True
             raise BrokerUnavailable("Redis publish paused after a recent failure")
         try:
-            await self._twice(self._publisher.publish, channel, message)
+            await self._twice(self._publisher.publish, self._prefix + channel, message)
         except (*LINK_ERRORS, *TORN_DOWN_ERRORS) as exc:
             self._publish_paused_until = time.monotonic() + self._publish_pause
             self._owe_resync = True
@@ -207,7 +214,7 @@ class RedisBackend(BrokerBackend):
             await link.call(link.pubsub.ping)
             return None
         link.last_heard = time.monotonic()
-        return _as_event(raw)
+        return self._as_event(raw)
 
     async def _pay_resync(self) -> None:
         """Tell every worker to re-read the store, once this worker's lost publishes can be
@@ -256,16 +263,16 @@ class RedisBackend(BrokerBackend):
         """A new link, subscribed to every channel and confirmed by Redis. Until then a
         publish to one of them reaches nobody, and the resync that follows a reconnect
         only covers what was sent before it."""
-        link = Link(self._url, self._dead_after)
+        link = Link(self._url, self._dead_after, f"{self._prefix}teaser-pubsub")
         try:
             async with asyncio.timeout(self._confirm_timeout):
-                channels = {CONTROL_CHANNEL, *self._channels}
+                channels = {self._control, *self._channels}
                 await link.call(link.pubsub.subscribe, *channels)
                 await self._confirmed(link, len(channels))
                 async with self._lock:
                     # What was joined or left while Redis confirmed, in order.
                     joined = self._channels - channels
-                    left = channels - self._channels - {CONTROL_CHANNEL}
+                    left = channels - self._channels - {self._control}
                     if joined:
                         await link.call(link.pubsub.subscribe, *joined)
                     if left:
@@ -284,13 +291,12 @@ class RedisBackend(BrokerBackend):
             if raw is not None and raw["type"] == "subscribe" and raw["data"] >= channels:
                 return
 
-
-def _as_event(raw: dict[str, Any]) -> Event | None:
-    if raw.get("type") != "message":
-        return None
-    channel, data = raw["channel"], raw["data"]
-    channel = channel.decode() if isinstance(channel, bytes) else str(channel)
-    message = data.decode() if isinstance(data, bytes) else str(data)
-    if channel == CONTROL_CHANNEL:
-        return Event(channel=RESYNC, message="") if message == RESYNC_MESSAGE else None
-    return Event(channel=channel, message=message)
+    def _as_event(self, raw: dict[str, Any]) -> Event | None:
+        if raw.get("type") != "message":
+            return None
+        channel, data = raw["channel"], raw["data"]
+        channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+        message = data.decode() if isinstance(data, bytes) else str(data)
+        if channel == self._control:
+            return Event(channel=RESYNC, message="") if message == RESYNC_MESSAGE else None
+        return Event(channel=channel.removeprefix(self._prefix), message=message)
