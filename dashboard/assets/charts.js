@@ -4,7 +4,7 @@
 
 import { clock, percent, svg } from './dom.js';
 
-export const STAGES = [['shown', 'Shown'], ['clicked', 'Clicked'], ['converted', 'Converted']];
+const STAGES = [['shown', 'Shown'], ['clicked', 'Clicked'], ['converted', 'Converted']];
 const BAR = 12;
 const VALUE_ROOM = 72; // "1234 (100%)" to the right of the longest bar
 const CHAR = 7; // px of a 12-px system-ui character, near enough for cutting labels

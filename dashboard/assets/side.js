@@ -13,7 +13,7 @@ let journeyWanted = null;
 export function showItem(item, { onSession, onSend }) {
   const details = item.kind === 'event' ? explanation(item) : teaserDetails(item);
   byId('details').replaceChildren(
-    h('h2', { class: 'what-line' }, describe(item)),
+    h('h2', {}, describe(item)),
     h('p', { class: 'muted' }, item.kind === 'event' ? 'Event' : 'Teaser', ', ', h('time', { datetime: item.at }, when(item.at))),
     ...details.filter(Boolean),
     h('p', { class: 'actions-row' },

@@ -112,7 +112,10 @@ def signed_in(
 ) -> Iterator[BrowserContext]:
     """One signed-in browser per viewport; each test opens its own page in it."""
     width, height = VIEWPORTS[request.param]
-    context = browser.new_context(viewport={"width": width, "height": height})
+    context = browser.new_context(
+        viewport={"width": width, "height": height},
+        permissions=["clipboard-read", "clipboard-write"],
+    )
     context.set_default_timeout(10_000)
     sign_in(context.new_page(), server, account)
     yield context
@@ -205,12 +208,17 @@ def test_sessions_of_one_millisecond_read_differently_and_say_what_they_said_bef
     assert "facebook" in later and "#12345" in later and "Berlin time" in later, later
 
 
-def test_the_journey_opens_in_view_from_an_event(page: Page, visitors: Visitors) -> None:
+def test_the_journey_opens_in_view_from_an_event_whose_id_copies_whole(
+    page: Page, visitors: Visitors
+) -> None:
     page.evaluate("window.scrollTo(0, 200)")  # the page need not be at its top
     row(page, visitors.told).first.locator("time").click()
     details = page.locator("#details")
     expect(details).to_contain_text("This event")
     expect(details).to_contain_text("facebook")  # the session's source, not "(direct)"
+    details.get_by_role("button", name="Copy the session id").click()
+    expect(details.locator(".copied")).to_have_text("Copied")
+    copied = page.evaluate("navigator.clipboard.readText()")
     page.get_by_role("tab", name="Journey").click()
     heading = page.locator("#journey h2")
     first_step = page.locator("#journey .timeline li").first
@@ -222,6 +230,7 @@ def test_the_journey_opens_in_view_from_an_event(page: Page, visitors: Visitors)
         page.keyboard.press("Escape")
         expect(page.locator("#side")).to_be_hidden()
 
+    assert copied == visitors.told
     assert heading.inner_text().startswith("Session journey")
     assert shown == {"heading": True, "first step": True}
     assert scroll["scroll"] <= scroll["inner"], scroll
