@@ -16,7 +16,17 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.accounts import OperatorRegistry, OperatorSessions, Privacy, Site, SiteRegistry
+from realtime.accounts import (
+    SIGN_IN_LINK_TTL_MS,
+    OperatorRegistry,
+    OperatorSessions,
+    Privacy,
+    SignInLinks,
+    Site,
+    SiteRegistry,
+    local_base_url,
+    sign_in_url,
+)
 from realtime.fanout import Broker, sign_out_channel
 from realtime.migrations.migrate import upgrade
 from realtime.platform import (
@@ -63,6 +73,8 @@ def listen(args: argparse.Namespace) -> int:
 def serve(args: argparse.Namespace) -> int:
     from api.serving import serve
 
+    # Where it listens, for its workers' dev-mode sign-in link (realtime/accounts).
+    os.environ["HOST"], os.environ["PORT"] = args.host, str(args.port)
     serve(args.host, args.port, args.workers, args.forwarded_allow_ips)
     return 0
 
@@ -248,12 +260,14 @@ async def rules_simulate(sites: SiteRegistry, args: argparse.Namespace) -> int:
 class Operators:
     registry: OperatorRegistry
     sessions: OperatorSessions
+    links: SignInLinks
 
 
 def _operators(engine: AsyncEngine) -> Operators:
     return Operators(
         OperatorRegistry(engine, on_signed_out=_announce_sign_out),
         OperatorSessions(engine, on_signed_out=_announce_sign_out),
+        SignInLinks(engine),
     )
 
 
@@ -261,10 +275,10 @@ async def _announce_sign_out(operator_id: int) -> None:
     """Tell the running workers, through Redis, to close this operator's open dashboards
     now. Without Redis (or while it is away) they find out by themselves within seconds;
     their next request is refused either way, since the database says so."""
-    redis_url = Settings.from_environ().redis_url
-    if not redis_url:
+    settings = Settings.from_environ()
+    if not settings.redis_url:
         return
-    broker, announced = Broker(redis_url), False
+    broker, announced = Broker(settings.redis_url, prefix=settings.redis_prefix), False
     try:
         async with asyncio.timeout(5):
             await broker.connect()
@@ -298,6 +312,25 @@ async def operator_list(operators: Operators, args: argparse.Namespace) -> int:
 async def operator_reset(operators: Operators, args: argparse.Namespace) -> int:
     password = await operators.registry.reset_password(args.site_id, args.email)
     print(f"new password for {args.email} (shown once; every session is signed out): {password}")
+    return 0
+
+
+async def operator_link(operators: Operators, args: argparse.Namespace) -> int:
+    if Settings.from_environ().production:
+        print(
+            "error: sign-in links are for development only; "
+            f"`teaser operator reset {args.site_id} {args.email}` sets a password",
+            file=sys.stderr,
+        )
+        return 1
+    operator = await operators.registry.find(args.site_id, args.email)
+    if operator is None:
+        print(f"error: no operator {args.email} for site {args.site_id}", file=sys.stderr)
+        return 1
+    token = await operators.links.issue(operator.id)
+    minutes = SIGN_IN_LINK_TTL_MS // 60_000
+    print(f"sign in as {operator.email} with one click, once, within {minutes} minutes:")
+    print(sign_in_url(local_base_url(), token))
     return 0
 
 
@@ -432,6 +465,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, job, text in (
         ("add", operator_add, "add an operator to a site and print a generated password"),
         ("reset", operator_reset, "print a new password for an operator (signs them out)"),
+        ("link", operator_link, "print a one-time sign-in link for an operator (dev mode only)"),
         ("remove", operator_remove, "remove an operator (and end their sessions)"),
         ("signout", operator_signout, "end every session of an operator, on every worker"),
         ("sessions", operator_sessions, "list an operator's live sessions"),

@@ -18,6 +18,7 @@ from uvicorn.config import LOGGING_CONFIG
 from uvicorn.logging import ColourizedFormatter
 
 from api.request_ids import REQUEST_ID, REQUEST_SINCE
+from realtime.accounts import DEV_SIGN_IN_LOGGER
 from realtime.platform import ConfigError
 
 LOG_FORMATS = ("text", "json")
@@ -162,15 +163,20 @@ class RedactingFormatter(logging.Formatter):
         self.inner = inner
 
     def format(self, record: logging.LogRecord) -> str:
+        # The one exception: a dev server's lines on how to sign in name the demo operator
+        # and a one-time link, made of constants and a fresh token only; production never
+        # writes them (realtime/runtime.py, docs/guarantees.md).
+        keep = record.name == DEV_SIGN_IN_LOGGER
         if isinstance(self.inner, JsonFormatter):
             fields = self.inner.fields(record)
             return self.inner.dumps(
                 {
-                    name: redact(value) if isinstance(value, str) else value
+                    name: redact(value) if isinstance(value, str) and not keep else value
                     for name, value in fields.items()
                 }
             )
-        return redact(self.inner.format(record))
+        line = self.inner.format(record)
+        return line if keep else redact(line)
 
 
 def redact_personal_data() -> None:

@@ -16,6 +16,13 @@ from realtime.accounts.privacy import Privacy
 from realtime.accounts.revocations import VisitorRevocations
 from realtime.accounts.sessions import TOKEN_LIFETIME_MS, SessionTokens
 from realtime.accounts.sign_in_limits import SignInLimits
+from realtime.accounts.sign_in_links import (
+    DEV_SIGN_IN_LOGGER,
+    SIGN_IN_LINK_TTL_MS,
+    SignInLinks,
+    local_base_url,
+    sign_in_url,
+)
 from realtime.accounts.sites import SiteRegistry
 from realtime.delivery.connection import SocketTimings
 from realtime.delivery.dispatch import Delivery
@@ -84,7 +91,9 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
 
     def _build_fanout(self) -> None:
-        self.broker = Broker(self.settings.redis_url or "memory://")
+        self.broker = Broker(
+            self.settings.redis_url or "memory://", prefix=self.settings.redis_prefix
+        )
         self.activity = ActivityFeed(self.broker)
 
     def _build_accounts(self) -> None:
@@ -109,6 +118,7 @@ class Runtime:
             self.engine, clock=clock, on_signed_out=self.announce_sign_out
         )
         self.privacy = Privacy(self.engine, clock=clock, revocations=self.visitor_revocations)
+        self.sign_in_links = SignInLinks(self.engine, clock=clock)
         # Password guessing, counted before any hashing; on Redis, across workers. The
         # namespace keeps two deployments sharing one Redis (they have their own secrets)
         # out of each other's counts.
@@ -223,34 +233,39 @@ class Runtime:
         await self.visitor_revocations.prune()
 
     async def _ensure_demo_site(self) -> None:
-        if await self.sites.ensure(DEMO_SITE, DEMO_KEY):
-            logger.warning(
-                "Demo site '%s' with the public demo API key '%s' is active. "
-                "Set TEASER_ENV=production to run without it.",
-                DEMO_SITE,
-                DEMO_KEY,
-            )
-        else:
-            logger.warning("Demo API key for site '%s' is active (dev mode).", DEMO_SITE)
+        await self.sites.ensure(DEMO_SITE, DEMO_KEY)
+        logger.warning(
+            "Dev mode: demo site '%s' is active with the public API key '%s'. "
+            "Set TEASER_ENV=production to run without it.",
+            DEMO_SITE,
+            DEMO_KEY,
+        )
 
     async def _ensure_demo_operator(self) -> None:
-        password = await self.operators.ensure(DEMO_SITE, DEMO_OPERATOR)
-        if password is not None:
-            # Spelled out: the log filter hides anything shaped like an e-mail address.
-            logger.warning(
-                "Demo operator of site '%s' created: sign in at /dashboard as %s "
-                "with the password '%s' (shown only now).",
-                DEMO_SITE,
-                DEMO_OPERATOR.replace("@", " at "),
-                password,
-            )
-        else:
-            logger.info(
-                "Demo operator %s can sign in at /dashboard; "
-                "`teaser operator reset %s <e-mail>` prints a new password.",
-                DEMO_OPERATOR.replace("@", " at "),
-                DEMO_SITE,
-            )
+        """On every start in dev mode: who to sign in as, and a link that does it once. No
+        password is printed (nobody knows the generated one; `teaser operator reset` sets
+        one). Only this logger's lines may name an address or carry a token."""
+        await self.operators.ensure(DEMO_SITE, DEMO_OPERATOR)
+        operator = await self.operators.find(DEMO_SITE, DEMO_OPERATOR)
+        if operator is None:
+            return  # removed by hand since: nobody to sign in as
+        token = await self.sign_in_links.issue(operator.id)
+        base = local_base_url()
+        dev_sign_in = logging.getLogger(DEV_SIGN_IN_LOGGER)
+        dev_sign_in.warning(
+            "Dashboard: %s/dashboard, as the demo operator %s of site '%s'.",
+            base,
+            DEMO_OPERATOR,
+            DEMO_SITE,
+        )
+        dev_sign_in.warning(
+            "Sign in with one click, once, within %d minutes: %s (a new link at each start; "
+            "`teaser operator reset %s %s` sets a password instead)",
+            SIGN_IN_LINK_TTL_MS // 60_000,
+            sign_in_url(base, token),
+            DEMO_SITE,
+            DEMO_OPERATOR,
+        )
 
     def _every(self, seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
         async def loop() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from api.pages import MOVED_PAGES
 from realtime.contract import (
     ERASE_BODY,
     BulkSent,
@@ -30,6 +31,7 @@ from realtime.contract import (
     SessionOpened,
     SessionRequest,
     SignedIn,
+    SignInLinkQuery,
     Stats,
     TeaserState,
     ViewQuery,
@@ -363,5 +365,29 @@ OPERATIONS: tuple[Operation, ...] = (
         "pages",
         (Answer(200, "The file", str, "application/octet-stream"),),
         errors=(404,),
+    ),
+    Operation(
+        "get",
+        "/dashboard/sign-in",
+        "A development server's one-time sign-in link: signed in, on to the dashboard",
+        "pages",
+        (Answer(303, "Signed in (the session cookies are set): to /dashboard"),),
+        query=SignInLinkQuery,
+        security=PUBLIC,
+        errors=(401, 404, 422),
+        description="In dev mode the server prints a link for its demo operator at every "
+        "start; it signs in once, within 15 minutes. A used, expired or unknown token is "
+        "`401 sign_in_link_expired`; with TEASER_ENV=production the page is `404`.",
+    ),
+    *(
+        Operation(
+            "get",
+            old,
+            f"The hosted system's page, now {new}",
+            "pages",
+            (Answer(301, f"To {new}, with the query kept"),),
+            description="Kept so that a shop moving from the hosted system keeps its links.",
+        )
+        for old, new in MOVED_PAGES.items()
     ),
 )

@@ -9,6 +9,7 @@ from realtime.contract.accounts import (
     LogoutQuery,
     OperatorRef,
     SignedIn,
+    SignInLinkQuery,
 )
 from realtime.contract.dashboard import (
     ConversionReport,
@@ -101,6 +102,7 @@ __all__ = [
     "SessionOpened",
     "SessionRequest",
     "SessionServerFrame",
+    "SignInLinkQuery",
     "SignedIn",
     "Stats",
     "StatsFrame",

@@ -30,6 +30,19 @@ class LogoutQuery(Struct):
     ] = False
 
 
+class SignInLinkQuery(Struct):
+    """GET /dashboard/sign-in's query: the token of a dev server's one-time link."""
+
+    token: Annotated[
+        str,
+        Meta(
+            max_length=128,
+            description="From the link the server printed at its start (dev mode only).",
+            extra={"refusal": "must be the token of a sign-in link"},
+        ),
+    ] = ""
+
+
 class OperatorRef(Struct):
     id: int
     email: str

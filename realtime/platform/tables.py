@@ -204,6 +204,19 @@ operator_sessions = Table(
     Index("ix_operator_sessions_expires", "expires_at"),
 )
 
+# A development server's one-time sign-in link (accounts/sign_in_links.py): the row goes
+# when the link is used, so it signs in once. The id is the SHA-256 of the link's token.
+operator_sign_in_links = Table(
+    "operator_sign_in_links",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column(
+        "operator_id", BigInteger, ForeignKey("operators.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_operator_sign_in_links_expires", "expires_at"),
+)
+
 
 def of_session(site: Any, session: Any) -> ColumnElement[bool]:
     """A session's messages, settled or not. Written as two halves, one per partial index

@@ -24,8 +24,9 @@ from websockets.exceptions import InvalidStatus
 
 from api.app import create_app
 from api.auth import runtime_of
-from api.logs import redact
+from api.logs import JsonFormatter, RedactingFormatter, redact
 from api.wsprotocol import LEAN_WEBSOCKETS
+from realtime.accounts import DEV_SIGN_IN_LOGGER
 from realtime.platform.tables import operators
 from tests.support import DEMO_SITE, ROOT, OnLoopback, free_port, new_session_id
 
@@ -384,3 +385,40 @@ def test_secrets_in_urls_are_redacted(line: str, redacted: str) -> None:
 )
 def test_lines_without_personal_data_or_secrets_are_left_alone(line: str) -> None:
     assert redact(line) == line
+
+
+# The one exception: a development server's lines on how to sign in (docs/guarantees.md).
+
+
+def formatted(name: str, json: bool) -> str:
+    record = logging.LogRecord(
+        name, logging.WARNING, __file__, 1, "as %s: %s", (EMAIL, "/x?token=Ab_9"), None
+    )
+    inner = JsonFormatter() if json else logging.Formatter("%(name)s %(message)s")
+    return RedactingFormatter(inner).format(record)
+
+
+@pytest.mark.parametrize("json", [False, True], ids=["text", "json"])
+def test_only_the_dev_sign_in_logger_writes_its_lines_unredacted(json: bool) -> None:
+    kept = formatted(DEV_SIGN_IN_LOGGER, json)
+    others = [formatted(name, json) for name in ("teaser", f"{DEV_SIGN_IN_LOGGER}.x", "teaser.dev")]
+
+    assert EMAIL in kept and "token=Ab_9" in kept
+    for line in others:
+        assert EMAIL not in line and "[email]" in line and "token=[redacted]" in line
+
+
+def test_a_dev_server_names_an_address_only_in_its_sign_in_lines(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'teaser.db'}"}
+    server = LoggingServer(teaser_serve(), tmp_path / "server.log", env)
+    server.start()
+    try:
+        httpx.get(f"{server.base_url}/demo", params={"customer_email": EMAIL})
+        log = server.log_once_it_shows("/demo?customer_email=[email]")
+    finally:
+        server.stop()
+
+    with_an_address = [line for line in log.splitlines() if "@" in line]
+    assert len(with_an_address) == 2, log  # the dashboard's line and the link's
+    assert all(f" {DEV_SIGN_IN_LOGGER} " in line for line in with_an_address), log
+    assert_redacted(log)
