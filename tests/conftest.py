@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -18,6 +19,11 @@ from tests.support import (
     make_settings,
     require_redis,
 )
+
+# script/test runs the suite in several processes (pytest-xdist), all on the one shared
+# Redis: each process's servers, in-process or not, get channels of their own.
+if worker := os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("TEASER_REDIS_PREFIX", f"test-{worker}:")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

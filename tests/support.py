@@ -114,7 +114,12 @@ def parse_event(body: dict[str, Any]) -> VisitorEvent:
 
 
 def make_settings(**overrides: object) -> Settings:
-    values: dict[str, object] = {"environment": "development", "poll_flush_interval": 0.2}
+    values: dict[str, object] = {
+        "environment": "development",
+        "poll_flush_interval": 0.2,
+        # Set per test process (tests/conftest.py): parallel runs share one Redis.
+        "redis_prefix": os.environ.get("TEASER_REDIS_PREFIX", ""),
+    }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -22,6 +22,7 @@ import re
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
@@ -39,13 +40,15 @@ from tests.documented import (
     every_command,
     inline_subcommands,
 )
-from tests.support import ROOT, drop_postgres_database, free_port, fresh_postgres_database
+from tests.support import POSTGRES_URL, ROOT, drop_postgres_database, free_port
 
 pytestmark = pytest.mark.timeout(300)
 
 DOCUMENTED_BASE = "127.0.0.1:8000"
-# The database docs/scaling.md names, on the machine's PostgreSQL.
-DOCUMENTED_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/teaser"
+# The database docs/scaling.md creates and names, on the machine's PostgreSQL: this run
+# creates and serves one of its own name instead.
+DOCUMENTED_DATABASE = "teaser"
+DOCUMENTED_POSTGRES = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DOCUMENTED_DATABASE}"
 COMMAND_TIMEOUT = 90.0
 
 
@@ -79,9 +82,6 @@ NOT_RUN: dict[str, RunElsewhere] = {
         "the first step of the compose recipe", "tests/platform/test_deploy_files.py"
     ),
     "script/bench": RunElsewhere("a measurement of minutes, not a test", "bench/README.md"),
-    ".venv/bin/python -m bench.": RunElsewhere(
-        "profilers for the benchmark's figures", "bench/README.md"
-    ),
     "pip install -e clients/python": RunElsewhere(
         "script/bootstrap test installs the client", "script/bootstrap"
     ),
@@ -130,7 +130,10 @@ class Clone:
 
     def as_written(self, command: Command) -> str:
         text = command.text.replace(DOCUMENTED_BASE, self.base.removeprefix("http://"))
-        text = text.replace(DOCUMENTED_POSTGRES, self.env["TEASER_DOCS_POSTGRES"])
+        own = self.env["TEASER_DOCS_POSTGRES"]
+        text = text.replace(DOCUMENTED_POSTGRES, own)
+        if command.words[:1] == ["createdb"]:
+            text = re.sub(rf" {DOCUMENTED_DATABASE}(?=\s|$)", " " + own.rsplit("/", 1)[1], text)
         return re.sub(r"^curl ", "curl --fail-with-body ", text)
 
     def run(self, command: Command) -> subprocess.CompletedProcess[str]:
@@ -207,7 +210,8 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clone]:
     copy_of_checkout(where / "teaser", with_venv=True)
     home = where / "home"
     home.mkdir()
-    postgres = asyncio.run(fresh_postgres_database())
+    # A name of this run's own, for the database the docs create (dropped at the end).
+    postgres = POSTGRES_URL.rsplit("/", 1)[0] + f"/teaser_docs_{uuid.uuid4().hex[:12]}"
     env = {**clean_env(home), "TEASER_DOCS_POSTGRES": postgres}
     clone = Clone(where / "teaser", env)
     try:

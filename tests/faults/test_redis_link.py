@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import signal
 import subprocess
@@ -467,7 +468,9 @@ async def test_subscriptions_come_back_by_themselves_when_redis_restarts_empty(
 ) -> None:
     direct.mark_logs()
     receivers, listening = await open_receivers(direct.b, 3)
-    channels = [f"teaser:s:{DEMO_SITE}:{r.session}" for r in receivers]
+    # As the workers name them on Redis: with this test process's prefix (tests/conftest.py).
+    prefix = os.environ.get("TEASER_REDIS_PREFIX", "")
+    channels = [f"{prefix}teaser:s:{DEMO_SITE}:{r.session}" for r in receivers]
     async with httpx.AsyncClient(base_url=direct.a.base_url, timeout=30) as client:
         try:
             direct.redis.kill()
