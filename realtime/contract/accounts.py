@@ -37,6 +37,8 @@ class SignInLinkQuery(Struct):
         str,
         Meta(
             max_length=128,
+            # secrets.token_urlsafe's alphabet: anything else can't be a link's token.
+            pattern="^[A-Za-z0-9_-]*$",
             description="From the link the server printed at its start (dev mode only).",
             extra={"refusal": "must be the token of a sign-in link"},
         ),

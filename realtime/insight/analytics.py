@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum
+from dataclasses import dataclass
+from enum import StrEnum
 from itertools import islice
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, false, func, or_, select, true, union
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from realtime.delivery.teaser import Priority
-from realtime.platform.clock import Clock, iso_time, now_ms
-from realtime.platform.errors import InvalidInput
+from realtime.insight.feed_items import Cursor, Kind, Refs, feed_item, sort_key
+from realtime.platform.clock import Clock, now_ms
 from realtime.platform.tables import teaser_messages, teaser_polls, visitor_sessions
 from realtime.platform.tables import webhook_events_internal as events_table
 
@@ -41,19 +40,6 @@ class FeedFilter(StrEnum):
     HIGH_SCORE = "high_score"
 
 
-class Kind(IntEnum):
-    """A feed item's kind; the value orders items of the same millisecond (send before
-    delivery, both after the event that caused them)."""
-
-    EVENT = 0
-    TEASER_SENT = 1
-    TEASER_DELIVERED = 2
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-
 @dataclass(frozen=True)
 class View:
     """The slice of the feed an operator looks at: a filter, a search, a period."""
@@ -64,39 +50,10 @@ class View:
     until: int | None = None
 
 
-@dataclass(frozen=True, order=True)
-class Cursor:
-    """Where a feed page ends: (time, kind, row id), compared newest first."""
-
-    at: int
-    kind: int
-    ref: int
-
-    def encode(self) -> str:
-        return f"{self.at}-{self.kind}-{self.ref}"
-
-    @classmethod
-    def parse(cls, raw: str, field: str = "before") -> Cursor:
-        try:
-            at, kind, ref = (int(part) for part in raw.split("-"))
-            return cls(at, Kind(kind), ref)
-        except ValueError:
-            raise InvalidInput(field, "must be a cursor from an earlier page's 'next'") from None
-
-
 @dataclass(frozen=True)
 class FeedPage:
     items: list[dict[str, Any]]
     next: str | None
-
-
-@dataclass(frozen=True)
-class Refs:
-    """Rows a batch of live activity names, to be read back in full."""
-
-    events: list[int] = field(default_factory=list)
-    sent: list[str] = field(default_factory=list)
-    delivered: list[str] = field(default_factory=list)
 
 
 class Analytics:
@@ -156,8 +113,10 @@ class Analytics:
                     .order_by(_at(kind).desc(), _ref(kind).desc())
                     .limit(limit),
                 )
-                pages.append([_item(kind, row, now) for row in await connection.execute(statement)])
-        items = list(islice(heapq.merge(*pages, key=_sort_key, reverse=True), limit))
+                pages.append(
+                    [feed_item(kind, row, now) for row in await connection.execute(statement)]
+                )
+        items = list(islice(heapq.merge(*pages, key=sort_key, reverse=True), limit))
         return FeedPage(items, items[-1]["cursor"] if len(items) == limit else None)
 
     async def items(self, site_id: str, view: View, refs: Refs) -> list[dict[str, Any]]:
@@ -166,8 +125,8 @@ class Analytics:
         found: list[dict[str, Any]] = []
         async with self.engine.connect() as connection:
             for kind, statement in self._by_refs(site_id, view, refs):
-                found += [_item(kind, row, now) for row in await connection.execute(statement)]
-        return sorted(found, key=_sort_key, reverse=True)
+                found += [feed_item(kind, row, now) for row in await connection.execute(statement)]
+        return sorted(found, key=sort_key, reverse=True)
 
     async def export(
         self, site_id: str, view: View, batch: int = MAX_PAGE
@@ -359,99 +318,3 @@ def _after(kind: Kind, before: Cursor | None) -> ColumnElement[bool]:
 
 def _counts(*values: Any) -> tuple[int, ...]:
     return tuple(int(value or 0) for value in values)
-
-
-def _sort_key(item: dict[str, Any]) -> Cursor:
-    return Cursor.parse(item["cursor"])
-
-
-def _item(kind: Kind, row: Row[Any], now: int) -> dict[str, Any]:
-    data = row._mapping
-    if kind is Kind.EVENT:
-        return event_item(data)
-    return teaser_item(kind, data, now)
-
-
-def event_item(data: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = data["payload"] or {}
-    explanation: dict[str, Any] = data["explanation"] or {}
-    utm: dict[str, str] = payload.get("utm") or {}
-    trigger = explanation.get("trigger") or {}
-    return {
-        "kind": Kind.EVENT.label,
-        "key": f"event:{data['id']}",
-        "cursor": Cursor(data["created_at"], Kind.EVENT, data["id"]).encode(),
-        "id": data["id"],
-        "at": iso_time(data["created_at"]),
-        "sessionId": data["session_id"],
-        "type": data["type"],
-        "path": payload.get("path"),
-        "url": payload.get("url"),
-        "title": payload.get("title"),
-        "referrer": payload.get("referrer"),
-        "utm": utm,
-        "utmSource": utm.get("utm_source"),
-        "utmCampaign": utm.get("utm_campaign"),
-        "customerId": payload.get("customerId"),
-        "customerEmail": payload.get("customerEmail"),
-        "secondsOnPage": payload.get("secondsOnPage"),
-        "teaserId": payload.get("teaserId"),
-        "value": payload.get("value"),
-        "timeZone": payload.get("timeZone"),
-        "score": data["score"],
-        "aiTriggered": bool(data["ai_triggered"]),
-        "triggeredTeaserId": trigger.get("teaserId") if data["ai_triggered"] else None,
-        "explanation": explanation,
-        "visitor": visitor_facts(data),
-    }
-
-
-def teaser_item(kind: Kind, data: Any, now: int) -> dict[str, Any]:
-    consumed, expires = data["consumed_at"], data["expires_at"]
-    status = "delivered" if consumed is not None else "pending" if now < expires else "expired"
-    at = data["created_at"] if kind is Kind.TEASER_SENT else consumed
-    return {
-        "kind": kind.label,
-        "key": f"{kind.label}:{data['id']}",
-        "cursor": Cursor(at, kind, data["seq"]).encode(),
-        "id": data["id"],
-        "at": iso_time(at),
-        "sessionId": data["session_id"],
-        "customerId": data["visitor_customer_id"],
-        "message": data["message"],
-        "priority": data["priority"],
-        "createdAt": iso_time(data["created_at"]),
-        "expiresAt": iso_time(expires),
-        "status": status,
-        "deliveredVia": data["delivered_via"],
-        "deliveredAt": None if consumed is None else iso_time(consumed),
-        "visitor": visitor_facts(data),
-    }
-
-
-def visitor_facts(data: Any) -> dict[str, Any]:
-    """The session's facts as _with_facts reads them; all null for a session with no row."""
-    first_seen = data["visitor_first_seen"]
-    return {
-        "utmSource": data["visitor_utm_source"],
-        "utmMedium": data["visitor_utm_medium"],
-        "utmCampaign": data["visitor_utm_campaign"],
-        "customerId": data["visitor_customer_id"],
-        "customerEmail": data["visitor_customer_email"],
-        "timeZone": data["visitor_time_zone"],
-        "firstSeen": None if first_seen is None else iso_time(first_seen),
-    }
-
-
-def refs_of(activity: Sequence[dict[str, Any]]) -> Refs:
-    """Which rows a batch from realtime.fanout.activity names (see ActivityFeed.announce)."""
-    refs = Refs()
-    for entry in activity:
-        kind, ref = entry.get("kind"), entry.get("id")
-        if kind == "event" and isinstance(ref, int):
-            refs.events.append(ref)
-        elif kind == "teaser_sent" and isinstance(ref, str):
-            refs.sent.append(ref)
-        elif kind == "teaser_delivered" and isinstance(ref, str):
-            refs.delivered.append(ref)
-    return refs
