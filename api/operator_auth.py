@@ -170,7 +170,7 @@ async def login(request: Request) -> Response:
         user_agent=request.headers.get("user-agent", ""),
     )
     response = StructResponse(signed_in(request, Principal(site_id, operator, session)))
-    _set_cookies(request, response, cookie, signer_of(request).csrf_token(session))
+    set_session_cookies(request, response, cookie, signer_of(request).csrf_token(session))
     return response
 
 
@@ -211,7 +211,8 @@ def signed_in(request: Request, principal: Principal) -> SignedIn:
     )
 
 
-def _set_cookies(request: Request, response: Response, session: str, csrf: str) -> None:
+def set_session_cookies(request: Request, response: Response, session: str, csrf: str) -> None:
+    """The session cookie and its CSRF twin, as sign-in (the form or a dev link) sets them."""
     secure = request.url.scheme == "https"
     max_age = SESSION_TTL_MS // 1000
     response.set_cookie(

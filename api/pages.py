@@ -8,8 +8,7 @@ from starlette.responses import FileResponse, RedirectResponse
 from starlette.routing import BaseRoute, Route
 
 from api.auth import client_address, runtime_of
-from api.operator_auth import _set_cookies as set_session_cookies
-from api.operator_auth import signer_of
+from api.operator_auth import set_session_cookies, signer_of
 from api.resources import on_disk
 from realtime.accounts import SIGN_IN_LINK_PATH
 from realtime.contract import SignInLinkQuery, from_strings

@@ -1,4 +1,4 @@
-"""one-time sign-in links for a development server's demo operator
+"""one-time sign-in links for the operators of a development server
 
 Revision ID: 0012
 Revises: 0011
