@@ -66,6 +66,13 @@ function tickText(iso, bucket) {
   return bucket === 'day' ? at.toLocaleDateString([], { day: 'numeric', month: 'short' }) : clock(iso).slice(0, 5);
 }
 
+// A tick names the hour only (24 of them must fit); a point's tooltip and the chart's
+// description name the day too, since a 24-hour chart holds the same hour twice.
+function pointText(iso, bucket) {
+  if (bucket === 'day') return tickText(iso, bucket);
+  return new Date(iso).toLocaleDateString([], { weekday: 'short', day: 'numeric', month: 'short' }) + ', ' + tickText(iso, bucket);
+}
+
 export function overTime({ bucket, points }, width) {
   const sorted = [...points].sort((a, b) => new Date(a.start) - new Date(b.start));
   const top = 24;
@@ -79,7 +86,7 @@ export function overTime({ bucket, points }, width) {
   const y = (value) => plot.bottom - (value / most) * (plot.bottom - plot.top);
   const totals = STAGES.map(([stage, name]) => `${sorted.reduce((sum, point) => sum + point[stage], 0)} ${name.toLowerCase()}`);
   const picture = svg('svg', { viewBox: `0 0 ${width} ${height}`, width, height, role: 'img',
-    'aria-label': `Teasers per ${bucket}, ${tickText(sorted[0].start, bucket)} to ${tickText(sorted[sorted.length - 1].start, bucket)}: ${totals.join(', ')}` });
+    'aria-label': `Teasers per ${bucket}, ${pointText(sorted[0].start, bucket)} to ${pointText(sorted[sorted.length - 1].start, bucket)}: ${totals.join(', ')}` });
   legend(picture, 2);
   for (const value of [0, most / 2, most]) {
     if (!Number.isInteger(value)) continue;
@@ -90,7 +97,7 @@ export function overTime({ bucket, points }, width) {
   for (const [stage, name] of STAGES) {
     picture.append(svg('polyline', { class: 'line ' + stage, points: sorted.map((point, index) => `${x(index)},${y(point[stage])}`).join(' ') }));
     sorted.forEach((point, index) => picture.append(svg('circle', { cx: x(index), cy: y(point[stage]), r: 2.5, class: stage },
-      svg('title', {}, `${tickText(point.start, bucket)}: ${point[stage]} ${name.toLowerCase()}`))));
+      svg('title', {}, `${pointText(point.start, bucket)}: ${point[stage]} ${name.toLowerCase()}`))));
   }
   return picture;
 }

@@ -305,12 +305,17 @@ def test_the_conversion_charts_are_drawn_at_their_size_with_no_zero_labels(page:
         const axis = [...document.querySelectorAll('#conversion-over-time svg text.axis')];
         return { scale: svg.getBoundingClientRect().width / svg.viewBox.baseVal.width,
                  labels: [...svg.querySelectorAll('text')].map((text) => text.textContent),
-                 times: axis.map((text) => text.textContent).filter((text) => /:/.test(text)) };
+                 times: axis.map((text) => text.textContent).filter((text) => /:/.test(text)),
+                 points: [...document.querySelectorAll('#conversion-over-time svg circle title')]
+                   .map((title) => title.textContent) };
     }""")
 
     assert abs(drawn["scale"] - 1) < 0.02, drawn  # 12-px text stays 12 px
     assert not [label for label in drawn["labels"] if re.match(r"^0( |$)", label)], drawn
     assert len(drawn["times"]) >= 2, drawn  # an hourly time axis
+    # A point names its day too: a 24-hour chart holds each hour twice.
+    days = {point.split(": ")[0].rsplit(", ", 1)[0] for point in drawn["points"]}
+    assert len(days) >= 2 and all(re.search(r"\d", day) for day in days), drawn["points"][:3]
 
 
 def test_the_feed_is_worked_by_keyboard(page: Page) -> None:
