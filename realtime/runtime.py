@@ -42,10 +42,19 @@ from realtime.platform.config import Settings
 from realtime.platform.database import create_engine, is_disconnect
 from realtime.platform.errors import StoreUnavailable
 from realtime.platform.metrics import Metrics
+from realtime.platform.outbox import Subscriptions
 from realtime.platform.ratelimit import Limits
 from realtime.targeting.intake import EventIntake
 from realtime.targeting.rulebook import RuleBook
 from realtime.targeting.templates import TemplateGenerator
+from realtime.webhooks import (
+    DeliveryQueue,
+    Dispatcher,
+    RetryPolicy,
+    Sender,
+    WebhookEndpoints,
+    new_holder,
+)
 
 logger = logging.getLogger("teaser")
 
@@ -61,6 +70,9 @@ REVOCATION_REFRESH = 2.0
 # The hot path counts with a plain `+=`; this often the counts reach prometheus_client,
 # which is what a scrape of any worker reads (docs/metrics.md).
 METRICS_FLUSH_INTERVAL = 1.0
+# teaser.expired waits this long past a socket's lease on an expired teaser: a socket
+# that was sent it before it expired may still ack it.
+EXPIRY_GRACE_MS = 5_000
 
 
 def server_secret(settings: Settings) -> bytes:
@@ -83,11 +95,14 @@ class Runtime:
         self.secret = server_secret(settings)
         self.metrics = Metrics()
         self.limits = _limits(settings)
+        # Which sites' webhook endpoints take which events: asked where events happen.
+        self.subscriptions = Subscriptions(self.engine, ttl=settings.site_cache_ttl)
         self._build_fanout()
         self._build_accounts()
         self._build_delivery()
         self._build_targeting()
         self._build_insight()
+        self._build_webhooks()
         self._tasks: list[asyncio.Task[None]] = []
 
     def _build_fanout(self) -> None:
@@ -127,7 +142,12 @@ class Runtime:
 
     def _build_delivery(self) -> None:
         settings, clock = self.settings, self.clock
-        self.store = TeaserStore(self.engine, clock=clock, lease_ms=settings.claim_lease_ms)
+        self.store = TeaserStore(
+            self.engine,
+            clock=clock,
+            lease_ms=settings.claim_lease_ms,
+            subscriptions=self.subscriptions,
+        )
         self.presence = PresenceRecorder(self.engine, clock=clock)
         index = (
             SharedPendingIndex(self.broker, clock)
@@ -159,6 +179,7 @@ class Runtime:
             TemplateGenerator(),
             self.metrics,
             clock=self.clock,
+            subscriptions=self.subscriptions,
         )
 
     def _build_insight(self) -> None:
@@ -170,6 +191,38 @@ class Runtime:
         )
         self.conversions = Conversions(self.engine, clock=clock)
         self.journeys = Journeys(self.engine, self.analytics, clock=clock)
+
+    def _build_webhooks(self) -> None:
+        settings, clock = self.settings, self.clock
+        self.webhooks = WebhookEndpoints(
+            self.engine,
+            self.subscriptions,
+            production=settings.production,
+            allow_private=settings.webhook_allow_private,
+            clock=clock,
+        )
+        sender = Sender(
+            timeout=settings.webhook_timeout,
+            production=settings.production,
+            allow_private=settings.webhook_allow_private,
+        )
+        # An endpoint's lease outlives any one attempt; it is renewed after each.
+        lease_ms = int((2 * settings.webhook_timeout + 5) * 1000)
+        queue = DeliveryQueue(self.engine, clock=clock, holder=new_holder(), lease_ms=lease_ms)
+        policy = RetryPolicy(
+            base=settings.webhook_retry_base,
+            cap=settings.webhook_retry_cap,
+            retry_for_ms=int(settings.webhook_retry_for * 1000),
+            disable_after_ms=int(settings.webhook_disable_after_days * 86_400_000),
+        )
+        self.dispatcher = Dispatcher(
+            queue,
+            self.subscriptions,
+            sender,
+            policy,
+            clock=clock,
+            expiry_grace_ms=settings.claim_lease_ms + EXPIRY_GRACE_MS,
+        )
 
     async def start(self) -> None:
         if self.settings.auto_migrate:
@@ -191,6 +244,7 @@ class Runtime:
         # Another worker's revocation of a visitor session reaches this one within this.
         self._every(REVOCATION_REFRESH, self.visitor_revocations.refresh, "revocations")
         self._every(METRICS_FLUSH_INTERVAL, self._flush_metrics, "metrics-flush")
+        self._every(self.settings.webhook_interval, self.dispatcher.tick, "webhooks")
 
     async def stop(self) -> None:
         # Sockets first, with "going away", so widgets reconnect to another worker at once.
@@ -203,6 +257,7 @@ class Runtime:
         for task in self._tasks:
             with suppress(asyncio.CancelledError):
                 await task
+        await self.dispatcher.stop()  # what it had not recorded is sent again later
         with suppress(Exception):
             await self.presence.flush()
         self.metrics.close()  # this worker's last counts, and no more open sockets
@@ -231,6 +286,7 @@ class Runtime:
         await self.pending.rebuild()
         await self.privacy.purge_older_than(self.settings.event_retention_days)
         await self.visitor_revocations.prune()
+        await self.dispatcher.purge()
 
     async def _ensure_demo_site(self) -> None:
         await self.sites.ensure(DEMO_SITE, DEMO_KEY)

@@ -42,6 +42,7 @@ from realtime.delivery.transactions import transactions_for
 from realtime.delivery.writes import writes_for
 from realtime.platform.clock import Clock, now_ms
 from realtime.platform.errors import Conflict, InvalidInput, StoreUnavailable
+from realtime.platform.outbox import Subscriptions, WebhookType, delivered, write_outbox
 from realtime.platform.tables import idempotency_keys, of_session, session_counters
 from realtime.platform.tables import teaser_messages as messages
 
@@ -124,8 +125,12 @@ class TeaserStore:
         clock: Clock = now_ms,
         lease_ms: int = 30_000,
         ack_linger: float = 0.05,
+        subscriptions: Subscriptions | None = None,
     ):
         self.engine = engine
+        # Which sites' endpoints take teaser.delivered: their consumes and acks also write
+        # the event to the webhook outbox, in the same transaction.
+        self.subscriptions = subscriptions
         # Every statement of the store runs through here, as a function of a connection.
         self._database = transactions_for(engine)
         self.clock = clock
@@ -421,14 +426,29 @@ class TeaserStore:
         self, site_id: str, session_id: str, path: str | None = None
     ) -> list[Teaser]:
         """Hand a session's deliverable messages to a poll; they are consumed at once."""
-        parameters = {"site": site_id, "session": session_id, "now": self.clock(), "path": path}
+        now = self.clock()
+        parameters = {"site": site_id, "session": session_id, "now": now, "path": path}
+        reported = await self._reported({site_id})
 
         def consume(connection: Connection, again: bool = False) -> list[Teaser]:
             statement = consume_statement(path is not None, again)
-            return _in_seq_order(connection.execute(statement, parameters))
+            rows = [row._mapping for row in connection.execute(statement, parameters)]
+            if reported and rows:
+                write_outbox(connection, [delivered(row, "poll", now) for row in rows])
+            return sorted((teaser_from_mapping(row) for row in rows), key=lambda t: t.seq)
 
-        # A second try also hands out what the first consumed at the same `now`.
-        return await self._database.autocommit(consume, partial(consume, again=True))
+        # A second try also hands out what the first consumed at the same `now` (and
+        # writes its events again, which stores nothing twice). Reported, it is two
+        # statements: a transaction, no longer one that commits by itself.
+        run = self._database.write if reported else self._database.autocommit
+        return await run(consume, partial(consume, again=True))
+
+    async def _reported(self, sites: set[str]) -> set[str]:
+        """Those of the sites whose webhook endpoints take teaser.delivered."""
+        if self.subscriptions is None:
+            return set()
+        wanted = WebhookType.DELIVERED
+        return {site for site in sites if await self.subscriptions.wants(site, wanted)}
 
     async def ack(self, site_id: str, session_id: str, message_id: str, holder: str) -> bool:
         """Mark a message the socket `holder` sent as consumed; False if it was not theirs."""
@@ -445,11 +465,17 @@ class TeaserStore:
         ids = [ack.message_id for ack in acks]
         holders = sorted({ack.holder for ack in acks})
         now = self.clock()
-        consumed = await self._database.autocommit(
-            lambda connection: self._writes.ack(connection, ids, holders, now),
-            # Also counts what a first try consumed (at this same `now`), answer lost.
-            lambda connection: self._writes.ack(connection, ids, holders, now, again=True),
-        )
+        reported = await self._reported({ack.site_id for ack in acks})
+
+        def write(connection: Connection, again: bool = False) -> set[tuple[str, str, str]]:
+            consumed = self._writes.ack(connection, ids, holders, now, again=again)
+            if reported:
+                _report_acks(connection, consumed, reported, now)
+            return consumed
+
+        run = self._database.write if reported else self._database.autocommit
+        # Also counts what a first try consumed (at this same `now`), answer lost.
+        consumed = await run(write, partial(write, again=True))
         answers = []
         for ack in acks:
             key = (ack.message_id, ack.site_id, ack.session_id)
@@ -560,6 +586,16 @@ def _last_seq(connection: Connection, site_id: str, session_id: str) -> int | No
     )
     last = connection.execute(statement).scalar_one_or_none()
     return None if last is None else int(last)
+
+
+def _report_acks(
+    connection: Connection, consumed: set[tuple[str, str, str]], sites: set[str], now: int
+) -> None:
+    """teaser.delivered (via the socket) for the acked messages of the reported sites."""
+    ids = sorted(message_id for message_id, site_id, _ in consumed if site_id in sites)
+    if ids:
+        found = connection.execute(select(*COLUMNS).where(messages.c.id.in_(ids)))
+        write_outbox(connection, [delivered(row._mapping, "websocket", now) for row in found])
 
 
 def _in_seq_order(rows: Iterable[Row[Any]]) -> list[Teaser]:

@@ -54,6 +54,18 @@ class Settings:
     ops_port: int | None = None
     # None: required in production, optional in development (so the README's curl works).
     require_session_token: bool | None = None
+    # Webhooks (realtime/webhooks/, docs/webhooks.md). A tenant's URL may name a loopback or
+    # private address only with this on: off, Teaser can't be aimed at its own network.
+    webhook_allow_private: bool = False
+    # A failed delivery is tried again after base + random(0, min(cap, base * 2**attempt))
+    # seconds, for `retry_for` seconds after the event, then given up.
+    webhook_retry_base: float = 5.0
+    webhook_retry_cap: float = 3600.0
+    webhook_retry_for: float = 86_400.0
+    webhook_timeout: float = 10.0
+    webhook_disable_after_days: float = 5.0
+    # How often each worker looks for new events and due deliveries.
+    webhook_interval: float = 0.5
     # Signs operator session cookies; never printed (repr=False).
     secret_key: str = field(default="", repr=False)
 
@@ -101,6 +113,13 @@ class Settings:
             ops_port=read("TEASER_OPS_PORT", int, 0) or None,
             secret_key=read("TEASER_SECRET_KEY", str, ""),
             require_session_token=read("TEASER_REQUIRE_SESSION_TOKEN", _boolean, None),
+            webhook_allow_private=read("TEASER_WEBHOOK_ALLOW_PRIVATE", _boolean, False),
+            webhook_retry_base=read("TEASER_WEBHOOK_RETRY_BASE", float, 5.0),
+            webhook_retry_cap=read("TEASER_WEBHOOK_RETRY_CAP", float, 3600.0),
+            webhook_retry_for=read("TEASER_WEBHOOK_RETRY_FOR", float, 86_400.0),
+            webhook_timeout=read("TEASER_WEBHOOK_TIMEOUT", float, 10.0),
+            webhook_disable_after_days=read("TEASER_WEBHOOK_DISABLE_AFTER_DAYS", float, 5.0),
+            webhook_interval=read("TEASER_WEBHOOK_INTERVAL", float, 0.5),
         )
         settings.validate()
         return settings
@@ -132,6 +151,7 @@ class Settings:
             raise ConfigError("Config 'TEASER_DRAIN_SECONDS' must be between 0 and 600.")
         if self.ops_port is not None and not 1 <= self.ops_port <= 65535:
             raise ConfigError("Config 'TEASER_OPS_PORT' must be a port number, 1 to 65535.")
+        self._validate_webhooks()
         if self.secret_key and len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
             raise ConfigError(
                 f"Config 'TEASER_SECRET_KEY' must be at least {MIN_SECRET_KEY_LENGTH} characters."
@@ -142,6 +162,23 @@ class Settings:
             raise ConfigError(
                 "Config 'TEASER_SECRET_KEY' is required in production "
                 f"(at least {MIN_SECRET_KEY_LENGTH} random characters; it signs operator sessions)."
+            )
+
+    def _validate_webhooks(self) -> None:
+        positive = {
+            "TEASER_WEBHOOK_RETRY_BASE": self.webhook_retry_base,
+            "TEASER_WEBHOOK_RETRY_CAP": self.webhook_retry_cap,
+            "TEASER_WEBHOOK_RETRY_FOR": self.webhook_retry_for,
+            "TEASER_WEBHOOK_TIMEOUT": self.webhook_timeout,
+            "TEASER_WEBHOOK_DISABLE_AFTER_DAYS": self.webhook_disable_after_days,
+            "TEASER_WEBHOOK_INTERVAL": self.webhook_interval,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise ConfigError(f"Config '{name}' must be larger than 0.")
+        if self.webhook_retry_cap < self.webhook_retry_base:
+            raise ConfigError(
+                "Config 'TEASER_WEBHOOK_RETRY_CAP' must be at least 'TEASER_WEBHOOK_RETRY_BASE'."
             )
 
 

@@ -217,6 +217,106 @@ operator_sign_in_links = Table(
     Index("ix_operator_sign_in_links_expires", "expires_at"),
 )
 
+# Webhooks (realtime/webhooks/, docs/webhooks.md). An endpoint is numbered 1, 2, 3… within
+# its site like a key; a removed one keeps its row (without its secret), so its number is
+# never given again.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("site_id", String(64), ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("url", String(2048), nullable=False),
+    # The event types it takes; an empty list takes them all.
+    Column("events", JSON, nullable=False),
+    # Stored as it is: signing needs the secret itself, not a digest of it.
+    Column("secret", String(128), nullable=False),
+    # After a rotation the old secret signs too (a second signature) until this moment.
+    Column("previous_secret", String(128), nullable=True),
+    Column("previous_secret_until", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("removed_at", BigInteger, nullable=True),
+    Column("disabled_at", BigInteger, nullable=True),
+    Column("disabled_reason", Text, nullable=True),
+    # Since the first failure after the last success: disabled once it is days old.
+    Column("failing_since", BigInteger, nullable=True),
+    Column("last_delivered_at", BigInteger, nullable=True),
+    # The worker sending this endpoint's batch, and until when: one batch in flight.
+    Column("claimed_by", String(40), nullable=True),
+    Column("claimed_until", BigInteger, nullable=True),
+    Index("ux_webhook_endpoints_site_number", "site_id", "number", unique=True),
+)
+
+# What happened, written in the same transaction as the change it reports. `seq` orders
+# events; `event_id` is the webhook-id receivers de-duplicate by (deterministic where the
+# event is, so writing it twice is writing it once).
+OUTBOX_NEW = text("fanned_out_at IS NULL")
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("seq", AutoId, primary_key=True, autoincrement=True),
+    Column("event_id", String(100), nullable=False, unique=True),
+    Column("site_id", String(64), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("session_id", String(128), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    # Set once a delivery per matching endpoint exists.
+    Column("fanned_out_at", BigInteger, nullable=True),
+    Index("ix_webhook_outbox_new", "seq", sqlite_where=OUTBOX_NEW, postgresql_where=OUTBOX_NEW),
+    Index("ix_webhook_outbox_created", "created_at"),
+)
+
+# One event for one endpoint. Pending rows are the work; the rest is history for a week.
+DELIVERY_PENDING = text("status = 'pending'")
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column(
+        "endpoint_id",
+        BigInteger,
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("event_seq", BigInteger, nullable=False),
+    Column("session_id", String(128), nullable=False),
+    # pending, delivered or failed
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("claimed_by", String(40), nullable=True),
+    Column("claimed_until", BigInteger, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("last_response", Text, nullable=True),
+    Column("last_latency_ms", Integer, nullable=True),
+    Column("last_attempt_at", BigInteger, nullable=True),
+    Column("delivered_at", BigInteger, nullable=True),
+    # When it was queued (or replayed): retries stop TEASER_WEBHOOK_RETRY_FOR after this.
+    Column("created_at", BigInteger, nullable=False),
+    Index("ux_webhook_deliveries_endpoint_event", "endpoint_id", "event_seq", unique=True),
+    # Whether an endpoint has work due. A lane's later events are never due before its
+    # first (a failure moves them on with it), so "due" means "can be sent now".
+    Index(
+        "ix_webhook_deliveries_due",
+        "endpoint_id",
+        "next_attempt_at",
+        sqlite_where=DELIVERY_PENDING,
+        postgresql_where=DELIVERY_PENDING,
+    ),
+    # An endpoint's pending events session by session, in order: the head of each lane.
+    Index(
+        "ix_webhook_deliveries_lane",
+        "endpoint_id",
+        "session_id",
+        "event_seq",
+        sqlite_where=DELIVERY_PENDING,
+        postgresql_where=DELIVERY_PENDING,
+    ),
+    Index("ix_webhook_deliveries_created", "created_at"),
+)
+
 
 def of_session(site: Any, session: Any) -> ColumnElement[bool]:
     """A session's messages, settled or not. Written as two halves, one per partial index
