@@ -101,7 +101,14 @@ class LoggingServer(OnLoopback):
     def __init__(self, command: list[str], log: Path, env: dict[str, str]) -> None:
         self.port = free_port()
         self.log_path = log
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "TEASER_ENV": "development", **env}
+        # No drain on SIGTERM: stopping needn't wait out what a deploy gets.
+        self.env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "TEASER_ENV": "development",
+            "TEASER_DRAIN_SECONDS": "0",
+            **env,
+        }
         self.command = command
         self.process: subprocess.Popen[bytes] | None = None
 
