@@ -13,7 +13,7 @@ from api.cors import WidgetCORSMiddleware
 from api.dashboard import routes as dashboard_routes
 from api.draining import Drain
 from api.errors import HANDLERS
-from api.events import record_event
+from api.events import record_event, record_server_event
 from api.health import healthz, livez, readyz
 from api.limits import MAX_BODY_BYTES, MAX_SEND_BODY_BYTES, BodyLimitMiddleware
 from api.logs import configure_logging, redact_personal_data
@@ -46,6 +46,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/teaser-messages/{message_id}", teaser_message, methods=["GET"]),
         WebSocketRoute(SESSION_SOCKET_PATH, teaser_socket),
         Route("/api/events", record_event, methods=["POST"]),
+        Route("/api/events/server", record_server_event, methods=["POST"]),
         Route("/api/sessions", open_session, methods=["POST"]),
         Route("/api/sessions/{session_id}", end_session, methods=["DELETE"]),
         Route("/api/privacy/erase", erase_person, methods=["POST"]),

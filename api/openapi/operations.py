@@ -164,7 +164,28 @@ OPERATIONS: tuple[Operation, ...] = (
         security=PUBLIC,
         errors=WIDGET_ERRORS,
         description="Any content type is read as JSON, so a page leave can come as a "
-        "text/plain beacon.",
+        "text/plain beacon. A `track` or `goal` event must name an [[event]] the site's "
+        "rules declare (else 422 naming `name`), with props within its max_props_bytes "
+        "(else 422 naming `props`) and at most its max_per_minute per session (else 429).",
+    ),
+    Operation(
+        "post",
+        "/api/events/server",
+        "Record an event from the shop's backend, with the site's key",
+        "widget",
+        (
+            Answer(
+                202, "Recorded; the session's score, and whether a teaser went out", EventAccepted
+            ),
+        ),
+        body=EventReport,
+        security=SITE_KEY,
+        errors=(*KEY_ERRORS, 403, 404),
+        description="The same body as POST /api/events, for a purchase the shop confirmed "
+        "(`type: goal`) or anything its backend knows. No Origin and no session token: the "
+        "key vouches for it, and may send events declared `server_only`. The session must "
+        "be one the site already has (404 `session_not_found` otherwise), and `siteId` "
+        "the key's site.",
     ),
     Operation(
         "post",

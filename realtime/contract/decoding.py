@@ -24,6 +24,8 @@ T = TypeVar("T")
 
 # msgspec says where: "Expected `int`, got `str` - at `$[3].expiresIn`".
 STEP = re.compile(r"\.(\w+)|\[(\d+|\.\.\.)\]")
+# A refused key of an object: "Expected `str` of length <= 64 - at `key` in `$.props`".
+BAD_KEY = re.compile(r"^(?P<detail>.*) - at `key` in `\$(?P<path>[^`]*)`$", re.DOTALL)
 WRONG_TYPE = re.compile(r"^Expected `([^`]+)`, got `(\w+)`$")
 JSON_KINDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
               "object": "an object", "array": "an array", "null": "null"}  # fmt: skip
@@ -81,6 +83,8 @@ def from_strings(pairs: Iterable[tuple[str, str]], into: type[T]) -> T:
 
 def invalid(exc: msgspec.ValidationError, into: object) -> InvalidInput:
     """msgspec's refusal in the API's words, naming the field by its path."""
+    if key := BAD_KEY.match(str(exc)):
+        return _bad_key(key["detail"], key["path"].removeprefix("."), into)
     detail, path = problem_and_path(exc)
     for pattern in (MISSING_FIELD, UNKNOWN_FIELD):
         named = pattern.match(detail)
@@ -99,6 +103,16 @@ def invalid(exc: msgspec.ValidationError, into: object) -> InvalidInput:
     return InvalidInput(path or "body", refusal or detail[:1].lower() + detail[1:])
 
 
+def _bad_key(detail: str, path: str, into: object) -> InvalidInput:
+    """A key of an object (`props`) its declaration refuses."""
+    node = _type_at(types.type_info(into), path)
+    keys = _unwrap(node, types.DictType) if node is not None else None
+    refusal = _refusal(keys.key_type) if isinstance(keys, types.DictType) else None
+    return InvalidInput(
+        path or "body", refusal or f"has a key refused: {detail[:1].lower()}{detail[1:]}"
+    )
+
+
 def _expected(names: str) -> str:
     kinds = [JSON_KINDS.get(name.strip(), name.strip()) for name in names.split("|")]
     return " or ".join(dict.fromkeys(kinds))
@@ -115,8 +129,10 @@ def _refusal_at(into: object, path: str) -> str | None:
 
 
 def _type_at(node: types.Type, path: str) -> types.Type | None:
-    for name, index in STEP.findall(path):
-        node = _unwrap(node)
+    # The path comes as `expiresIn` or `[0].expiresIn`: a first name has no dot before it.
+    steps = path if not path or path.startswith("[") else f".{path}"
+    for name, index in STEP.findall(steps):
+        node = _unwrap(node, types.StructType if name else types.ListType)
         if name and isinstance(node, types.StructType):
             matches = [f.type for f in node.fields if f.encode_name == name]
             if not matches:
@@ -131,10 +147,17 @@ def _type_at(node: types.Type, path: str) -> types.Type | None:
     return node
 
 
-def _unwrap(node: types.Type) -> types.Type:
+def _unwrap(node: types.Type, step: type[types.Type] = types.Type) -> types.Type:
+    """The type a step goes into: of a union (an object or a list of them), the member
+    that step can enter."""
     if isinstance(node, types.UnionType):
         solid = [each for each in node.types if not isinstance(each, types.NoneType)]
-        node = solid[0] if len(solid) == 1 else node
+        entered = [each for each in solid if isinstance(_bare(each), step)]
+        node = solid[0] if len(solid) == 1 else entered[0] if len(entered) == 1 else node
+    return _bare(node)
+
+
+def _bare(node: types.Type) -> types.Type:
     return node.type if isinstance(node, types.Metadata) else node
 
 

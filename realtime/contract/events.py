@@ -9,9 +9,9 @@ from zoneinfo import available_timezones
 
 from msgspec import Meta, Struct
 
-from realtime.contract.fields import Email, SessionId, SessionToken, SiteId, text
+from realtime.contract.fields import NO_CONTROLS, Email, SessionId, SessionToken, SiteId, text
 from realtime.platform import InvalidInput
-from realtime.targeting import EventType, VisitorEvent
+from realtime.targeting import CUSTOM_TYPES, EVENT_NAME, EventType, VisitorEvent
 
 MAX_SECONDS = 86_400
 Url = Annotated[str, text(2048, "The page's full URL.")]
@@ -48,6 +48,55 @@ TimeZoneName = Annotated[
 ]
 
 
+EventName = Annotated[
+    str,
+    Meta(
+        pattern=EVENT_NAME,
+        description="A track or goal event's name, as the site's rules file declares it "
+        "([[event]] name); a name it does not declare is refused.",
+        examples=["added_to_cart"],
+        extra={
+            "refusal": "must be an event name: a letter, then up to 63 letters, digits, "
+            "'_', '.', ':' or '-'"
+        },
+    ),
+]
+MAX_PROPS = 50
+PROP_REFUSAL = "must be a string (at most 500 characters), a number, true, false or null"
+PropName = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$",
+        extra={"refusal": "keys must be names of up to 64 letters, digits, '_', '.', ':' or '-'"},
+    ),
+]
+PropValue = Annotated[
+    Annotated[str, Meta(max_length=500, pattern=NO_CONTROLS)] | int | float | bool | None,
+    Meta(extra={"refusal": PROP_REFUSAL}),
+]
+Props = Annotated[
+    dict[PropName, PropValue],
+    Meta(
+        max_length=MAX_PROPS,
+        description="A track or goal event's properties: a flat object of strings, numbers, "
+        "booleans and nulls, at most its [[event]]'s max_props_bytes as JSON (1024 unless "
+        "the rules say).",
+        examples=[{"sku": "chair-42", "price": 249.0}],
+        extra={"refusal": f"must be a flat object of at most {MAX_PROPS} properties"},
+    ),
+]
+EventId = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
+        description="The sender's own id of this occurrence (an order id, say): a repeat "
+        "with the same eventId is counted once, whatever its ts.",
+        examples=["order-1042"],
+        extra={"refusal": "must be 1-128 letters, digits, '_', '.', ':' or '-'"},
+    ),
+]
+
+
 class Utm(Struct, forbid_unknown_fields=True):
     """The page's UTM parameters, by their own names."""
 
@@ -63,7 +112,9 @@ class Utm(Struct, forbid_unknown_fields=True):
 
 
 class EventReport(Struct, rename="camel"):
-    """One thing a visitor did. Empty strings read as absent, text is trimmed."""
+    """One thing a visitor did. Empty strings read as absent, text is trimmed. A `track`
+    or `goal` event is one of the site's own, by its declared `name`; a goal is a
+    conversion, with its `value`."""
 
     site_id: SiteId
     session_id: SessionId
@@ -108,15 +159,21 @@ class EventReport(Struct, rename="camel"):
             Meta(
                 ge=0,
                 lt=1e12,
-                description="A conversion's value, in the shop's currency.",
+                description="A conversion's or a goal's value, in the shop's currency.",
                 extra={"refusal": "must be a non-negative number"},
             ),
         ]
         | None
     ) = None
+    name: Annotated[EventName, Meta(description="Required on track and goal.")] | None = None
+    props: Props | None = None
+    event_id: EventId | None = None
 
     def event(self) -> VisitorEvent:
         email = _given(self.customer_email)
+        custom = self.type.value in CUSTOM_TYPES
+        if custom and self.name is None:
+            raise InvalidInput("name", f"is required on a {self.type.value} event")
         return VisitorEvent(
             site_id=self.site_id,
             session_id=self.session_id,
@@ -133,6 +190,10 @@ class EventReport(Struct, rename="camel"):
             time_zone=_known_zone(_given(self.time_zone)),
             teaser_id=_given(self.teaser_id),
             value=self.value,
+            # Only a custom event has a name and props; on the others they mean nothing.
+            name=self.name if custom else None,
+            props=(self.props or {}) if custom else {},
+            event_id=self.event_id,
         )
 
 

@@ -12,8 +12,9 @@ from realtime.targeting.templates import GeneratedTeaser, MessageGenerator, Teas
 from realtime.targeting.triggers import Decision, Fatigue, decide, utc_day
 from realtime.targeting.visitors import VisitorState
 
-# Only signs of a visitor actively on a page can trigger; a leave or a click cannot.
-TRIGGERING_EVENTS = frozenset({"page_view", "time_on_page"})
+# Only signs of a visitor actively on a page can trigger (a custom event the shop tracks is
+# one); a leave, a click or a goal reached cannot.
+TRIGGERING_EVENTS = frozenset({"page_view", "time_on_page", "track"})
 
 
 @dataclass

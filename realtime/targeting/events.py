@@ -14,9 +14,14 @@ class EventType(StrEnum):
     TEASER_SHOWN = "teaser_shown"
     TEASER_CLICK = "teaser_click"
     CONVERSION = "conversion"
+    # A shop's own events, by the name its rules file declares ([[event]]); a goal is one
+    # that counts as a conversion, with its value.
+    TRACK = "track"
+    GOAL = "goal"
 
 
 EVENT_TYPES = frozenset(kind.value for kind in EventType)
+CUSTOM_TYPES = frozenset({EventType.TRACK.value, EventType.GOAL.value})
 
 
 @dataclass(frozen=True)
@@ -36,10 +41,22 @@ class VisitorEvent:
     time_zone: str | None = None
     teaser_id: str | None = None
     value: float | None = None
+    # Only on a track or goal event: its declared name, its properties, and the sender's
+    # own id of this occurrence (a retry with the same id is the same occurrence).
+    name: str | None = None
+    props: dict[str, Any] = field(default_factory=dict)
+    event_id: str | None = None
+
+    @property
+    def custom(self) -> bool:
+        return self.type in CUSTOM_TYPES
 
     @property
     def fingerprint(self) -> str:
-        return f"{self.type}|{self.path}|{self.ts}|{self.seconds_on_page}|{self.teaser_id}"
+        if self.event_id is not None:
+            return f"{self.type}|{self.name}|id:{self.event_id}"
+        built_in = f"{self.type}|{self.path}|{self.ts}|{self.seconds_on_page}|{self.teaser_id}"
+        return built_in if self.name is None else f"{built_in}|{self.name}"
 
     def payload(self) -> dict[str, Any]:
         """What is stored and shown on the dashboard, in the wire's names."""
@@ -57,4 +74,6 @@ class VisitorEvent:
             "timeZone": self.time_zone,
             "teaserId": self.teaser_id,
             "value": self.value,
+            **({"name": self.name, "props": self.props} if self.custom else {}),
+            **({"eventId": self.event_id} if self.event_id is not None else {}),
         }

@@ -17,22 +17,15 @@ from realtime.delivery.teaser import Draft, Priority, Teaser
 from realtime.fanout.activity import ActivityFeed
 from realtime.platform.clock import Clock, iso_time, now_ms
 from realtime.platform.database import upsert
+from realtime.platform.errors import NotFound
 from realtime.platform.metrics import Metrics
-from realtime.platform.outbox import (
-    REPORTED_EVENTS,
-    OutboxRow,
-    Subscriptions,
-    WebhookType,
-    auto_teaser_sent,
-    visitor_event,
-    write_outbox,
-)
 from realtime.platform.tables import (
     of_session,
     teaser_messages,
     visitor_sessions,
     webhook_events_internal,
 )
+from realtime.targeting.custom_events import CustomEventGate
 from realtime.targeting.customers import recall_customer
 from realtime.targeting.evaluation import Evaluation, compose, evaluate, may_trigger
 from realtime.targeting.events import VisitorEvent
@@ -79,7 +72,6 @@ class EventIntake:
         metrics: Metrics,
         *,
         clock: Clock = now_ms,
-        subscriptions: Subscriptions | None = None,
     ) -> None:
         self.engine = engine
         self.rulebook = rulebook
@@ -88,11 +80,18 @@ class EventIntake:
         self.generator = generator
         self.metrics = metrics
         self.clock = clock
-        # Which sites' webhook endpoints take which events (realtime/platform/outbox.py).
-        self.subscriptions = subscriptions
+        self.custom_events = CustomEventGate()
         self._locks: dict[tuple[str, str], _SessionLock] = {}
 
-    async def record(self, event: VisitorEvent) -> Outcome:
+    async def record(self, event: VisitorEvent, *, from_server: bool = False) -> Outcome:
+        """Store `event` and act on it. `from_server`: the shop's backend sent it with the
+        site's key, so it may bring a server_only event, and only for a session the site
+        already has (the widget reports each session's first page)."""
+        if from_server:
+            await self._known_session(event)
+        self.custom_events.admit(
+            event, self.rulebook.for_site(event.site_id), from_server=from_server
+        )
         async with self._session_lock(event.site_id, event.session_id):
             evaluated = await self._evaluate(event)
             teaser = await self._send(event, evaluated)
@@ -130,6 +129,19 @@ class EventIntake:
                 )
             )
         return _Evaluated(evaluation, rules.trigger.expires_in_seconds * 1000, before)
+
+    async def _known_session(self, event: VisitorEvent) -> None:
+        sessions = visitor_sessions.c
+        known = select(sessions.session_id).where(
+            sessions.site_id == event.site_id, sessions.session_id == event.session_id
+        )
+        async with self.engine.connect() as connection:
+            if (await connection.execute(known)).first() is None:
+                raise NotFound(
+                    f"no session '{event.session_id}' on site '{event.site_id}' (a session is "
+                    "known once its widget has reported an event)",
+                    code="session_not_found",
+                )
 
     async def _state_for_update(
         self, connection: AsyncConnection, event: VisitorEvent, now: int
@@ -197,47 +209,22 @@ class EventIntake:
     async def _store_event(
         self, event: VisitorEvent, total: int, teaser: Teaser | None, explanation: dict[str, Any]
     ) -> int:
-        now, payload = self.clock(), event.payload()
         statement = (
             insert(webhook_events_internal)
             .values(
                 site_id=event.site_id,
                 session_id=event.session_id,
                 type=event.type,
-                payload=payload,
+                payload=event.payload(),
                 score=total,
                 ai_triggered=teaser is not None,
                 explanation=explanation,
-                created_at=now,
+                created_at=self.clock(),
             )
             .returning(webhook_events_internal.c.id)
         )
-        # Asked before the transaction: the answer may need a read, and on SQLite the
-        # transaction holds the engine's one connection.
-        reported = await self._reported(event, teaser, explanation)
         async with self.engine.begin() as connection:
-            event_id = int((await connection.execute(statement)).scalar_one())
-            if reported:
-                # The webhook outbox, in the same transaction as the event it reports.
-                rows = _reports(reported, event, event_id, payload, explanation, now)
-                await connection.run_sync(write_outbox, rows)
-            return event_id
-
-    async def _reported(
-        self, event: VisitorEvent, teaser: Teaser | None, explanation: dict[str, Any]
-    ) -> list[WebhookType]:
-        """The webhook events this event makes, of those the site's endpoints take: a
-        shown, clicked or converted teaser (not a replayed event), an automatic teaser."""
-        if self.subscriptions is None:
-            return []
-        kinds = [] if explanation["duplicate"] else [REPORTED_EVENTS.get(event.type)]
-        if teaser is not None:
-            kinds.append(WebhookType.AUTO_SENT)
-        return [
-            kind
-            for kind in kinds
-            if kind is not None and await self.subscriptions.wants(event.site_id, kind)
-        ]
+            return int((await connection.execute(statement)).scalar_one())
 
     def _announce(self, event: VisitorEvent, outcome: Outcome) -> None:
         self.activity.announce(
@@ -274,22 +261,6 @@ class EventIntake:
 class _SessionLock:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
-
-
-def _reports(
-    kinds: list[WebhookType],
-    event: VisitorEvent,
-    event_id: int,
-    payload: dict[str, Any],
-    explanation: dict[str, Any],
-    now: int,
-) -> list[OutboxRow]:
-    return [
-        auto_teaser_sent(event.site_id, event.session_id, explanation, now)
-        if kind is WebhookType.AUTO_SENT
-        else visitor_event(kind, event_id, event.site_id, event.session_id, payload, now)
-        for kind in kinds
-    ]
 
 
 def _explain(evaluated: _Evaluated, teaser: Teaser | None) -> dict[str, Any]:

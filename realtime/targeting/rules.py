@@ -18,10 +18,12 @@ import msgspec
 from realtime.platform.errors import RulesError
 from realtime.platform.refusals import MISSING_FIELD, UNKNOWN_FIELD, problem_and_path
 from realtime.targeting.rules_file import (
+    EVENT_NAME,
     NON_BLANK,
     SCORE_KINDS,
     SITUATIONS,
     UTM_NAME,
+    EventEntry,
     RulesFile,
     ScoreEntry,
     TemplateEntry,
@@ -43,6 +45,19 @@ class ScoreRule:
     field: str = ""
     values: tuple[str, ...] = ()
     tiers: tuple[tuple[int, int], ...] = ()
+    event: str = ""
+    min_count: int = 1
+
+
+@dataclass(frozen=True)
+class CustomEvent:
+    """A custom event a site takes (a [[event]] of its rules file), and its limits."""
+
+    name: str
+    description: str = ""
+    max_props_bytes: int = 1024
+    max_per_minute: int = 30
+    server_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,7 @@ class TriggerPolicy:
     business_hours: DailyWindow | None = None
     time_zone: ZoneInfo | None = None
     quiet_hours: DailyWindow | None = None
+    min_events: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +109,7 @@ class Template:
     fallback: str = ""
     sources: tuple[str, ...] = ()
     only_on_section: bool = False
+    event: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,6 +118,8 @@ class RuleSet:
     score: tuple[ScoreRule, ...]
     trigger: TriggerPolicy
     templates: tuple[Template, ...] = field(default=())
+    events: dict[str, CustomEvent] = field(default_factory=dict)
+    attribution_window_minutes: int = 30
 
     @property
     def high_value_prefixes(self) -> tuple[str, ...]:
@@ -130,8 +149,18 @@ def parse_rules(data: bytes | str, source: str) -> RuleSet:
     templates = tuple(_template(entry) for entry in document.template)
     _unique(source, "score", [rule.id for rule in score])
     _unique(source, "template", [template.id for template in templates])
+    _unique(source, "event", [entry.name for entry in document.event])
+    events = {entry.name: _custom_event(entry) for entry in document.event}
+    _declared(source, events, document)
     trigger = _trigger(document.trigger, source)
-    return RuleSet(source=source, score=score, trigger=trigger, templates=templates)
+    return RuleSet(
+        source=source,
+        score=score,
+        trigger=trigger,
+        templates=templates,
+        events=events,
+        attribution_window_minutes=document.attribution.window_minutes,
+    )
 
 
 def rules_json_schema() -> dict[str, Any]:
@@ -165,6 +194,38 @@ def _unique(source: str, what: str, ids: list[str]) -> None:
         raise RulesError(f"{source}: {what} id(s) used twice: {', '.join(repeated)}")
 
 
+def _declared(source: str, events: dict[str, CustomEvent], document: RulesFile) -> None:
+    """Every event a rule names is one the file declares: one that isn't could never come."""
+    named = [
+        *(
+            (f"score[{i}].event", getattr(entry, "event", ""))
+            for i, entry in enumerate(document.score)
+        ),
+        *((f"trigger.min_events.{name}", name) for name in document.trigger.min_events),
+        *(
+            (f"template[{i}].event", entry.event)
+            for i, entry in enumerate(document.template)
+            if entry.event is not msgspec.UNSET
+        ),
+    ]
+    for where, name in named:
+        if name and name not in events:
+            raise _fail(source, where, f"'{name}' is not declared: add [[event]] name = \"{name}\"")
+    for i, entry in enumerate(document.template):
+        if entry.situation == "event" and entry.event is msgspec.UNSET:
+            raise _fail(source, f"template[{i}].event", "situation event needs the event's name")
+
+
+def _custom_event(entry: EventEntry) -> CustomEvent:
+    return CustomEvent(
+        name=entry.name,
+        description=entry.description,
+        max_props_bytes=entry.max_props_bytes,
+        max_per_minute=entry.max_per_minute,
+        server_only=entry.server_only,
+    )
+
+
 def _score_rule(entry: ScoreEntry) -> ScoreRule:
     given = msgspec.structs.asdict(entry)  # each kind has only the fields it needs
     return ScoreRule(
@@ -176,6 +237,8 @@ def _score_rule(entry: ScoreEntry) -> ScoreRule:
         field=given.get("field", ""),
         values=tuple(value.lower() for value in given.get("values", ())),
         tiers=tuple(sorted((seconds, points) for seconds, points in given.get("tiers", ()))),
+        event=given.get("event", ""),
+        min_count=given.get("min_count", 1),
     )
 
 
@@ -187,6 +250,7 @@ def _template(entry: TemplateEntry) -> Template:
         fallback=entry.fallback,
         sources=tuple(source.lower() for source in entry.sources),
         only_on_section=entry.only_on_section,
+        event=entry.event or "",
     )
 
 
@@ -204,6 +268,7 @@ def _trigger(entry: TriggerSection, source: str) -> TriggerPolicy:
         business_hours=_window(entry.business_hours, "trigger.business_hours", source),
         time_zone=_zone(entry.time_zone, source),
         quiet_hours=_window(entry.quiet_hours, "trigger.quiet_hours", source),
+        min_events=tuple(sorted(entry.min_events.items())),
     )
 
 
@@ -246,6 +311,8 @@ _CHOICES = {"kind": SCORE_KINDS, "situation": SITUATIONS}
 _PATTERN_WORDS = {
     f"Expected `str` matching regex {NON_BLANK!r}": "must be a non-empty string",
     f"Expected `str` matching regex {UTM_NAME!r}": "must name a utm_* parameter",
+    f"Expected `str` matching regex {EVENT_NAME!r}": "must be an event name: a letter, then "
+    "up to 63 letters, digits, '_', '.', ':' or '-'",
 }
 
 

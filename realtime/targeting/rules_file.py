@@ -10,11 +10,16 @@ from msgspec import UNSET, Meta, Struct, UnsetType, field
 # A pattern rather than min_length, so that "  " is refused too.
 NON_BLANK = r"\S"
 UTM_NAME = r"^utm_"
+# A custom event's name: what TeaserWidget.track() and a shop's backend send as `name`.
+EVENT_NAME = r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$"
+MAX_EVENTS = 64
+MAX_PROPS_BYTES = 8192  # half the largest body an event may come in
 
 NonBlank = Annotated[str, Meta(pattern=NON_BLANK)]
 NonEmpty = Annotated[str, Meta(min_length=1)]
 Count = Annotated[int, Meta(ge=0)]
 UtmName = Annotated[str, Meta(pattern=UTM_NAME, examples=["utm_source"])]
+EventName = Annotated[str, Meta(pattern=EVENT_NAME, examples=["added_to_cart"])]
 # HH:MM-HH:MM is checked by parsing it; a regex here would only repeat the parser with a
 # worse message.
 Window = Annotated[
@@ -32,6 +37,7 @@ Situation = Literal[
     "social_traffic",
     "browsing",
     "high_intent",
+    "event",
     "any",
 ]
 
@@ -82,6 +88,13 @@ class SecondsOnPageRule(_ScoreRule, tag="seconds_on_page", kw_only=True):
     tiers: Annotated[list[Tier], Meta(min_length=1)]
 
 
+class EventRule(_PointsRule, tag="event", kw_only=True):
+    """Points when the visitor has done this declared [[event]] at least min_count times."""
+
+    event: EventName
+    min_count: Annotated[int, Meta(ge=1, le=1000)] = 1
+
+
 ScoreEntry = (
     PathPrefixRule
     | UtmPresentRule
@@ -89,6 +102,7 @@ ScoreEntry = (
     | CustomerIdRule
     | CustomerEmailRule
     | SecondsOnPageRule
+    | EventRule
 )
 SCORE_KINDS = frozenset(str(rule.__struct_config__.tag) for rule in get_args(ScoreEntry))
 SITUATIONS = frozenset(get_args(Situation))
@@ -107,6 +121,46 @@ class TriggerSection(_Table, kw_only=True):
     business_hours: Window | UnsetType = UNSET
     time_zone: Annotated[str, Meta(examples=["Europe/Berlin"])] | UnsetType = UNSET
     quiet_hours: Window | UnsetType = UNSET
+    min_events: Annotated[
+        dict[EventName, Annotated[int, Meta(ge=1, le=1000)]],
+        Meta(
+            description="Qualifies when the visitor has done one of these [[event]]s at least "
+            "this many times.",
+            examples=[{"added_to_cart": 2}],
+        ),
+    ] = {}
+
+
+class EventEntry(_Table, kw_only=True):
+    """A custom event the widget (TeaserWidget.track/goal) or the shop's backend may report;
+    an event of a name no [[event]] declares is refused."""
+
+    name: Annotated[EventName, Meta(description="Unique among the file's [[event]]s.")]
+    description: str = ""
+    max_props_bytes: Annotated[
+        int, Meta(ge=0, le=MAX_PROPS_BYTES, description="The largest props, as JSON bytes.")
+    ] = 1024
+    max_per_minute: Annotated[
+        int, Meta(ge=1, le=6000, description="Per visitor session; past it, 429.")
+    ] = 30
+    server_only: Annotated[
+        bool,
+        Meta(description="Taken only from the shop's backend (POST /api/events/server)."),
+    ] = False
+
+
+class AttributionSection(_Table, kw_only=True):
+    """How conversion analysis credits a goal to a teaser."""
+
+    window_minutes: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=43_200,
+            description="A goal counts for the teaser the visitor was shown last, if within "
+            "this many minutes before it.",
+        ),
+    ] = 30
 
 
 class TemplateEntry(_Table, kw_only=True):
@@ -118,6 +172,12 @@ class TemplateEntry(_Table, kw_only=True):
     fallback: Annotated[str, Meta(description="Sent when a {variable} has no value.")] = ""
     sources: list[NonEmpty] = []
     only_on_section: bool = False
+    event: (
+        Annotated[
+            EventName, Meta(description="For situation event: the [[event]] the visitor has done.")
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class RulesFile(_Table, kw_only=True):
@@ -126,3 +186,5 @@ class RulesFile(_Table, kw_only=True):
     score: list[ScoreEntry] = []
     trigger: TriggerSection = field(default_factory=TriggerSection)
     template: Annotated[list[TemplateEntry], Meta(min_length=1)]
+    event: Annotated[list[EventEntry], Meta(max_length=MAX_EVENTS)] = []
+    attribution: AttributionSection = field(default_factory=AttributionSection)

@@ -108,6 +108,14 @@ def _seconds_on_page(rule: ScoreRule, state: VisitorState) -> list[Contribution]
     return [Contribution(rule.id, rule.label, points, f"{seconds}+ s on one page")]
 
 
+def _event(rule: ScoreRule, state: VisitorState) -> list[Contribution]:
+    if state.custom_events.get(rule.event, 0) < rule.min_count:
+        return []
+    # The rule's bar, not the count: a third add to cart changes nothing in the explanation.
+    times = f" {rule.min_count}+ times" if rule.min_count > 1 else ""
+    return [Contribution(rule.id, rule.label, rule.points, f"{rule.event}{times}")]
+
+
 EVALUATORS: dict[str, Evaluator] = {
     "path_prefix": _path_prefix,
     "utm_present": _utm_present,
@@ -115,6 +123,7 @@ EVALUATORS: dict[str, Evaluator] = {
     "customer_id": _customer_id,
     "customer_email": _customer_email,
     "seconds_on_page": _seconds_on_page,
+    "event": _event,
 }
 
 

@@ -60,6 +60,8 @@ async def _replay(
         replay.events += 1
         replay.actual_auto_teasers += int(bool(row.ai_triggered))
         event = _event(site_id, row.session_id, row.payload)
+        if event.custom and event.name not in rules.events:
+            continue  # these rules would have refused it
         now = row.created_at
         last = (
             max([t for t in manual.get(row.session_id, []) if t <= now] + [state.last_auto_at or 0])
@@ -111,4 +113,8 @@ def _event(site_id: str, session_id: str, payload: dict[str, Any]) -> VisitorEve
         ts=payload.get("ts"),
         time_zone=payload.get("timeZone"),
         teaser_id=payload.get("teaserId"),
+        value=payload.get("value"),
+        name=payload.get("name"),
+        props=payload.get("props") or {},
+        event_id=payload.get("eventId"),
     )

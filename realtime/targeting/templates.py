@@ -80,6 +80,7 @@ SITUATIONS: dict[str, Situation] = {
         context.rules.trigger.min_score is not None
         and context.score.total >= context.rules.trigger.min_score
     ),
+    "event": lambda context, t: context.state.custom_events.get(t.event, 0) > 0,
     "any": lambda _c, _t: True,
 }
 

@@ -61,6 +61,10 @@ def qualifying_reasons(state: VisitorState, score: Score, policy: TriggerPolicy)
     ]
     if policy.known_customer and state.customer_id:
         reasons.append("known customer")
+    for name, least in policy.min_events:
+        done = state.custom_events.get(name, 0)
+        if done >= least:
+            reasons.append(f"{done} × {name} ≥ {least}")
     return reasons
 
 

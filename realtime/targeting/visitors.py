@@ -15,6 +15,8 @@ from realtime.targeting.events import VisitorEvent
 
 MAX_PATHS = 100
 MAX_FINGERPRINTS = 64
+# Names are those a rules file declares (at most 64); the bound holds when the file changes.
+MAX_CUSTOM_EVENTS = 64
 
 
 @dataclass
@@ -32,6 +34,8 @@ class VisitorState:
     time_zone: str | None = None
     clicks: int = 0
     conversions: int = 0
+    # How often the visitor did each custom event (track or goal), by its declared name.
+    custom_events: dict[str, int] = field(default_factory=dict)
     auto_day: str = ""
     auto_sent_that_day: int = 0
     last_auto_at: int | None = None
@@ -84,6 +88,10 @@ class VisitorState:
         self.learn(event)
         self.count(event)
 
+    def did(self, name: str) -> None:
+        if name in self.custom_events or len(self.custom_events) < MAX_CUSTOM_EVENTS:
+            self.custom_events[name] = self.custom_events.get(name, 0) + 1
+
     def count_auto_teaser(self, now_ms: int, day: str) -> None:
         if self.auto_day != day:
             self.auto_day, self.auto_sent_that_day = day, 0
@@ -106,6 +114,15 @@ def _convert(state: VisitorState, event: VisitorEvent) -> None:
     state.conversions += 1
 
 
+def _track(state: VisitorState, event: VisitorEvent) -> None:
+    state.did(event.name or "")
+
+
+def _goal(state: VisitorState, event: VisitorEvent) -> None:
+    state.did(event.name or "")
+    state.conversions += 1
+
+
 def _nothing(state: VisitorState, event: VisitorEvent) -> None:
     pass
 
@@ -119,4 +136,6 @@ COUNTS: dict[str, Callable[[VisitorState, VisitorEvent], None]] = {
     "teaser_shown": _nothing,
     "teaser_click": _click,
     "conversion": _convert,
+    "track": _track,
+    "goal": _goal,
 }

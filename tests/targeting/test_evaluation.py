@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from realtime.targeting.evaluation import TRIGGERING_EVENTS, Evaluation, compose, evaluate
-from realtime.targeting.events import EVENT_TYPES, VisitorEvent
+from realtime.targeting.events import CUSTOM_TYPES, EVENT_TYPES, VisitorEvent
 from realtime.targeting.rules import default_rules
 from realtime.targeting.templates import GeneratedTeaser, TemplateGenerator
 from realtime.targeting.triggers import Fatigue
@@ -23,11 +23,13 @@ FRESH = Fatigue(last_teaser_at=None, manual_pending=False)
 
 def event(**fields: Any) -> VisitorEvent:
     body = {"sessionId": "sess_1", "siteId": "shop", "type": "page_view", "path": "/", **fields}
+    if body["type"] in CUSTOM_TYPES:
+        body.setdefault("name", "added_to_cart")
     return parse_event(body)
 
 
 def test_only_signs_of_a_visitor_on_a_page_can_trigger() -> None:
-    assert TRIGGERING_EVENTS == {"page_view", "time_on_page"}
+    assert TRIGGERING_EVENTS == {"page_view", "time_on_page", "track"}
     assert TRIGGERING_EVENTS < EVENT_TYPES
 
 

@@ -198,7 +198,9 @@ def test_the_shipped_defaults_are_valid_and_complete() -> None:
         "known_customer",
         "customer_email",
         "time_on_page",
+        "cart_adds",
     }
+    assert set(RULES.events) == {"added_to_cart", "signed_up", "purchase"}
     assert RULES.trigger.cooldown_seconds == 300
     assert load_rules(DEFAULT_RULES) == RULES
 
