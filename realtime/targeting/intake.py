@@ -19,6 +19,15 @@ from realtime.platform.clock import Clock, iso_time, now_ms
 from realtime.platform.database import upsert
 from realtime.platform.errors import NotFound
 from realtime.platform.metrics import Metrics
+from realtime.platform.outbox import (
+    REPORTED_EVENTS,
+    OutboxRow,
+    Subscriptions,
+    WebhookType,
+    auto_teaser_sent,
+    visitor_event,
+    write_outbox,
+)
 from realtime.platform.tables import (
     of_session,
     teaser_messages,
@@ -72,6 +81,7 @@ class EventIntake:
         metrics: Metrics,
         *,
         clock: Clock = now_ms,
+        subscriptions: Subscriptions | None = None,
     ) -> None:
         self.engine = engine
         self.rulebook = rulebook
@@ -80,6 +90,8 @@ class EventIntake:
         self.generator = generator
         self.metrics = metrics
         self.clock = clock
+        # Which sites' webhook endpoints take which events (realtime/platform/outbox.py).
+        self.subscriptions = subscriptions
         self.custom_events = CustomEventGate()
         self._locks: dict[tuple[str, str], _SessionLock] = {}
 
@@ -209,22 +221,47 @@ class EventIntake:
     async def _store_event(
         self, event: VisitorEvent, total: int, teaser: Teaser | None, explanation: dict[str, Any]
     ) -> int:
+        now, payload = self.clock(), event.payload()
         statement = (
             insert(webhook_events_internal)
             .values(
                 site_id=event.site_id,
                 session_id=event.session_id,
                 type=event.type,
-                payload=event.payload(),
+                payload=payload,
                 score=total,
                 ai_triggered=teaser is not None,
                 explanation=explanation,
-                created_at=self.clock(),
+                created_at=now,
             )
             .returning(webhook_events_internal.c.id)
         )
+        # Asked before the transaction: the answer may need a read, and on SQLite the
+        # transaction holds the engine's one connection.
+        reported = await self._reported(event, teaser, explanation)
         async with self.engine.begin() as connection:
-            return int((await connection.execute(statement)).scalar_one())
+            event_id = int((await connection.execute(statement)).scalar_one())
+            if reported:
+                # The webhook outbox, in the same transaction as the event it reports.
+                rows = _reports(reported, event, event_id, payload, explanation, now)
+                await connection.run_sync(write_outbox, rows)
+            return event_id
+
+    async def _reported(
+        self, event: VisitorEvent, teaser: Teaser | None, explanation: dict[str, Any]
+    ) -> list[WebhookType]:
+        """The webhook events this event makes, of those the site's endpoints take: a
+        shown, clicked or converted teaser (not a replayed event), an automatic teaser."""
+        if self.subscriptions is None:
+            return []
+        kinds = [] if explanation["duplicate"] else [REPORTED_EVENTS.get(event.type)]
+        if teaser is not None:
+            kinds.append(WebhookType.AUTO_SENT)
+        return [
+            kind
+            for kind in kinds
+            if kind is not None and await self.subscriptions.wants(event.site_id, kind)
+        ]
 
     def _announce(self, event: VisitorEvent, outcome: Outcome) -> None:
         self.activity.announce(
@@ -261,6 +298,22 @@ class EventIntake:
 class _SessionLock:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
+
+
+def _reports(
+    kinds: list[WebhookType],
+    event: VisitorEvent,
+    event_id: int,
+    payload: dict[str, Any],
+    explanation: dict[str, Any],
+    now: int,
+) -> list[OutboxRow]:
+    return [
+        auto_teaser_sent(event.site_id, event.session_id, explanation, now)
+        if kind is WebhookType.AUTO_SENT
+        else visitor_event(kind, event_id, event.site_id, event.session_id, payload, now)
+        for kind in kinds
+    ]
 
 
 def _explain(evaluated: _Evaluated, teaser: Teaser | None) -> dict[str, Any]:
