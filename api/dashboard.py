@@ -184,8 +184,9 @@ async def conversions(request: Request) -> Response:
     view = asked.view(runtime.store.clock())
     # "all" with no since is every teaser ever shown; no period at all is the last week.
     whole = asked.period == "all" and view.since is None
+    window = runtime.rulebook.for_site(principal.site_id).attribution_window_minutes
     report = await runtime.conversions.analyse(
-        principal.site_id, view.since, view.until, whole=whole
+        principal.site_id, view.since, view.until, whole=whole, window_minutes=window
     )
     return FastJSONResponse(report)
 

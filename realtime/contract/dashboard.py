@@ -262,6 +262,20 @@ class Funnel(Struct, rename="camel", omit_defaults=True):
     click_rate: float
     conversion_rate: float
     key: str | None = None
+    value: Annotated[
+        float,
+        Meta(
+            description="The summed value of the conversions and goals credited to these "
+            "teasers; absent when 0."
+        ),
+    ] = 0.0
+    events: Annotated[
+        dict[str, int],
+        Meta(
+            description="By custom event (track or goal) name: how many of these teasers "
+            "were followed by it within the attribution window; absent when none."
+        ),
+    ] = {}
 
 
 class FunnelPoint(Struct):
@@ -284,8 +298,28 @@ class FunnelOverTime(Struct):
     ]
 
 
+class GoalTotal(Struct, rename="camel"):
+    """One goal's occurrences in the period, and those credited to a teaser."""
+
+    key: Annotated[str, Meta(description="The goal's name.")]
+    count: int
+    value: float
+    attributed: int
+    attributed_value: float
+
+
+class Attribution(Struct, rename="camel"):
+    """How goals were credited: to the teaser the session was shown last, if within
+    windowMinutes before the goal (the site's rules, [attribution] window_minutes). A
+    `conversion` event keeps its own rule: the teaser it names, else the last shown."""
+
+    model: Literal["last_shown_within"]
+    window_minutes: int
+
+
 class ConversionReport(Struct, rename="camel"):
-    """Shown → clicked → converted, in all, by trigger, template and source, and over time."""
+    """Shown → clicked → converted, in all, by trigger, template and source, and over time;
+    the goals reached, and how they were credited."""
 
     since: IsoTime
     until: IsoTime
@@ -294,3 +328,5 @@ class ConversionReport(Struct, rename="camel"):
     by_template: list[Funnel]
     by_source: list[Funnel]
     over_time: FunnelOverTime
+    goals: Annotated[list[GoalTotal], Meta(description="Most reached first.")]
+    attribution: Attribution

@@ -3,13 +3,14 @@ it and converted, with rates by trigger type, template and traffic source.
 
 Attribution is last-touch within the session: a click or conversion that names a teaser
 (payload.teaserId) counts for that teaser; one that names none counts for the teaser the
-session was shown most recently before it."""
+session was shown most recently before it. A goal and a custom event count the same way,
+but only within the site's attribution window after that teaser was last shown."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, true
@@ -19,7 +20,9 @@ from realtime.platform.clock import Clock, iso_time, now_ms
 from realtime.platform.tables import teaser_messages
 from realtime.platform.tables import webhook_events_internal as events_table
 
-FUNNEL_EVENTS = ("teaser_shown", "teaser_click", "conversion")
+FUNNEL_EVENTS = ("teaser_shown", "teaser_click", "conversion", "track", "goal")
+ATTRIBUTION_MODEL = "last_shown_within"
+DEFAULT_WINDOW_MINUTES = 30
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 DEFAULT_PERIOD_MS = 7 * DAY_MS
@@ -43,6 +46,11 @@ class Shown:
     source: str
     clicked: bool = False
     converted: bool = False
+    last_at: int = 0  # when the session was last shown it: the window runs from there
+    value: float = 0.0
+    # The custom events (track and goal) its session did within the window, by name.
+    events: set[str] = field(default_factory=set)
+    goals: list[tuple[str, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -50,11 +58,15 @@ class Funnel:
     shown: int = 0
     clicked: int = 0
     converted: int = 0
+    value: float = 0.0
+    events: Counter[str] = field(default_factory=Counter)
 
     def add(self, teaser: Shown) -> None:
         self.shown += 1
         self.clicked += teaser.clicked
         self.converted += teaser.converted
+        self.value += teaser.value
+        self.events.update(teaser.events)
 
     def counts(self) -> dict[str, int]:
         return {"shown": self.shown, "clicked": self.clicked, "converted": self.converted}
@@ -63,11 +75,36 @@ class Funnel:
         def rate(part: int) -> float:
             return round(part / self.shown, 4) if self.shown else 0.0
 
+        # Left out when there is none, as a site without goals or events has always read.
+        value = round(self.value, 2)
+        extra = ({"value": value} if value else {}) | (
+            {"events": dict(sorted(self.events.items()))} if self.events else {}
+        )
         return (
             ({} if key is None else {"key": key})
             | self.counts()
             | {"clickRate": rate(self.clicked), "conversionRate": rate(self.converted)}
+            | extra
         )
+
+
+@dataclass
+class GoalTotal:
+    """A goal's every occurrence in the period, and the part credited to a teaser."""
+
+    count: int = 0
+    value: float = 0.0
+    attributed: int = 0
+    attributed_value: float = 0.0
+
+    def to_json(self, key: str) -> dict[str, Any]:
+        return {
+            "key": key,
+            "count": self.count,
+            "value": round(self.value, 2),
+            "attributed": self.attributed,
+            "attributedValue": round(self.attributed_value, 2),
+        }
 
 
 @dataclass(frozen=True)
@@ -76,7 +113,7 @@ class Origin:
     template: str
 
 
-def attribute(rows: Iterable[Any]) -> list[Shown]:
+def attribute(rows: Iterable[Any], window_ms: int = DEFAULT_WINDOW_MINUTES * 60_000) -> list[Shown]:
     """Funnel events in time order (each with session_id, type, payload, created_at) ->
     each teaser shown, once per session, with its fate."""
     shown: dict[tuple[str, str], Shown] = {}
@@ -91,6 +128,7 @@ def attribute(rows: Iterable[Any]) -> list[Shown]:
             source = (payload.get("utm") or {}).get("utm_source") or NO_SOURCE
             if key not in shown:
                 shown[key] = Shown(teaser_id, row.session_id, row.created_at, source)
+            shown[key].last_at = row.created_at
             latest[row.session_id] = shown[key]
             continue
         target = shown.get(key) or latest.get(row.session_id)
@@ -98,9 +136,43 @@ def attribute(rows: Iterable[Any]) -> list[Shown]:
             continue
         if row.type == "teaser_click":
             target.clicked = True
-        else:
+        elif row.type == "conversion":
             target.converted = True
+            target.value += _value(payload)
+        elif row.created_at - target.last_at <= window_ms:
+            _custom(target, row.type, payload)
     return list(shown.values())
+
+
+def _custom(target: Shown, kind: str, payload: dict[str, Any]) -> None:
+    """A track or goal event within the window of the teaser it is credited to."""
+    name = str(payload.get("name") or "")
+    target.events.add(name)
+    if kind == "goal":
+        target.converted = True
+        target.value += _value(payload)
+        target.goals.append((name, _value(payload)))
+
+
+def _value(payload: dict[str, Any]) -> float:
+    value = payload.get("value")
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def goal_totals(rows: Iterable[Any], teasers: Iterable[Shown]) -> list[dict[str, Any]]:
+    """Every goal reached in the rows, by name, and how much of it teasers earned."""
+    totals: dict[str, GoalTotal] = defaultdict(GoalTotal)
+    for row in rows:
+        if row.type == "goal":
+            total = totals[str((row.payload or {}).get("name") or "")]
+            total.count += 1
+            total.value += _value(row.payload or {})
+    for teaser in teasers:
+        for name, value in teaser.goals:
+            totals[name].attributed += 1
+            totals[name].attributed_value += value
+    ranked = sorted(totals.items(), key=lambda pair: (-pair[1].count, pair[0]))
+    return [total.to_json(name) for name, total in ranked]
 
 
 class Conversions:
@@ -115,14 +187,17 @@ class Conversions:
         until: int | None = None,
         *,
         whole: bool = False,
+        window_minutes: int = DEFAULT_WINDOW_MINUTES,
     ) -> dict[str, Any]:
         """The funnel of the teasers shown in [since, until): by default the last week;
-        `whole` is all of it, from the UTC day the first teaser was shown."""
+        `whole` is all of it, from the UTC day the first teaser was shown. A goal counts
+        for a teaser shown within `window_minutes` before it (the site's rules say)."""
         until = self.clock() if until is None else until
         if whole:
             since = 0
         since = until - DEFAULT_PERIOD_MS if since is None else since
-        teasers = attribute(await self._funnel_events(site_id, since, until))
+        rows = await self._funnel_events(site_id, since, until)
+        teasers = attribute(rows, window_minutes * 60_000)
         if whole:
             first = min((t.at for t in teasers), default=until - 1)
             since = first - first % DAY_MS
@@ -143,6 +218,8 @@ class Conversions:
             "totals": totals.to_json(),
             **{name: _ranked(funnels) for name, funnels in groups.items()},
             "overTime": over_time(teasers, since, until, whole),
+            "goals": goal_totals(rows, teasers),
+            "attribution": {"model": ATTRIBUTION_MODEL, "windowMinutes": window_minutes},
         }
 
     async def _funnel_events(self, site_id: str, since: int, until: int) -> Sequence[Any]:
