@@ -54,6 +54,10 @@ declare namespace TeaserWidget {
     readonly at: Date;
   }
 
+  /** A custom event's properties: flat, of strings, numbers, booleans and nulls. The site's rules
+   * bound their size as JSON (max_props_bytes, 1024 unless they say). */
+  type Props = { readonly [name: string]: string | number | boolean | null };
+
   /** The `detail` of a `teaser:click` event. */
   interface ClickDetail {
     /** The clicked teaser's id; null for a text shown with TeaserWidget.show(). */
@@ -92,6 +96,13 @@ declare namespace TeaserWidget {
     readonly transport: Transport;
     /** Show a text in the bubble, from this page only; it fires no `message` event. */
     readonly show: (text: string) => void;
+    /** Report one of the shop's own events, by a name the site's rules declare ([[event]]), to
+     * POST /api/events; rules may score and trigger on it. Sent once, never thrown: a refusal is a
+     * console warning. Calls before the session is open are sent once it is. */
+    readonly track: (name: string, props?: Props) => void;
+    /** Report a goal reached (a declared event that counts as a conversion), with its value in the
+     * shop's currency; conversion analysis credits it to the teaser shown last, within a window. */
+    readonly goal: (name: string, value?: number) => void;
     /** Call a handler on each event of that name; an unknown name throws. */
     readonly on: <E extends keyof Events>(name: E, handler: Events[E]) => void;
     /** Close the socket, stop the timers, remove the bubble, drop the handlers. */

@@ -444,14 +444,28 @@
 
   function track(type, extra) {
     if (state === State.CLOSED || refusals || typeof fetch !== 'function') return;
+    var name = extra && extra.name;
     postJSON('/api/events', event(type, extra))
       .then(function (response) {
         if (response.ok) return;
         return response.json().catch(function () { return null; }).then(function (body) {
-          if (!refusal(body)) warnOnce('events', 'Event reporting failed: HTTP ' + response.status);
+          // A custom event's refusal says why (not declared, too big, too many), once per name.
+          if (!refusal(body)) warnOnce('events' + (name || ''), (name ? type + "('" + name + "') refused: " +
+            describeError(response, body) : 'Event reporting failed: HTTP ' + response.status));
         });
       })
       .catch(function (error) { warnOnce('events', 'Event reporting failed: ' + error.message); });
+  }
+
+  // The shop's own events (track, goal), each with an id: two in one millisecond are two.
+  // Names are checked lightly here; the server judges. Calls before the session opens wait for it.
+  var queued = [];
+  function custom(type, name, extra) {
+    if (!/^[A-Za-z][\w.:-]{0,63}$/.test(name)) return warn(type + ': "' + name + '" is not an event name');
+    extra.name = name;
+    extra.eventId = Math.random().toString(36).slice(2);
+    if (sessionId) track(type, extra);
+    else if (queued.length < 50) queued.push([type, extra]);
   }
 
   function onPageHide() {
@@ -488,6 +502,8 @@
 
   window.TeaserWidget = Object.freeze(Object.defineProperties({
     show: function (text) { if (state !== State.CLOSED) display({ id: null, message: String(text) }); },
+    track: function (name, props) { custom('track', name, { props: props }); },
+    goal: function (name, value) { custom('goal', name, { value: value }); },
     on: function (name, fn) {
       if (!handlers[name]) throw new Error('TeaserWidget.on: unknown event "' + name + '"');
       handlers[name].push(fn);
@@ -503,6 +519,8 @@
   function start() {
     if (state === State.CLOSED) return;
     track('page_view');
+    queued.forEach(function (call) { track(call[0], call[1]); });
+    queued = [];
     [30, 60].forEach(function (seconds) {
       timers.push(setTimeout(function () { track('time_on_page'); }, seconds * 1000));
     });

@@ -24,6 +24,11 @@ function useTheWidget(widget: TeaserWidget.Widget): void {
   });
   const closing: TeaserWidget.Events['transport'] = (now) => now === 'closed' && console.log('bye');
   widget.on('transport', closing);
+  const props: TeaserWidget.Props = { sku: 'chair-42', price: 249, gift: false, note: null };
+  widget.track('added_to_cart', props);
+  widget.track('viewed_size_guide');
+  widget.goal('purchase', 49.9);
+  widget.goal('signed_up');
   widget.destroy();
 
   // @ts-expect-error: on() knows only message, transport and poll
@@ -38,6 +43,12 @@ function useTheWidget(widget: TeaserWidget.Widget): void {
   console.log(widget.sessionId.length);
   // @ts-expect-error: show() takes the text alone
   widget.show({ message: 'Hi' });
+  // @ts-expect-error: props are flat, no nested objects
+  widget.track('added_to_cart', { item: { sku: 'chair-42' } });
+  // @ts-expect-error: a goal's value is a number in the shop's currency
+  widget.goal('purchase', '49.90');
+  // @ts-expect-error: an event has a name
+  widget.track();
 }
 
 function receive(frame: TeaserWidget.TeaserFrame): TeaserWidget.Message {
