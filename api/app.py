@@ -31,6 +31,7 @@ from api.teasers import (
     teaser_messages,
     teaser_socket,
 )
+from api.webhooks import routes as webhook_routes
 from realtime.platform import Settings
 from realtime.runtime import Runtime
 
@@ -58,6 +59,7 @@ def routes() -> list[BaseRoute]:
         Route("/asyncapi.json", asyncapi),
         *page_routes,
         *dashboard_routes,
+        *webhook_routes,
     ]
 
 

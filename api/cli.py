@@ -39,6 +39,7 @@ from realtime.platform import (
     now_ms,
 )
 from realtime.targeting import DEFAULT_RULES, RuleBook, RuleSet, load_rules, simulate
+from realtime.webhooks import SUBSCRIBABLE, Subscriptions, WebhookEndpoints
 
 DISTRIBUTION = "teaser-push"
 T = TypeVar("T")
@@ -372,6 +373,84 @@ async def privacy_erase(privacy: Privacy, args: argparse.Namespace) -> int:
     return 0
 
 
+def _webhooks(engine: AsyncEngine) -> WebhookEndpoints:
+    settings = Settings.from_environ()
+    return WebhookEndpoints(
+        engine,
+        Subscriptions(engine, ttl=settings.site_cache_ttl),
+        production=settings.production,
+        allow_private=settings.webhook_allow_private,
+    )
+
+
+def _with_webhooks(
+    job: Callable[[WebhookEndpoints, argparse.Namespace], Awaitable[int]],
+) -> Command:
+    return _on_database(_webhooks, job)
+
+
+async def webhook_add(webhooks: WebhookEndpoints, args: argparse.Namespace) -> int:
+    events = [name.strip() for name in args.events.split(",") if name.strip()]
+    endpoint, secret = await webhooks.add(args.site_id, args.url, events)
+    print(
+        f"webhook endpoint {endpoint.number} of site {args.site_id} added: {endpoint.url} "
+        f"({', '.join(endpoint.events) or 'every event'}); running servers send to it within "
+        "seconds"
+    )
+    print(f"signing secret (shown once, store it now): {secret}")
+    return 0
+
+
+async def webhook_list(webhooks: WebhookEndpoints, args: argparse.Namespace) -> int:
+    for each in await webhooks.list_endpoints(args.site_id):
+        state = each.state
+        if each.failing_since is not None and each.disabled_at is None:
+            state += f" since {_when(each.failing_since)}"
+        if each.disabled_at is not None:
+            state += f" {_when(each.disabled_at)}: {each.disabled_reason}"
+        last = _when(each.last_delivered_at) if each.last_delivered_at else "never"
+        events = ",".join(each.events) or "all events"
+        print(f"{each.number}\t{each.url}\t{events}\t{state}\tlast delivery {last}")
+    return 0
+
+
+async def webhook_remove(webhooks: WebhookEndpoints, args: argparse.Namespace) -> int:
+    await webhooks.remove(args.site_id, args.number)
+    print(f"webhook endpoint {args.number} of site {args.site_id} removed")
+    return 0
+
+
+async def webhook_rotate(webhooks: WebhookEndpoints, args: argparse.Namespace) -> int:
+    rotated = await webhooks.rotate(args.site_id, args.number)
+    print(f"new signing secret (shown once, store it now): {rotated.secret}")
+    print(f"the previous secret signs beside it until {_when(rotated.previous_until)}")
+    return 0
+
+
+async def webhook_enable(webhooks: WebhookEndpoints, args: argparse.Namespace) -> int:
+    await webhooks.enable(args.site_id, args.number)
+    print(f"webhook endpoint {args.number} of site {args.site_id} enabled")
+    return 0
+
+
+async def webhook_test(webhooks: WebhookEndpoints, args: argparse.Namespace) -> int:
+    webhook_id = await webhooks.queue_test(args.site_id, args.number)
+    print(f"teaser.test queued for endpoint {args.number} (webhook-id {webhook_id})")
+    print(f"`teaser webhook deliveries {args.site_id} {args.number}` shows how it went")
+    return 0
+
+
+async def webhook_deliveries(webhooks: WebhookEndpoints, args: argparse.Namespace) -> int:
+    for each in await webhooks.deliveries(args.site_id, args.number):
+        answer = each.status_code if each.status_code is not None else (each.error or "-")
+        latency = f"{each.latency_ms} ms" if each.latency_ms is not None else "-"
+        print(
+            f"{each.id}\t{each.type}\t{each.status}\tattempts {each.attempts}"
+            f"\t{answer}\t{latency}\t{each.event_id}"
+        )
+    return 0
+
+
 def _when(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -486,6 +565,8 @@ def _parser() -> argparse.ArgumentParser:
     erase.add_argument("--site", help="only this site (default: every site)")
     erase.set_defaults(run=_on_database(Privacy, privacy_erase))
 
+    _webhook_commands(commands)
+
     rules = commands.add_parser("rules", help="scoring, trigger and template rules")
     rules_actions = rules.add_subparsers(dest="action", required=True)
     init = rules_actions.add_parser(
@@ -512,6 +593,35 @@ def _parser() -> argparse.ArgumentParser:
     dry_run.add_argument("--minutes", type=int, default=60)
     dry_run.set_defaults(run=_with_sites(rules_simulate))
     return parser
+
+
+def _webhook_commands(commands: Any) -> None:
+    webhook = commands.add_parser(
+        "webhook", help="webhook endpoints: signed events for a site's backend"
+    ).add_subparsers(dest="action", required=True)
+    add = webhook.add_parser("add", help="add an endpoint and print its signing secret once")
+    add.add_argument("site_id", metavar="SITE")
+    add.add_argument("url", metavar="URL")
+    add.add_argument(
+        "--events",
+        default="",
+        help=f"comma-separated, of {', '.join(SUBSCRIBABLE)} (default: all)",
+    )
+    add.set_defaults(run=_with_webhooks(webhook_add))
+    listing = webhook.add_parser("list", help="a site's endpoints, their state and last delivery")
+    listing.add_argument("site_id", metavar="SITE")
+    listing.set_defaults(run=_with_webhooks(webhook_list))
+    for name, job, text in (
+        ("remove", webhook_remove, "remove an endpoint (its number is not reused)"),
+        ("rotate", webhook_rotate, "print a new secret; the old one signs beside it for 24 h"),
+        ("enable", webhook_enable, "send to a disabled endpoint again"),
+        ("test", webhook_test, "queue a teaser.test event for the endpoint"),
+        ("deliveries", webhook_deliveries, "the endpoint's latest deliveries"),
+    ):
+        action = webhook.add_parser(name, help=text)
+        action.add_argument("site_id", metavar="SITE")
+        action.add_argument("number", type=int, metavar="N", help="1 is the site's first")
+        action.set_defaults(run=_with_webhooks(job))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     # Webhooks read what the other wings wrote to the outbox (in platform), nothing more.
     "webhooks": frozenset({"platform"}),
     # The wire sits on top: it turns bodies into the wings' own objects and back.
-    "contract": frozenset({"delivery", "targeting", "insight", "platform"}),
+    "contract": frozenset({"delivery", "targeting", "insight", "webhooks", "platform"}),
     "migrations": frozenset({"platform"}),
     "runtime": frozenset({*WINGS, "migrations"}),
 }

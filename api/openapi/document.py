@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 
-from api.openapi.operations import OPERATIONS, Answer, Operation
-from realtime.contract import PATH_PARAMETERS, ErrorAnswer
+from api.openapi.operations import OPERATIONS, WEBHOOKS, Answer, Operation
+from realtime.contract import PATH_PARAMETERS, WEBHOOK_EVENTS, ErrorAnswer
 
 REF = "#/components/schemas/{name}"
 PATH_PARAMETER = re.compile(r"\{(\w+)\}")
@@ -34,7 +34,8 @@ ERROR_WORDS = {
     401: "Unknown site, key or session",
     403: "Origin not allowed, or CSRF token wrong",
     404: "Not found",
-    409: "An Idempotency-Key whose send's messages were since deleted",
+    409: "In conflict with what is stored (an Idempotency-Key whose send's messages were "
+    "since deleted, a disabled webhook endpoint…): the message says what",
     413: "Body too large",
     422: "A field breaks the contract; the message names it",
     429: "Rate limited; Retry-After says when to come back",
@@ -56,12 +57,13 @@ def openapi_document(version: str) -> dict[str, Any]:
             "The WebSocket protocols are in /asyncapi.json.",
         },
         "paths": _paths(by_type, components),
+        "webhooks": _webhooks(by_type),
         "components": {"schemas": components, "securitySchemes": SECURITY_SCHEMES},
     }
 
 
 def _contract_types() -> tuple[Any, ...]:
-    found: list[Any] = [ErrorAnswer]
+    found: list[Any] = [ErrorAnswer, *WEBHOOK_EVENTS.values()]
     for operation in OPERATIONS:
         for kind in (operation.body, operation.query, *_answer_types(operation)):
             if kind is not None and kind not in found:
@@ -81,6 +83,35 @@ def _paths(by_type: dict[Any, Any], components: dict[str, Any]) -> dict[str, Any
             operation, by_type, components
         )
     return paths
+
+
+def _webhooks(by_type: dict[Any, Any]) -> dict[str, Any]:
+    """What Teaser POSTs to a site's endpoints, one entry per event (OpenAPI 3.1)."""
+    return {
+        name: {
+            "post": {
+                "summary": WEBHOOKS[name],
+                "operationId": "webhook" + "".join(w.title() for w in re.findall(r"[a-z]+", name)),
+                "tags": ["webhooks"],
+                "description": "Signed as Standard Webhooks: the webhook-id (the same on "
+                "every retry), webhook-timestamp and webhook-signature headers "
+                "(docs/webhooks.md shows how to verify them).",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": by_type[kind]}},
+                },
+                "responses": {
+                    "2XX": {"description": "Received: delivered, not sent again"},
+                    "410": {"description": "Gone: the endpoint is disabled at once"},
+                    "default": {
+                        "description": "Any other answer, or none within 10 s: tried again "
+                        "with back-off for 24 hours"
+                    },
+                },
+            }
+        }
+        for name, kind in WEBHOOK_EVENTS.items()
+    }
 
 
 def _operation(

@@ -35,6 +35,14 @@ from realtime.contract import (
     Stats,
     TeaserState,
     ViewQuery,
+    WebhookCreated,
+    WebhookDeliveries,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEndpoints,
+    WebhookRequest,
+    WebhookSecret,
+    WebhookTestQueued,
     WidgetRequest,
 )
 
@@ -84,6 +92,7 @@ IDEMPOTENCY_KEY = {
 WIDGET_ERRORS = (400, 401, 403, 413, 422, 429, 503)
 KEY_ERRORS = (400, 401, 413, 422, 429, 503)
 DASHBOARD_ERRORS = (400, 401, 403, 422, 503)
+WEBHOOK_ERRORS = (400, 401, 404, 413, 422, 503)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -196,6 +205,73 @@ OPERATIONS: tuple[Operation, ...] = (
         body=ERASE_BODY,
         security=SITE_KEY,
         errors=KEY_ERRORS,
+    ),
+    *(
+        Operation(method, path, summary, "webhooks", answers, security=SITE_KEY, **extra)
+        for method, path, summary, answers, extra in (
+            (
+                "get",
+                "/api/webhooks",
+                "The site's webhook endpoints",
+                (Answer(200, "Each endpoint, by number", WebhookEndpoints),),
+                {"errors": (400, 401, 503)},
+            ),
+            (
+                "post",
+                "/api/webhooks",
+                "Add a webhook endpoint; its signing secret is answered this once",
+                (Answer(201, "The endpoint and its secret (whsec_…)", WebhookCreated),),
+                {
+                    "body": WebhookRequest,
+                    "errors": (*WEBHOOK_ERRORS, 409),
+                    "description": "Events reach it from the moment it exists on this "
+                    "worker, and on the others within TEASER_SITE_CACHE_TTL (5 s). A site "
+                    "has at most 20 endpoints (409 `too_many_endpoints`).",
+                },
+            ),
+            (
+                "delete",
+                "/api/webhooks/{number}",
+                "Remove an endpoint: nothing more is sent to it, and its number is not reused",
+                (Answer(204, "Removed; what it still had pending has failed"),),
+                {"errors": WEBHOOK_ERRORS},
+            ),
+            (
+                "post",
+                "/api/webhooks/{number}/rotate",
+                "A new signing secret; the previous one signs beside it for 24 hours",
+                (Answer(200, "The new secret, shown this once", WebhookSecret),),
+                {"errors": WEBHOOK_ERRORS},
+            ),
+            (
+                "post",
+                "/api/webhooks/{number}/enable",
+                "Send to a disabled endpoint again",
+                (Answer(200, "The endpoint, enabled", WebhookEndpoint),),
+                {"errors": WEBHOOK_ERRORS},
+            ),
+            (
+                "post",
+                "/api/webhooks/{number}/test",
+                "Queue a teaser.test event for this endpoint alone",
+                (Answer(202, "Queued; sent within a second", WebhookTestQueued),),
+                {"errors": (*WEBHOOK_ERRORS, 409)},
+            ),
+            (
+                "get",
+                "/api/webhooks/{number}/deliveries",
+                "An endpoint's latest 50 deliveries: status code, latency, attempts",
+                (Answer(200, "Newest event first", WebhookDeliveries),),
+                {"errors": WEBHOOK_ERRORS},
+            ),
+            (
+                "post",
+                "/api/webhooks/{number}/deliveries/{delivery_id}/replay",
+                "Send a delivery again (same webhook-id), from its first retry interval",
+                (Answer(202, "Queued", WebhookDelivery),),
+                {"errors": WEBHOOK_ERRORS},
+            ),
+        )
     ),
     Operation(
         "post",
@@ -412,3 +488,19 @@ OPERATIONS: tuple[Operation, ...] = (
         for old, new in MOVED_PAGES.items()
     ),
 )
+
+
+# /openapi.json's `webhooks`: what each event's POST to an endpoint means (docs/webhooks.md).
+WEBHOOKS: dict[str, str] = {
+    "teaser.delivered": "A teaser reached its visitor: acked by the widget's socket, or "
+    "handed to a poll.",
+    "teaser.shown": "The widget showed a teaser (its teaser_shown event).",
+    "teaser.clicked": "The visitor clicked a teaser (its teaser_click event).",
+    "teaser.converted": "The visitor converted (a conversion event), crediting the teaser "
+    "the widget named.",
+    "teaser.expired": "A teaser expired before it reached its visitor; reported once, "
+    "about TEASER_CLAIM_LEASE_MS + 5 s after it expired.",
+    "auto_teaser.sent": "Teaser sent a teaser by itself, with why: the rules and their "
+    "points, the reasons and the template.",
+    "teaser.test": "Asked for by POST /api/webhooks/{number}/test or `teaser webhook test`.",
+}

@@ -23,8 +23,32 @@ MessageId = Annotated[
     ),
 ]
 
+EndpointNumber = Annotated[
+    str,
+    Meta(
+        pattern=r"^[1-9][0-9]{0,9}$",
+        description="A webhook endpoint's number within its site (GET /api/webhooks lists them).",
+        examples=["1"],
+        extra={"refusal": "must be an endpoint's number: 1, 2, 3…"},
+    ),
+]
+DeliveryId = Annotated[
+    str,
+    Meta(
+        pattern=r"^[1-9][0-9]{0,17}$",
+        description="A webhook delivery's id, as its endpoint's deliveries list it.",
+        examples=["42"],
+        extra={"refusal": "must be a delivery's id: a whole number from 1"},
+    ),
+]
+
 # Every path parameter of every route, by the name the route gives it.
-PATH_PARAMETERS: dict[str, Any] = {"message_id": MessageId, "session_id": SessionId}
+PATH_PARAMETERS: dict[str, Any] = {
+    "message_id": MessageId,
+    "session_id": SessionId,
+    "number": EndpointNumber,
+    "delivery_id": DeliveryId,
+}
 
 
 def path_value(params: Mapping[str, Any], name: str) -> str:

@@ -55,6 +55,12 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class Rotated:
+    secret: str  # shown this once
+    previous_until: int  # the old secret signs too until then
+
+
+@dataclass(frozen=True)
 class DeliveryInfo:
     id: int
     event_id: str
@@ -108,7 +114,7 @@ class WebhookEndpoints:
         if (
             await connection.execute(select(sites.c.id).where(sites.c.id == site_id))
         ).first() is None:
-            raise NotFound(f"no site '{site_id}'")
+            raise NotFound(f"no site '{site_id}'", code="site_not_found")
         live = select(func.count()).where(
             endpoints.site_id == site_id, endpoints.removed_at.is_(None)
         )
@@ -167,9 +173,9 @@ class WebhookEndpoints:
             await _fail_pending(connection, row.id, "the endpoint was removed")
         self.subscriptions.forget()
 
-    async def rotate(self, site_id: str, number: int) -> str:
+    async def rotate(self, site_id: str, number: int) -> Rotated:
         """A new secret; the old one signs beside it for 24 hours."""
-        secret = new_secret()
+        secret, until = new_secret(), self.clock() + PREVIOUS_SECRET_MS
         async with self.engine.begin() as connection:
             row = await _row(connection, site_id, number, lock=True)
             await connection.execute(
@@ -178,10 +184,10 @@ class WebhookEndpoints:
                 .values(
                     secret=secret,
                     previous_secret=row.secret,
-                    previous_secret_until=self.clock() + PREVIOUS_SECRET_MS,
+                    previous_secret_until=until,
                 )
             )
-        return secret
+        return Rotated(secret, until)
 
     async def enable(self, site_id: str, number: int) -> Endpoint:
         """Sending again, after it was disabled (its failures fixed, presumably)."""
@@ -261,7 +267,9 @@ class WebhookEndpoints:
                 )
             )
             if done.rowcount != 1:
-                raise NotFound(f"endpoint {number} has no delivery {delivery_id}")
+                raise NotFound(
+                    f"endpoint {number} has no delivery {delivery_id}", code="delivery_not_found"
+                )
             found = await connection.execute(_delivery_query().where(deliveries.id == delivery_id))
             return _delivery(found.one())
 
@@ -279,7 +287,9 @@ async def _row(
     connection: AsyncConnection, site_id: str, number: int, *, lock: bool = False
 ) -> Row[Any]:
     if not 0 < number <= MAX_NUMBER:
-        raise NotFound(f"site '{site_id}' has no webhook endpoint {number}")
+        raise NotFound(
+            f"site '{site_id}' has no webhook endpoint {number}", code="endpoint_not_found"
+        )
     statement = select(webhook_endpoints).where(
         endpoints.site_id == site_id, endpoints.number == number, endpoints.removed_at.is_(None)
     )
@@ -287,7 +297,8 @@ async def _row(
     if row is None:
         raise NotFound(
             f"site '{site_id}' has no webhook endpoint {number} "
-            f"(`teaser webhook list {site_id}` shows them)"
+            f"(`teaser webhook list {site_id}` shows them)",
+            code="endpoint_not_found",
         )
     return row
 

@@ -22,7 +22,12 @@ PARAMETER = re.compile(r"\{(\w+)\}")
 # What a static files Mount serves, as the document names it.
 ASSET = "{asset}"
 # A plausible value for each path parameter; the ids name nothing, so those are 404s.
-PLAUSIBLE = {"message_id": "tm_01HZZZZZZZZZZZZZZZZZZZZZZZ", "asset": "main.js"}
+PLAUSIBLE = {
+    "message_id": "tm_01HZZZZZZZZZZZZZZZZZZZZZZZ",
+    "asset": "main.js",
+    "number": "1",
+    "delivery_id": "1",
+}
 # The router's own 404 (api.errors.CODE_BY_STATUS): the path matched no route at all.
 UNMATCHED = "not_found"
 SECURITY_SCHEMES = {"siteKey", "siteId", "operatorSession", "csrfToken"}

@@ -19,6 +19,7 @@ from realtime.contract import (
     LoginRequest,
     SendRequest,
     SessionRequest,
+    WebhookRequest,
     WidgetRequest,
 )
 from tests.support import (
@@ -65,6 +66,8 @@ def bodies() -> list[Body]:
         Body("POST", "/api/operator/login", LoginRequest,
              {"siteId": DEMO_SITE, "email": "a@b.example", "password": "pw"}, {}),
         Body("POST", "/api/dashboard/teasers", DashboardSendRequest, send, DEMO_HEADERS),
+        Body("POST", "/api/webhooks", WebhookRequest, {"url": "https://shop.example/hook"},
+             DEMO_HEADERS),
     ]  # fmt: skip
 
 
