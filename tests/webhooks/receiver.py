@@ -47,6 +47,7 @@ class Behaviour:
     status: int = 200
     delay: float = 0.0
     location: str | None = None  # with a 3xx status: where it redirects
+    body_bytes: int = 0  # an answer this long instead of a short one
 
 
 @dataclass
@@ -72,11 +73,19 @@ class Receiver:
         if behaviour.delay:
             await asyncio.sleep(behaviour.delay)
         headers = {"location": behaviour.location} if behaviour.location else {}
-        return Response(f"answered {behaviour.status}", behaviour.status, headers=headers)
+        body = b"x" * behaviour.body_bytes or f"answered {behaviour.status}".encode()
+        return Response(body, behaviour.status, headers=headers)
 
     async def start(self) -> None:
         app = Starlette(routes=[Route("/{path:path}", self._record, methods=["POST", "GET"])])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        # A slow answer still under way at a stop is cut short, not waited for.
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+        )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:
