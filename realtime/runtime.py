@@ -222,6 +222,7 @@ class Runtime:
             policy,
             clock=clock,
             expiry_grace_ms=settings.claim_lease_ms + EXPIRY_GRACE_MS,
+            interval=settings.webhook_interval,
         )
 
     async def start(self) -> None:

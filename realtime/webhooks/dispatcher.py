@@ -24,7 +24,8 @@ logger = logging.getLogger("teaser.webhooks")
 
 # Endpoints one worker sends to at once; the others wait for a free place (or a worker).
 PARALLEL_ENDPOINTS = 64
-EXPIRED_SWEEP_INTERVAL = 5.0
+# Expired teasers are looked for once in this many rounds.
+EXPIRED_SWEEP_ROUNDS = 10
 # A worker that starts reports what expired this long before it (while it was down).
 EXPIRED_LOOKBACK_MS = 3_600_000
 # After the database fails a round, rounds pause: from this, doubling, up to the cap.
@@ -42,6 +43,7 @@ class Dispatcher:
         *,
         clock: Clock,
         expiry_grace_ms: int,
+        interval: float = 0.5,
     ) -> None:
         self.queue = queue
         self.subscriptions = subscriptions
@@ -50,6 +52,7 @@ class Dispatcher:
         self.clock = clock
         # A socket may still ack a teaser within its lease after it expired.
         self.expiry_grace_ms = expiry_grace_ms
+        self.sweep_interval = interval * EXPIRED_SWEEP_ROUNDS
         self._running: dict[int, asyncio.Task[None]] = {}
         self._expired_until = clock() - EXPIRED_LOOKBACK_MS
         self._next_sweep = 0.0
@@ -142,7 +145,7 @@ class Dispatcher:
     async def _sweep_expired(self) -> None:
         if time.monotonic() < self._next_sweep:
             return
-        self._next_sweep = time.monotonic() + EXPIRED_SWEEP_INTERVAL
+        self._next_sweep = time.monotonic() + self.sweep_interval
         until = self.clock() - self.expiry_grace_ms
         if until <= self._expired_until:
             return

@@ -217,9 +217,9 @@ async def test_an_expired_teaser_is_reported_once(live: Live, receiver: Receiver
     payload = verified(event, site)
     assert payload["data"]["teaserId"] == sent["id"]
     assert event.id == f"evt_expired_{sent['id']}"
-    await asyncio.sleep(1.2)  # more sweeps, from the same watermark and a fresh one
+    await asyncio.sleep(0.7)  # more sweeps, from the same watermark and a fresh one
     live.runtime.dispatcher._expired_until -= 120_000
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(0.7)
     assert len(receiver.at(site.path)) == 1
 
 
