@@ -73,8 +73,8 @@ async def list_deliveries(request: Request) -> Response:
 
 async def replay_delivery(request: Request) -> Response:
     site = await sending_site(request)
-    delivery = int(path_value(request.path_params, "delivery_id"))
-    replayed = await runtime_of(request).webhooks.replay(site.id, _number(request), delivery)
+    number, delivery = _number(request), int(path_value(request.path_params, "delivery_id"))
+    replayed = await runtime_of(request).webhooks.replay(site.id, number, delivery)
     return StructResponse(WebhookDelivery.of(replayed), status_code=202)
 
 
