@@ -227,9 +227,16 @@ export class Feed {
   }
 }
 
+// A shop's own events (TeaserWidget.track / goal) by their name.
+function eventLabel(item) {
+  if (item.type === 'track' && item.name) return `▸ ${item.name}`;
+  if (item.type === 'goal' && item.name) return `🎯 ${item.name}` + (item.value != null ? ` (${item.value})` : '');
+  return EVENT_LABELS[item.type] || item.type;
+}
+
 export function describe(item) {
   if (item.kind === 'event') {
-    return [h('span', { class: 'kind' }, EVENT_LABELS[item.type] || item.type),
+    return [h('span', { class: 'kind' }, eventLabel(item)),
       item.aiTriggered ? h('span', { class: 'tag ai', title: 'sent a teaser automatically' }, '🤖 AI') : null];
   }
   if (item.kind === 'teaser_sent') {

@@ -174,6 +174,8 @@ function label(entry) {
     case 'teaser_shown': return `Saw teaser ${entry.teaserId || ''}`;
     case 'teaser_click': return `Clicked teaser ${entry.teaserId || ''}`;
     case 'conversion': return '🎯 Converted' + (entry.value != null ? ` (${entry.value})` : '');
+    case 'track': return `▸ ${entry.name || 'track'}`;
+    case 'goal': return `🎯 Goal ${entry.name || ''}` + (entry.value != null ? ` (${entry.value})` : '');
     default: return entry.type;
   }
 }

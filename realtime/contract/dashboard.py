@@ -148,6 +148,7 @@ class EventItem(Struct, rename="camel", tag_field="kind", tag="event", kw_only=T
     seconds_on_page: int | None
     teaser_id: str | None
     value: float | None
+    name: Annotated[str | None, Meta(description="A track or goal event's name.")]
     time_zone: str | None
     score: int
     ai_triggered: bool
@@ -205,6 +206,7 @@ class JourneyEvent(Struct, rename="camel", tag_field="kind", tag="event", kw_onl
     seconds_on_page: int | None
     teaser_id: str | None
     value: float | None
+    name: Annotated[str | None, Meta(description="A track or goal event's name.")]
     score: int
     score_change: int
     rules: Annotated[list[dict[str, Any]], Meta(description="Every rule the score holds after it.")]

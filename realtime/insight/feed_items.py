@@ -92,6 +92,7 @@ def event_item(data: Any) -> dict[str, Any]:
         "secondsOnPage": payload.get("secondsOnPage"),
         "teaserId": payload.get("teaserId"),
         "value": payload.get("value"),
+        "name": payload.get("name"),  # a track or goal event's own name
         "timeZone": payload.get("timeZone"),
         "score": data["score"],
         "aiTriggered": bool(data["ai_triggered"]),

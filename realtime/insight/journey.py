@@ -106,6 +106,7 @@ def _events_timeline(rows: Sequence[Any]) -> list[dict[str, Any]]:
                 "secondsOnPage": payload.get("secondsOnPage"),
                 "teaserId": payload.get("teaserId"),
                 "value": payload.get("value"),
+                "name": payload.get("name"),
                 "score": row.score,
                 "scoreChange": row.score - previous_score,
                 "rules": rules,
