@@ -16,10 +16,17 @@ from realtime.platform.tables import (
     teaser_messages,
     teaser_polls,
     visitor_sessions,
+    webhook_deliveries,
+    webhook_endpoints,
     webhook_events_internal,
+    webhook_outbox,
 )
 
+# Webhook deliveries and their outbox events name the session too (and a conversion's
+# customer id): an erased person's pending ones are never sent.
 PER_SESSION_TABLES: tuple[Table, ...] = (
+    webhook_deliveries,
+    webhook_outbox,
     webhook_events_internal,
     teaser_messages,
     teaser_polls,
@@ -99,6 +106,9 @@ async def _delete_session(
 ) -> int:
     if table is teaser_messages:
         condition = of_session(site, session)
+    elif table is webhook_deliveries:  # a delivery knows its site through its endpoint
+        of_site = select(webhook_endpoints.c.id).where(webhook_endpoints.c.site_id == site)
+        condition = and_(table.c.session_id == session, table.c.endpoint_id.in_(of_site))
     else:
         condition = and_(table.c.site_id == site, table.c.session_id == session)
     result = await connection.execute(delete(table).where(condition))

@@ -22,7 +22,7 @@ from websockets.asyncio.client import connect
 
 from realtime.contract import WEBHOOK_EVENTS
 from realtime.platform import now_ms
-from realtime.platform.tables import webhook_outbox
+from realtime.platform.tables import webhook_deliveries, webhook_outbox
 from realtime.runtime import Runtime
 from tests.support import (
     InProcessServer,
@@ -270,3 +270,28 @@ async def test_a_test_event_and_a_replay_come_with_the_same_signature_scheme(
     again = receiver.at(site.path)[1]
     assert again.id == webhook_id and again.body == first.body
     assert verified(again, site)["data"]["endpoint"] == 1
+
+
+async def test_erasing_a_person_erases_their_webhook_events_and_deliveries_only(
+    live: Live, receiver: Receiver
+) -> None:
+    site = await new_site(live, receiver, ("teaser.converted",))
+    erased, kept = new_session_id(), new_session_id()
+    for session, customer in ((erased, "erase-me"), (kept, "keep-me")):
+        await report(live, site, session, "page_view", path="/", customerId=customer)
+        await report(live, site, session, "conversion", path="/thanks", value=5)
+    await receiver.wait_for(site.path, 2)
+
+    erasure = await live.runtime.privacy.erase(customer_id="erase-me", site_id=site.id)
+
+    assert erasure.rows["webhook_outbox"] == 1
+    assert erasure.rows["webhook_deliveries"] == 1
+    outbox, deliveries = webhook_outbox.c, webhook_deliveries.c
+    async with live.runtime.engine.connect() as connection:
+        for session, expected in ((erased, 0), (kept, 1)):
+            count = select(func.count()).where(
+                outbox.site_id == site.id, outbox.session_id == session
+            )
+            assert (await connection.execute(count)).scalar_one() == expected
+            count = select(func.count()).where(deliveries.session_id == session)
+            assert (await connection.execute(count)).scalar_one() == expected
