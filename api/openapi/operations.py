@@ -92,7 +92,7 @@ IDEMPOTENCY_KEY = {
 WIDGET_ERRORS = (400, 401, 403, 413, 422, 429, 503)
 KEY_ERRORS = (400, 401, 413, 422, 429, 503)
 DASHBOARD_ERRORS = (400, 401, 403, 422, 503)
-WEBHOOK_ERRORS = (400, 401, 404, 413, 422, 503)
+WEBHOOK_ERRORS = (400, 401, 403, 404, 413, 422, 503)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -207,14 +207,23 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=KEY_ERRORS,
     ),
     *(
-        Operation(method, path, summary, "webhooks", answers, security=SITE_KEY, **extra)
+        # The site's key, or a signed-in operator of that site (with the CSRF token to write).
+        Operation(
+            method,
+            path,
+            summary,
+            "webhooks",
+            answers,
+            security=OPERATOR_READ if method == "get" else OPERATOR_WRITE,
+            **extra,
+        )
         for method, path, summary, answers, extra in (
             (
                 "get",
                 "/api/webhooks",
                 "The site's webhook endpoints",
                 (Answer(200, "Each endpoint, by number", WebhookEndpoints),),
-                {"errors": (400, 401, 503)},
+                {"errors": (400, 401, 403, 503)},
             ),
             (
                 "post",

@@ -1,6 +1,7 @@
 """/api/webhooks with the site's key: add (the secret once), list,
 rotate (both secrets sign for a day), test, deliveries, replay and remove; bad input is a
-4xx naming what is wrong, on SQLite and PostgreSQL."""
+4xx naming what is wrong, on SQLite and PostgreSQL. A signed-in operator gets the same API
+for their own site alone, with the CSRF token on every change."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import itertools
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,3 +207,84 @@ async def test_a_site_sees_only_its_own_endpoints(tenant: Tenant, receiver: Rece
 
     assert json_of(await tenant.http.get("/api/webhooks", headers=other)) == {"endpoints": []}
     assert (await tenant.http.delete("/api/webhooks/1", headers=other)).status_code == 404
+
+
+@asynccontextmanager
+async def sign_in(tenant: Tenant, site_id: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client holding the session cookie of a new operator of `site_id` (no CSRF token)."""
+    assert tenant.server.runtime is not None
+    email = f"op-{next(sites)}@shop.example"
+    _, password = await tenant.server.runtime.operators.create(site_id, email)
+    async with httpx.AsyncClient(base_url=tenant.server.base_url, timeout=10) as client:
+        answer = await client.post(
+            "/api/operator/login", json={"siteId": site_id, "email": email, "password": password}
+        )
+        assert answer.status_code == 200, answer.text
+        client.headers["X-Test-CSRF"] = answer.json()["csrfToken"]
+        yield client
+
+
+def csrf(client: httpx.AsyncClient) -> dict[str, str]:
+    return {"X-CSRF-Token": client.headers["X-Test-CSRF"]}
+
+
+async def test_an_operator_manages_their_sites_endpoints_with_the_csrf_token(
+    tenant: Tenant, receiver: Receiver
+) -> None:
+    path = f"operated-{id(tenant)}"
+    site_id = tenant.headers["X-Site-ID"]
+    async with sign_in(tenant, site_id) as operator:
+        created = await operator.post(
+            "/api/webhooks", json={"url": receiver.url(path)}, headers=csrf(operator)
+        )
+        queued = await operator.post("/api/webhooks/1/test", headers=csrf(operator))
+        [event] = await receiver.wait_for(path, 1)
+        listed = json_of(await operator.get("/api/webhooks"))
+        by_key = json_of(await tenant.call("GET", "/api/webhooks"))
+
+    assert created.status_code == 201, created.text
+    assert event.verified(json_of(created)["secret"])["type"] == "teaser.test"
+    assert event.id == json_of(queued)["webhookId"]
+    assert listed == by_key
+    assert [each["url"] for each in listed["endpoints"]] == [receiver.url(path)]
+
+
+async def test_an_operators_change_without_the_csrf_token_is_refused(
+    tenant: Tenant, receiver: Receiver
+) -> None:
+    await add(tenant, receiver.url("guarded"))
+    async with sign_in(tenant, tenant.headers["X-Site-ID"]) as operator:
+        answers = [
+            await operator.post("/api/webhooks", json={"url": receiver.url("forged")}),
+            await operator.delete("/api/webhooks/1"),
+            await operator.post("/api/webhooks/1/rotate", headers={"X-CSRF-Token": "wrong"}),
+            await operator.post(
+                "/api/webhooks/1/test",
+                headers={**csrf(operator), "Origin": "https://evil.example"},
+            ),
+        ]
+
+    assert [(each.status_code, json_of(each)["error"]["code"]) for each in answers] == [
+        (403, "csrf_failed"),
+        (403, "csrf_failed"),
+        (403, "csrf_failed"),
+        (403, "origin_not_allowed"),
+    ]
+    assert len(json_of(await tenant.call("GET", "/api/webhooks"))["endpoints"]) == 1
+
+
+async def test_an_operator_sees_only_their_own_sites_endpoints(
+    tenant: Tenant, receiver: Receiver
+) -> None:
+    await add(tenant, receiver.url("theirs"))
+    assert tenant.server.runtime is not None
+    other_id = f"other-{next(sites)}"
+    await tenant.server.runtime.sites.create(other_id)
+    async with sign_in(tenant, other_id) as operator:
+        listed = json_of(await operator.get("/api/webhooks"))
+        deliveries = await operator.get("/api/webhooks/1/deliveries")
+        removed = await operator.delete("/api/webhooks/1", headers=csrf(operator))
+
+    assert listed == {"endpoints": []}
+    assert (deliveries.status_code, removed.status_code) == (404, 404)
+    assert len(json_of(await tenant.call("GET", "/api/webhooks"))["endpoints"]) == 1
