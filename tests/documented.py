@@ -21,6 +21,7 @@ PAGES = (
     "README.md",
     "docs/operations.md",
     "docs/scoring.md",
+    "docs/webhooks.md",
     "docs/dashboard.md",
     "docs/api.md",
     "docs/configuration.md",

@@ -88,6 +88,9 @@ NOT_RUN: dict[str, RunElsewhere] = {
 }
 # Python blocks that are parts of a program, using names the reader defines.
 FRAGMENTS: dict[tuple[str, str], RunElsewhere] = {
+    ("docs/webhooks.md", "from standardwebhooks import Webhook"): RunElsewhere(
+        "a receiver's route, with the reader's secret", "tests/webhooks/test_events.py"
+    ),
     ("clients/python/README.md", "from teaser_client import Draft, Teaser"): RunElsewhere(
         "uses the reader's url, key and session_id", "tests/clients/test_python_client.py"
     ),
