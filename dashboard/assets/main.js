@@ -1,5 +1,5 @@
 // The dashboard page: wires the feed, the cards, the side panel, the compose dialog and
-// the conversion analysis to the API and the live socket. Nothing here needs a reload.
+// the conversion analysis and the webhooks dialog to the API and the live socket. Nothing here needs a reload.
 
 import { api, query, setCsrfToken } from './api.js';
 import { Compose } from './compose.js';
@@ -9,6 +9,7 @@ import { h } from './dom.js';
 import { LiveSocket, State } from './live.js';
 import { SidePanel } from './panel.js';
 import { loadJourney, showItem } from './side.js';
+import { Webhooks } from './webhooks.js';
 
 const PAGE = 500;
 const SEARCH_DELAY_MS = 250;
@@ -30,6 +31,7 @@ if (me.operator) byId('sign-out').title = `Signed in as ${me.operator.email}`;
 const compose = new Compose();
 compose.maxLength = me.maxMessageLength;
 const conversions = new Conversions();
+new Webhooks(); // its button in the top bar opens it
 const panel = new SidePanel();
 const actions = {
   onSend: (item) => compose.open(item.sessionId, customerOf(item)),
