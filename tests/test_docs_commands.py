@@ -91,6 +91,10 @@ FRAGMENTS: dict[tuple[str, str], RunElsewhere] = {
     ("docs/webhooks.md", "from standardwebhooks import Webhook"): RunElsewhere(
         "a receiver's route, with the reader's secret", "tests/webhooks/test_events.py"
     ),
+    ("README.md", "from standardwebhooks import Webhook"): RunElsewhere(
+        "a receiver's one line, with the reader's secret and request",
+        "tests/webhooks/test_events.py",
+    ),
     ("clients/python/README.md", "from teaser_client import Draft, Teaser"): RunElsewhere(
         "uses the reader's url, key and session_id", "tests/clients/test_python_client.py"
     ),
