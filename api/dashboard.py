@@ -181,12 +181,16 @@ async def conversions(request: Request) -> Response:
     runtime = runtime_of(request)
     principal = await dashboard_principal(request)
     asked = from_strings(request.query_params.multi_items(), ViewQuery)
-    view = asked.view(runtime.store.clock())
+    now = runtime.store.clock()
+    view = asked.view(now)
     # "all" with no since is every teaser ever shown; no period at all is the last week.
     whole = asked.period == "all" and view.since is None
     window = runtime.rulebook.for_site(principal.site_id).attribution_window_minutes
+    # The period ends at the `now` it began from: a clock read again a millisecond later
+    # made "the last 24 hours" a day and a millisecond long, and so bucketed by day.
+    until = now if view.until is None else view.until
     report = await runtime.conversions.analyse(
-        principal.site_id, view.since, view.until, whole=whole, window_minutes=window
+        principal.site_id, view.since, until, whole=whole, window_minutes=window
     )
     return FastJSONResponse(report)
 

@@ -10,6 +10,7 @@ import io
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,10 @@ class ShiftedClock:
 
     def __init__(self) -> None:
         self.offset = 0
+        self.tick = 0  # ms the clock moves on at each reading, however fast the next one
 
     def __call__(self) -> int:
+        self.offset += self.tick
         return now_ms() + self.offset
 
 
@@ -412,3 +415,20 @@ async def test_a_bad_period_for_the_funnel_is_refused(
     answer = await operator.get("/api/dashboard/conversions", params=params)
     assert answer.status_code == 422
     assert orjson.loads(answer.content)["error"]["code"]
+
+
+async def test_the_last_24_hours_are_hourly_however_the_clock_moves_while_answering(
+    server: InProcessServer, operator: httpx.AsyncClient
+) -> None:
+    # The period once ended at a second reading of the clock: a millisecond later made
+    # it longer than a day, and the funnel went daily.
+    clock_of(server).tick = 1
+    try:
+        answer = await operator.get("/api/dashboard/conversions", params={"period": "24h"})
+    finally:
+        clock_of(server).tick = 0
+    report = json_of(answer)
+
+    assert report["overTime"]["bucket"] == "hour"
+    since, until = (datetime.fromisoformat(report[k]) for k in ("since", "until"))
+    assert until - since == timedelta(hours=24)
