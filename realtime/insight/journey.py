@@ -18,6 +18,8 @@ from realtime.platform.tables import of_session, teaser_messages, teaser_polls, 
 from realtime.platform.tables import webhook_events_internal as events_table
 
 MAX_EVENTS = 2_000  # the newest ones; a longer session is a bot, not a journey
+# A conversion the widget reports, or a goal the shop reports (TeaserWidget.goal, the backend).
+CONVERSIONS = frozenset({"conversion", "goal"})
 
 events = events_table.c
 messages = teaser_messages.c
@@ -56,7 +58,7 @@ class Journeys:
             "online": online,
             "transport": presence.last_transport if presence is not None else None,
             "lastPresence": _iso(presence.last_seen if presence is not None else None),
-            "converted": any(row.type == "conversion" for row in rows),
+            "converted": any(row.type in CONVERSIONS for row in rows),
             "timeline": [_public(entry) for entry in timeline],
         }
 

@@ -147,7 +147,9 @@ async def test_added_to_cart_twice_scores_sends_a_teaser_and_shows_up_in_the_fun
         "/api/dashboard/conversions", params={"period": "24h"}, headers=sites.shop
     )
     report = json_of(answer)
+    journey = await client.get(f"/api/dashboard/sessions/{session}", headers=sites.shop)
 
+    assert json_of(journey)["converted"] is True  # the goal, with no conversion event
     assert (json_of(first), json_of(second)) == (
         {"score": 0, "triggered": False},
         {"score": 20, "triggered": True},
