@@ -211,13 +211,17 @@ def sent_tests(receiver: ThreadedReceiver) -> list[Received]:
 
 
 def test_a_refused_url_is_said_beside_the_form_and_adds_nothing(page: Page) -> None:
-    before = page.locator("#webhook-list .endpoint").count()
+    # What the site has, from the API: the list may still be loading when the dialog opens.
+    known = "fetch('/api/webhooks').then((r) => r.json()).then((b) => b.endpoints.length)"
+    before = int(page.evaluate(known))
+    expect(page.locator("#webhook-list .endpoint")).to_have_count(before)
     page.fill("#webhook-url", "ftp://shop.example/hook")
     page.click("#webhook-add-submit")
 
     expect(page.locator("#webhook-add-error")).to_contain_text("url")
     expect(page.locator("#webhook-secret")).to_be_hidden()
     expect(page.locator("#webhook-list .endpoint")).to_have_count(before)
+    assert int(page.evaluate(known)) == before
 
 
 def test_a_rotation_shows_the_new_secret_once_and_both_sign_for_a_day(
