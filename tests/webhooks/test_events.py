@@ -260,7 +260,12 @@ async def test_a_test_event_and_a_replay_come_with_the_same_signature_scheme(
     [first] = await receiver.wait_for(site.path, 1)
     assert (first.id, verified(first, site)["type"]) == (webhook_id, "teaser.test")
 
-    [delivery] = await live.runtime.webhooks.deliveries(site.id, 1)
+    # The receiver has answered; the sender writes the outcome just after.
+    for _ in range(100):
+        [delivery] = await live.runtime.webhooks.deliveries(site.id, 1)
+        if delivery.status != "pending":
+            break
+        await asyncio.sleep(0.05)
     assert (delivery.status, delivery.status_code, delivery.attempts) == ("delivered", 200, 1)
     await live.runtime.webhooks.replay(site.id, 1, delivery.id)
     for _ in range(100):
