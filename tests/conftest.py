@@ -15,6 +15,7 @@ from realtime.platform.database import create_engine
 from tests.support import (
     InProcessServer,
     drop_postgres_database,
+    fresh_database,
     fresh_postgres_database,
     make_settings,
     require_redis,
@@ -28,14 +29,8 @@ if worker := os.environ.get("PYTEST_XDIST_WORKER"):
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'teaser.db'}"
-        return
-    url = await fresh_postgres_database()
-    try:
+    async with fresh_database(request.param, tmp_path) as url:
         yield url
-    finally:
-        await drop_postgres_database(url)
 
 
 @pytest.fixture

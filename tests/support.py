@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +26,7 @@ from api.httpprotocol import HEAD_LIMITED_HTTP
 from api.serving import KEEP_ALIVE_TIMEOUT
 from api.wsprotocol import LEAN_WEBSOCKETS
 from realtime.contract import EventReport
+from realtime.platform.clock import now_ms
 from realtime.platform.config import Settings
 from realtime.runtime import Runtime
 from realtime.targeting import VisitorEvent
@@ -83,6 +86,33 @@ async def drop_postgres_database(url: str) -> None:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await connection.close()
+
+
+@asynccontextmanager
+async def fresh_database(kind: str, folder: Path) -> AsyncIterator[str]:
+    """An empty database of `kind`: "sqlite", a file in `folder`, or "postgresql", one of
+    its own on the shared server, dropped afterwards. Yields its URL."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{folder / 'teaser.db'}"
+        return
+    url = await fresh_postgres_database()
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(url)
+
+
+class ShiftedClock:
+    """The real time, moved on by `offset` ms (events stored hours ago, a visit that began
+    a while back, a teaser expired at once), and by `tick` ms more at every reading."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+        self.tick = 0
+
+    def __call__(self) -> int:
+        self.offset += self.tick
+        return now_ms() + self.offset
 
 
 async def require_redis() -> str:

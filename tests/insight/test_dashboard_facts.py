@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +19,6 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select, update
 
-from realtime.platform.clock import now_ms
 from realtime.platform.tables import webhook_events_internal
 from realtime.runtime import Runtime
 from tests.insight.test_dashboard_api import (
@@ -33,9 +31,9 @@ from tests.insight.test_dashboard_api import (
 )
 from tests.support import (
     InProcessServer,
-    drop_postgres_database,
+    ShiftedClock,
     event_time,
-    fresh_postgres_database,
+    fresh_database,
     json_of,
     make_settings,
     new_session_id,
@@ -50,35 +48,18 @@ FACEBOOK = {"utm_source": "facebook", "utm_medium": "cpc", "utm_campaign": "chai
 HIGH_VALUE = {"rule": "high_value_page", "label": "High-value page", "points": 30}
 
 
-class ShiftedClock:
-    """The real time, moved by `offset` ms: events stored hours ago, through the API."""
-
-    def __init__(self) -> None:
-        self.offset = 0
-        self.tick = 0  # ms the clock moves on at each reading, however fast the next one
-
-    def __call__(self) -> int:
-        self.offset += self.tick
-        return now_ms() + self.offset
-
-
 @pytest_asyncio.fixture(loop_scope="module", scope="module", params=["sqlite", "postgresql"])
 async def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[InProcessServer]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{Path(tmp_path_factory.mktemp('facts')) / 'teaser.db'}"
-    else:
-        url = await fresh_postgres_database()
-    settings = make_settings(database_url=url)
-    live = InProcessServer(settings, runtime=Runtime(settings, clock=ShiftedClock()))
-    await live.start()
-    try:
-        yield live
-    finally:
-        await live.stop()
-        if request.param == "postgresql":
-            await drop_postgres_database(url)
+    async with fresh_database(request.param, tmp_path_factory.mktemp("facts")) as url:
+        settings = make_settings(database_url=url)
+        live = InProcessServer(settings, runtime=Runtime(settings, clock=ShiftedClock()))
+        await live.start()
+        try:
+            yield live
+        finally:
+            await live.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

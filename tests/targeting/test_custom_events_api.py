@@ -21,9 +21,8 @@ from tests.support import (
     DEMO_HEADERS,
     DEMO_SITE,
     InProcessServer,
-    drop_postgres_database,
     event_time,
-    fresh_postgres_database,
+    fresh_database,
     json_of,
     make_settings,
     new_session_id,
@@ -66,18 +65,13 @@ async def server(
     folder = Path(tmp_path_factory.mktemp("custom-events"))
     (folder / "rules").mkdir()
     (folder / "rules" / f"{LIMITED}.toml").write_text(LIMITED_RULES, encoding="utf-8")
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{folder / 'teaser.db'}"
-    else:
-        url = await fresh_postgres_database()
-    live = InProcessServer(make_settings(database_url=url, rules_dir=str(folder / "rules")))
-    await live.start()
-    try:
-        yield live
-    finally:
-        await live.stop()
-        if request.param == "postgresql":
-            await drop_postgres_database(url)
+    async with fresh_database(request.param, folder) as url:
+        live = InProcessServer(make_settings(database_url=url, rules_dir=str(folder / "rules")))
+        await live.start()
+        try:
+            yield live
+        finally:
+            await live.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,9 +22,9 @@ from realtime.targeting import simulate
 from realtime.targeting.rules import default_rules
 from tests.support import (
     InProcessServer,
-    drop_postgres_database,
+    ShiftedClock,
     event_time,
-    fresh_postgres_database,
+    fresh_database,
     make_settings,
     new_session_id,
 )
@@ -36,33 +35,18 @@ SITE = "woodstock_outlet"
 MINUTE_MS = 60_000
 
 
-class ShiftedClock:
-    """The real time, moved on by `offset` ms: a visit that began a while ago."""
-
-    def __init__(self) -> None:
-        self.offset = 0
-
-    def __call__(self) -> int:
-        return now_ms() + self.offset
-
-
 @pytest_asyncio.fixture(loop_scope="module", scope="module", params=["sqlite", "postgresql"])
 async def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[InProcessServer]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{Path(tmp_path_factory.mktemp('returning')) / 'teaser.db'}"
-    else:
-        url = await fresh_postgres_database()
-    settings = make_settings(database_url=url)
-    live = InProcessServer(settings, runtime=Runtime(settings, clock=ShiftedClock()))
-    await live.start()
-    try:
-        yield live
-    finally:
-        await live.stop()
-        if request.param == "postgresql":
-            await drop_postgres_database(url)
+    async with fresh_database(request.param, tmp_path_factory.mktemp("returning")) as url:
+        settings = make_settings(database_url=url)
+        live = InProcessServer(settings, runtime=Runtime(settings, clock=ShiftedClock()))
+        await live.start()
+        try:
+            yield live
+        finally:
+            await live.stop()
 
 
 def move_clock(server: InProcessServer, minutes: int) -> None:

@@ -11,7 +11,6 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,8 +20,7 @@ from standardwebhooks import Webhook
 
 from tests.support import (
     InProcessServer,
-    drop_postgres_database,
-    fresh_postgres_database,
+    fresh_database,
     json_of,
     make_settings,
 )
@@ -42,32 +40,19 @@ class Tenant:
         return await self.http.request(method, path, headers=self.headers, **extra)
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def receiver() -> AsyncIterator[Receiver]:
-    live = Receiver()
-    await live.start()
-    yield live
-    await live.stop()
-
-
 @pytest_asyncio.fixture(loop_scope="module", scope="module", params=["sqlite", "postgresql"])
 async def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[InProcessServer]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{Path(tmp_path_factory.mktemp('api')) / 'teaser.db'}"
-    else:
-        url = await fresh_postgres_database()
-    live = InProcessServer(
-        make_settings(database_url=url, webhook_allow_private=True, webhook_interval=0.05)
-    )
-    await live.start()
-    try:
-        yield live
-    finally:
-        await live.stop()
-        if request.param == "postgresql":
-            await drop_postgres_database(url)
+    async with fresh_database(request.param, tmp_path_factory.mktemp("api")) as url:
+        live = InProcessServer(
+            make_settings(database_url=url, webhook_allow_private=True, webhook_interval=0.05)
+        )
+        await live.start()
+        try:
+            yield live
+        finally:
+            await live.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -10,7 +10,6 @@ import itertools
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,13 +20,12 @@ from sqlalchemy import func, select
 from websockets.asyncio.client import connect
 
 from realtime.contract import WEBHOOK_EVENTS
-from realtime.platform import now_ms
 from realtime.platform.tables import webhook_deliveries, webhook_outbox
 from realtime.runtime import Runtime
 from tests.support import (
     InProcessServer,
-    drop_postgres_database,
-    fresh_postgres_database,
+    ShiftedClock,
+    fresh_database,
     json_of,
     make_settings,
     new_session_id,
@@ -38,20 +36,10 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 sites = itertools.count(1)
 
 
-class MovableClock:
-    """The server's clock, which a test may move on (to let a teaser expire at once)."""
-
-    def __init__(self) -> None:
-        self.offset = 0
-
-    def __call__(self) -> int:
-        return now_ms() + self.offset
-
-
 @dataclass(frozen=True)
 class Live:
     server: InProcessServer
-    clock: MovableClock
+    clock: ShiftedClock
     http: httpx.AsyncClient
 
     @property
@@ -68,35 +56,22 @@ class Site:
     path: str  # where its endpoint is on the receiver
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def receiver() -> AsyncIterator[Receiver]:
-    live = Receiver()
-    await live.start()
-    yield live
-    await live.stop()
-
-
 @pytest_asyncio.fixture(loop_scope="module", scope="module", params=["sqlite", "postgresql"])
 async def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Live]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{Path(tmp_path_factory.mktemp('events')) / 'teaser.db'}"
-    else:
-        url = await fresh_postgres_database()
-    settings = make_settings(
-        database_url=url, webhook_allow_private=True, webhook_interval=0.05, claim_lease_ms=1000
-    )
-    clock = MovableClock()
-    server = InProcessServer(settings, runtime=Runtime(settings, clock=clock))
-    await server.start()
-    try:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
-            yield Live(server, clock, http)
-    finally:
-        await server.stop()
-        if request.param == "postgresql":
-            await drop_postgres_database(url)
+    async with fresh_database(request.param, tmp_path_factory.mktemp("events")) as url:
+        settings = make_settings(
+            database_url=url, webhook_allow_private=True, webhook_interval=0.05, claim_lease_ms=1000
+        )
+        clock = ShiftedClock()
+        server = InProcessServer(settings, runtime=Runtime(settings, clock=clock))
+        await server.start()
+        try:
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+                yield Live(server, clock, http)
+        finally:
+            await server.stop()
 
 
 async def new_site(live: Live, receiver: Receiver, events: tuple[str, ...] = ()) -> Site:

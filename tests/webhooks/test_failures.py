@@ -10,7 +10,6 @@ import itertools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,8 +19,7 @@ from realtime.runtime import Runtime
 from realtime.webhooks import Endpoint
 from tests.support import (
     InProcessServer,
-    drop_postgres_database,
-    fresh_postgres_database,
+    fresh_database,
     json_of,
     make_settings,
     new_session_id,
@@ -44,40 +42,27 @@ class Live:
         return self.server.runtime
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def receiver() -> AsyncIterator[Receiver]:
-    live = Receiver()
-    await live.start()
-    yield live
-    await live.stop()
-
-
 @pytest_asyncio.fixture(loop_scope="module", scope="module", params=["sqlite", "postgresql"])
 async def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Live]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{Path(tmp_path_factory.mktemp('failures')) / 'teaser.db'}"
-    else:
-        url = await fresh_postgres_database()
-    settings = make_settings(
-        database_url=url,
-        webhook_allow_private=True,
-        webhook_interval=0.05,
-        webhook_retry_base=0.2,
-        webhook_retry_cap=0.4,
-        webhook_timeout=15.0,  # the slow receiver answers within it
-        webhook_disable_after_days=DISABLE_AFTER_S / 86_400,
-    )
-    server = InProcessServer(settings)
-    await server.start()
-    try:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
-            yield Live(server, http)
-    finally:
-        await server.stop()
-        if request.param == "postgresql":
-            await drop_postgres_database(url)
+    async with fresh_database(request.param, tmp_path_factory.mktemp("failures")) as url:
+        settings = make_settings(
+            database_url=url,
+            webhook_allow_private=True,
+            webhook_interval=0.05,
+            webhook_retry_base=0.2,
+            webhook_retry_cap=0.4,
+            webhook_timeout=15.0,  # the slow receiver answers within it
+            webhook_disable_after_days=DISABLE_AFTER_S / 86_400,
+        )
+        server = InProcessServer(settings)
+        await server.start()
+        try:
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+                yield Live(server, http)
+        finally:
+            await server.stop()
 
 
 async def new_site(live: Live) -> tuple[str, dict[str, str]]:
