@@ -27,7 +27,7 @@ from bench.run import QUICK
 from bench.scenarios import fd_limit
 from bench.servers import ROOT, Server, ServerSpec
 from bench.services import fresh_postgres
-from bench.specs import sqlite_url, teaser
+from bench.specs import sqlite_url, teaser_tuned
 
 POLLS = "/api/teaser-messages"
 FIGURES = {  # load: the figures compared, and whether more is better
@@ -104,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         for side in order(args.rounds):
             if args.scaleout:
                 url = stack.enter_context(fresh_postgres())
-                spec = teaser(url, redis=True)
+                spec = teaser_tuned(url, redis=True)
             else:
-                spec = teaser(sqlite_url(Path(tmp)))
+                spec = teaser_tuned(sqlite_url(Path(tmp)))
             if side == "A":
                 spec = replace(spec, root=root)
             else:

@@ -107,7 +107,11 @@ class Bench:
                 batch=batch,
             )
         time.sleep(SETTLE_SECONDS)
-        return {**result, **meter.result}
+        # The meter ran from the first send until the last message arrived (or the client
+        # gave up on the rest): the CPU of delivering every message counted in `received`.
+        received, spent = result["received"], meter.result["server_side_cpu_s"]
+        per_message = round(spent * 1e6 / received, 1) if received else None
+        return {**result, **meter.result, "cpu_us_per_msg": per_message}
 
     def polls(self, server: Server, seconds: float | None = None) -> dict[str, Any]:
         seconds = seconds or self.plan.poll_seconds

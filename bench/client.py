@@ -28,7 +28,10 @@ SEND_HEADERS = {
     "X-Site-ID": "woodstock_outlet",
 }
 OPEN_CONCURRENCY = 100
-NO_ANSWER_S = 5.0  # a send not received by then counts as lost
+NO_ANSWER_S = 5.0  # a send not received by then counts as lost...
+STILL_ARRIVING_S = 1.0  # ...unless messages are still arriving: a backlog drains...
+DRAIN_LIMIT_S = 30.0  # ...up to this long after the load's end
+LATE_S = 1.0  # a message that arrives this long after the load's end is backlog
 CLOSE_TIMEOUT = aiohttp.ClientWSTimeout(ws_close=2)
 
 
@@ -183,11 +186,10 @@ class LoadClient:
 
         await asyncio.gather(*(sender() for _ in range(senders)))
         end = time.perf_counter()
-        drain_until = end + NO_ANSWER_S
-        while self.sent_at and time.perf_counter() < drain_until:
-            await asyncio.sleep(0.05)
+        await self._drain(end)
         in_window = sum(1 for when, _ in self.received_at if when <= end)
         latencies = [latency for _, latency in self.received_at]
+        last = max((when for when, _ in self.received_at), default=end)
         lost = len(self.sent_at)
         self.sent_at.clear()
         return {
@@ -199,8 +201,24 @@ class LoadClient:
             "msgs_per_s": round(in_window / (end - start), 1),
             "accepted_per_s": round(accepted / (end - start), 1),
             "http_p99_ms": round(percentile(http_times, 99) * 1000, 3) if http_times else None,
+            # The backlog a load left: what arrived over a second after the senders stopped
+            # (their last sends answered), and how long the last message took to arrive.
+            "late": sum(1 for when, _ in self.received_at if when > end + LATE_S),
+            "last_after_end_s": round(max(0.0, last - end), 3),
             **_ms(latencies),
         }
+
+    async def _drain(self, end: float) -> None:
+        """Wait for the messages sent but not yet received: NO_ANSWER_S after the load's
+        end, and on while they still arrive (a backlog draining), up to DRAIN_LIMIT_S."""
+        while self.sent_at:
+            now = time.perf_counter()
+            last = self.received_at[-1][0] if self.received_at else end
+            if now >= end + DRAIN_LIMIT_S:
+                return
+            if now >= end + NO_ANSWER_S and now - last >= STILL_ARRIVING_S:
+                return
+            await asyncio.sleep(0.05)
 
     async def polls(self, url: str, concurrency: int, seconds: float) -> dict[str, Any]:
         """Idle polls from Python; used only when wrk is not installed."""

@@ -26,7 +26,7 @@ from bench.run import QUICK
 from bench.scenarios import fd_limit
 from bench.servers import ROOT, Server
 from bench.services import fresh_postgres
-from bench.specs import sqlite_url, teaser
+from bench.specs import sqlite_url, teaser_tuned
 
 PROJECT = ("realtime/", "api/")
 PY_SPY = str(Path(sys.executable).with_name("py-spy"))  # installed by the bench extra
@@ -190,9 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(bench.close)
         two = args.load.startswith("scaleout")
         if two or args.postgres:
-            spec = teaser(stack.enter_context(fresh_postgres()), redis=True, workers=args.workers)
+            spec = teaser_tuned(
+                stack.enter_context(fresh_postgres()), redis=True, workers=args.workers
+            )
         else:
-            spec = teaser(sqlite_url(Path(tmp)), redis=args.workers > 1, workers=args.workers)
+            spec = teaser_tuned(sqlite_url(Path(tmp)), redis=args.workers > 1, workers=args.workers)
         sql_out = Path(tmp) / "sql.json"
         if args.sql:
             env = {**spec.env, "BENCH_SQL_OUT": str(sql_out)}

@@ -25,14 +25,46 @@ def med(row: Row | None, *path: str) -> float | None:
     return cell.get("median") if isinstance(cell, dict) else None
 
 
+# What each row's server is, printed once above the tables.
+ROW_NAMES: dict[tuple[str, str], tuple[str, str]] = {
+    ("teaser", "shipped"): (
+        "teaser shipped",
+        "Teaser as users start it: `teaser serve` (its uvicorn options, its default logging)",
+    ),
+    ("teaser", "tuned"): (
+        "teaser tuned",
+        "Teaser on `uvicorn api.app:create_app --no-access-log --log-level warning`",
+    ),
+    ("socketio", "same-wire"): (
+        "socketio same-wire",
+        "python-socketio emitting Teaser's whole message, and receiving the clients' acks",
+    ),
+    ("socketio-emit", "emit-and-forget"): (
+        "socketio emit-and-forget",
+        'python-socketio emitting {"id", "message"}: no acks, nothing kept',
+    ),
+    ("starlette", "bare"): ("starlette bare", "a Starlette WebSocket endpoint, sockets in a dict"),
+}
+
+
+def name(row: Row) -> str:
+    known = ROW_NAMES.get((row["peer"], row.get("variant", "")))
+    return known[0] if known else row["peer"]
+
+
+def where(row: Row) -> str:
+    return f"{name(row)} [{row['storage']}, {row['topology']}]"
+
+
 def label(row: Row) -> str:
-    base = f"{row['peer']} {row['storage']}, {row['topology']}"
-    return f"{base}, ws={row['ws']} loop={row['loop']} http={row['http']}"
+    if row.get("launch") == "teaser serve":
+        return f"{where(row)}, teaser serve"
+    return f"{where(row)}, ws={row['ws']} loop={row['loop']} http={row['http']}"
 
 
 def table(title: str, headers: list[str], lines: Iterable[list[str]]) -> str:
     lines = list(lines)
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(line[i]) for line in lines)]) for i, h in enumerate(headers)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [title, fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*line) for line in lines]
@@ -62,12 +94,23 @@ def render(results: Row) -> str:
         "scale_out": _sends,
         "options": _options,
     }
-    for name, scenario in scenarios.items():
+    for scenario_name, scenario in scenarios.items():
         ok = [row for row in scenario["rows"] if "error" not in row]
-        parts.append(renderers[name]({**scenario, "rows": ok}))
+        parts.append(renderers[scenario_name]({**scenario, "rows": ok}))
         parts += [
             f"  FAILED {label(row)}: {row['error']}" for row in scenario["rows"] if "error" in row
         ]
+    sends = [
+        (scenario_name, row)
+        for scenario_name in ("targeted", "scale_out")
+        for row in scenarios.get(scenario_name, {}).get("rows", [])
+        if "error" not in row
+    ]
+    if sends:
+        parts.append(_cpu_per_message(sends))
+        if "scale_out" in scenarios:
+            parts.append(_local_vs_crossing(scenarios["scale_out"]["rows"]))
+        parts.append(_ratios(scenarios))
     parts.append(_targets(results["targets"]))
     if results.get("best_options"):
         parts.append(
@@ -79,11 +122,14 @@ def render(results: Row) -> str:
 
 def _header(results: Row) -> str:
     meta = results["meta"]
-    return (
+    head = (
         f"Teaser benchmark ({'quick' if meta['quick'] else 'full'}): {meta['runs']} run(s) per "
         f"figure, shown as median (min–max); {meta['cpus']} cores shared by server and client; "
         f"CPU % is of one core."
     )
+    width = max(len(short) for short, _ in ROW_NAMES.values())
+    legend = [f"  {short:<{width}}  {long}" for short, long in ROW_NAMES.values()]
+    return "\n".join([head, "Rows:", *legend])
 
 
 def _scenario_title(scenario: Row) -> str:
@@ -94,11 +140,15 @@ def _scenario_title(scenario: Row) -> str:
 
 
 def _idle(scenario: Row) -> str:
-    order = {(r["peer"], r["ws"]): i for i, r in reversed(list(enumerate(scenario["rows"])))}
-    rows = sorted(scenario["rows"], key=lambda r: (order[r["peer"], r["ws"]], r["sockets"]))
+    def server(row: Row) -> str:
+        served = "teaser serve" if row.get("launch") == "teaser serve" else row["ws"]
+        return f"{name(row)} ({served})"
+
+    order = {server(r): i for i, r in reversed(list(enumerate(scenario["rows"])))}
+    rows = sorted(scenario["rows"], key=lambda r: (order[server(r)], r["sockets"]))
     lines = [
         [
-            f"{r['peer']} ({r['ws']})",
+            server(r),
             f"{r['sockets']:,}",
             fig(r["kb_per_socket"]),
             fig(r["rss_mb"]),
@@ -122,7 +172,7 @@ def _sends(scenario: Row) -> str:
             load = r[kind]
             lines.append(
                 [
-                    f"{r['peer']} [{r['storage']}, {r['topology']}]",
+                    where(r),
                     "1/request" if kind == "one_per_request" else "100/request",
                     fig(r["latency"]["p50_ms"], 2) if kind == "one_per_request" else "",
                     fig(r["latency"]["p99_ms"], 2) if kind == "one_per_request" else "",
@@ -148,7 +198,7 @@ def _sends(scenario: Row) -> str:
 def _polls(scenario: Row) -> str:
     lines = [
         [
-            f"{r['peer']} [{r['storage']}, {r['topology']}]",
+            where(r),
             fig(r["polls"]["requests_per_s"], 0),
             fig(r["polls"]["p50_ms"], 2),
             fig(r["polls"]["p99_ms"], 2),
@@ -175,6 +225,116 @@ def _options(scenario: Row) -> str:
     ]
     headers = ["uvicorn options", "idle p99 ms", "msgs/s", "loaded p99 ms", "polls/s", "poll p99"]
     return table(_scenario_title(scenario), headers, lines)
+
+
+def _loads(row: Row) -> list[tuple[str, Row]]:
+    kinds = (("one_per_request", "1/request"), ("bulk", "100/request"))
+    return [(shown, row[kind]) for kind, shown in kinds if kind in row]
+
+
+def _cpu_per_message(sends: list[tuple[str, Row]]) -> str:
+    lines = []
+    for scenario_name, r in sends:
+        for shown, load in _loads(r):
+            parts = "/".join(
+                f"{med(load, f'{part}_cpu_s') or 0:.2f}" for part in ("server", "redis", "postgres")
+            )
+            lines.append(
+                [
+                    {"targeted": "2+3", "scale_out": "5"}[scenario_name],
+                    where(r),
+                    shown,
+                    fig(load.get("received"), 0),
+                    parts,
+                    fig(load.get("cpu_us_per_msg"), 0),
+                    fig(load.get("late"), 0),
+                    fig(load.get("last_after_end_s"), 2),
+                ]
+            )
+    headers = [
+        "scn",
+        "server",
+        "sends",
+        "received",
+        "CPU s srv/redis/pg",
+        "µs CPU/msg",
+        "late >1 s",
+        "last after end s",
+    ]
+    title = (
+        "CPU per delivered message: server-side CPU (every server process, redis-server, "
+        "PostgreSQL) from the first send until the last message arrived, ÷ messages "
+        "received. Backlog: messages arriving > 1 s after the senders stopped, and when the "
+        "last one arrived"
+    )
+    return table(title, headers, lines)
+
+
+def _local_vs_crossing(rows: list[Row]) -> str:
+    lines = []
+    for (peer, variant), (short, _) in ROW_NAMES.items():
+        mine = [r for r in rows if (r["peer"], r.get("variant")) == (peer, variant)]
+        local = next((r for r in mine if r["topology"] == "1 worker" and "error" not in r), None)
+        crossing = next((r for r in mine if r["topology"] == "A→B" and "error" not in r), None)
+        if local is None and crossing is None:
+            continue
+        local_us = med(local, "one_per_request", "cpu_us_per_msg")
+        crossing_us = med(crossing, "one_per_request", "cpu_us_per_msg")
+        times = f"{crossing_us / local_us:.2f}×" if local_us and crossing_us else "-"
+        storage = (local or crossing or {}).get("storage", "-")
+        lines.append(
+            [
+                f"{short} [{storage}]",
+                "-" if local_us is None else f"{local_us:,.0f}",
+                "-" if crossing_us is None else f"{crossing_us:,.0f}",
+                times,
+            ]
+        )
+    headers = ["server", "local µs/msg (1 worker)", "crossing µs/msg (A→B)", "crossing ÷ local"]
+    return table("Scale-out CPU per delivered message, 1/request", headers, lines)
+
+
+def _ratios(scenarios: Row) -> str:
+    """Teaser's medians over each python-socketio row's, within one scenario."""
+
+    def rows_of(scenario_name: str) -> list[Row]:
+        found = scenarios.get(scenario_name, {}).get("rows", [])
+        return [r for r in found if "error" not in r]
+
+    def ratio(a: Row, b: Row, *path: str) -> str:
+        top, bottom = med(a, *path), med(b, *path)
+        return f"{top / bottom:.2f}×" if top is not None and bottom else "-"
+
+    pairs = []
+    for scenario_name, topology in (("targeted", "1 worker"), ("scale_out", "A→B")):
+        found = [r for r in rows_of(scenario_name) if r["topology"] == topology]
+        teasers = [r for r in found if r["peer"] == "teaser"]
+        peers = [r for r in found if r["peer"] in ("socketio", "socketio-emit")]
+        pairs += [(scenario_name, t, p) for t in teasers for p in peers]
+    lines = [
+        [
+            f"{where(t)} ÷ {name(p)}",
+            ratio(t, p, "one_per_request", "msgs_per_s"),
+            ratio(t, p, "bulk", "msgs_per_s"),
+            ratio(t, p, "latency", "p99_ms"),
+            ratio(t, p, "one_per_request", "cpu_us_per_msg"),
+            ratio(t, p, "bulk", "cpu_us_per_msg"),
+        ]
+        for _, t, p in pairs
+    ]
+    headers = [
+        "Teaser ÷ python-socketio",
+        "msgs/s 1/req",
+        "msgs/s bulk",
+        "idle p99",
+        "µs CPU/msg 1/req",
+        "µs CPU/msg bulk",
+    ]
+    title = (
+        "Ratios of medians (msgs/s: higher is better for Teaser; idle p99 and CPU/msg: "
+        "lower is better)"
+    )
+    return table(title, headers, lines)
 
 
 def _targets(targets: list[Row]) -> str:

@@ -13,7 +13,16 @@ from typing import Any
 from bench.bench import Bench, aggregate
 from bench.servers import Server, ServerSpec
 from bench.services import fresh_postgres
-from bench.specs import Setup, socketio, sqlite_url, starlette, teaser, variant
+from bench.specs import (
+    Setup,
+    socketio,
+    socketio_emit,
+    sqlite_url,
+    starlette,
+    teaser,
+    teaser_tuned,
+    variant,
+)
 
 SETTLE_S = 1.5  # let a server finish its per-socket work before its RSS is read
 WARMUP_SOCKETS = 100
@@ -42,7 +51,9 @@ def socket_counts(bench: Bench) -> tuple[int, ...]:
 
 def idle_sockets(bench: Bench) -> None:
     impls = WS_IMPLS if not bench.plan.quick else WS_IMPLS[:1]
-    setups = [Setup(teaser(sqlite_url(bench.tmp), ws=ws), "sqlite") for ws in impls]
+    # Teaser as `teaser serve` starts it, then tuned: uvicorn directly, on each --ws.
+    setups = [Setup(teaser(sqlite_url(bench.tmp)), "sqlite")]
+    setups += [Setup(teaser_tuned(sqlite_url(bench.tmp), ws=ws), "sqlite") for ws in impls]
     # The peers on uvicorn's default and on wsproto, the leanest per socket in the trial run.
     setups += [Setup(socketio(ws=ws), "memory") for ws in impls[:1]]
     setups += [Setup(starlette(ws=ws), "memory") for ws in impls if ws != "websockets"]
@@ -87,7 +98,9 @@ def _idle_run(bench: Bench, spec: ServerSpec, counts: tuple[int, ...]) -> dict[i
 def targeted(bench: Bench) -> None:
     setups = [
         Setup(teaser(sqlite_url(bench.tmp)), "sqlite"),
+        Setup(teaser_tuned(sqlite_url(bench.tmp)), "sqlite"),
         Setup(socketio(), "memory"),
+        Setup(socketio_emit(), "memory"),
         Setup(starlette(), "memory"),
     ]
     title = f"2+3. Targeted and bulk sends to {bench.plan.sockets} open sockets"
@@ -127,13 +140,16 @@ def idle_polls(bench: Bench) -> None:
     def on_sqlite(stack: ExitStack, workers: int) -> ServerSpec:
         return teaser(sqlite_url(bench.tmp), redis=workers > 1, workers=workers)
 
+    def tuned_on_sqlite(stack: ExitStack, workers: int) -> ServerSpec:
+        return teaser_tuned(sqlite_url(bench.tmp), redis=workers > 1, workers=workers)
+
     def on_postgres(stack: ExitStack, workers: int) -> ServerSpec:
         return teaser(stack.enter_context(fresh_postgres()), redis=True, workers=workers)
 
     def bare(stack: ExitStack, workers: int) -> ServerSpec:
         return starlette(workers=workers)
 
-    builds = [("sqlite", on_sqlite), ("memory", bare)]
+    builds = [("sqlite", on_sqlite), ("sqlite", tuned_on_sqlite), ("memory", bare)]
     if not bench.plan.quick:
         builds.append(("postgres+redis", on_postgres))
     worker_counts = (1,) if bench.plan.quick else (1, 2)
@@ -160,23 +176,32 @@ def _two(specs: tuple[ServerSpec, ServerSpec], bench: Bench) -> Iterator[tuple[S
 
 def scale_out(bench: Bench) -> None:
     title = "5. Scale-out: PostgreSQL + Redis (A→B: sender on worker A, sockets on worker B)"
+    # One worker is the local figure the A→B rows are compared with (CPU per message);
+    # --workers 2 only in a full run.
+    worker_counts = (1,) if bench.plan.quick else (1, 2)
     with bench.scenario("scale_out", title) as rows:
-        if not bench.plan.quick:
-            for workers in (1, 2):
-                with fresh_postgres() as url:
-                    spec = teaser(url, redis=True, workers=workers)
-                    setup = Setup(spec, "postgres+redis", topology(workers))
-                    with bench.setup(rows, setup.describe()) as row, Server(spec, bench.tmp) as s:
-                        row.update(_sends(bench, s, s, [s], False))
+        for workers in worker_counts:
+            with fresh_postgres() as url:
+                spec = teaser(url, redis=True, workers=workers)
+                setup = Setup(spec, "postgres+redis", topology(workers))
+                with bench.setup(rows, setup.describe()) as row, Server(spec, bench.tmp) as s:
+                    row.update(_sends(bench, s, s, [s], False))
         with fresh_postgres() as url:
             spec = teaser(url, redis=True)
             described = Setup(spec, "postgres+redis", "A→B").describe()
             with bench.setup(rows, described) as row, _two((spec, spec), bench) as (a, b):
                 row.update(_sends(bench, a, b, [a, b], False))
-        spec = socketio(redis=True)
-        with bench.setup(rows, Setup(spec, "redis", "A→B").describe()) as row:
-            with _two((spec, spec), bench) as (a, b):
-                row.update(_sends(bench, a, b, [a, b], False))
+        # python-socketio on AsyncRedisManager: an emit is delivered to this worker's own
+        # sockets at once and published to Redis for the others, so 1 worker still publishes.
+        for build in (socketio, socketio_emit):
+            spec = build(redis=True)
+            with bench.setup(rows, Setup(spec, "redis", "1 worker").describe()) as row:
+                with Server(spec, bench.tmp) as s:
+                    row.update(_sends(bench, s, s, [s], False))
+            spec = build(redis=True)
+            with bench.setup(rows, Setup(spec, "redis", "A→B").describe()) as row:
+                with _two((spec, spec), bench) as (a, b):
+                    row.update(_sends(bench, a, b, [a, b], False))
 
 
 # -- uvicorn options, to pick Teaser's defaults by measurement ------------------------------------
@@ -188,7 +213,8 @@ def options(bench: Bench) -> None:
     title = f"Teaser on SQLite under uvicorn options ({seconds:g} s loads)"
     with bench.scenario("options", title) as rows:
         for choice in choices:
-            spec = variant(teaser(sqlite_url(bench.tmp)), **choice)
+            # uvicorn directly: `teaser serve` has no --ws, --loop or --http.
+            spec = variant(teaser_tuned(sqlite_url(bench.tmp)), **choice)
             with bench.setup(rows, Setup(spec, "sqlite").describe()) as row:
                 with Server(spec, bench.tmp) as server:
                     row.update(_variant(bench, server, seconds))

@@ -27,8 +27,15 @@ HOST = "127.0.0.1"
 class ServerSpec:
     """One way of serving: which app, on which uvicorn options, with which environment."""
 
-    peer: str  # teaser | socketio | starlette: also picks the client's wire protocol
+    peer: str  # teaser | socketio | socketio-emit | starlette: also the client's wire protocol
     app: str
+    # How the row is labelled: teaser shipped | tuned, socketio same-wire, socketio-emit
+    # emit-and-forget, starlette bare.
+    variant: str = ""
+    # uvicorn: `python -m uvicorn APP` with the options below and --no-access-log.
+    # teaser-serve: `python -m api.cli serve`, as users start Teaser (the Procfile,
+    # script/server, the image); it takes only --workers here, the rest is its own.
+    launch: str = "uvicorn"
     factory: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
     ws: str = "websockets-sansio"
@@ -40,7 +47,12 @@ class ServerSpec:
 
     @property
     def options(self) -> str:
+        if self.launch == TEASER_SERVE:
+            return f"teaser serve --workers {self.workers}"
         return f"ws={self.ws} loop={self.loop} http={self.http} workers={self.workers}"
+
+
+TEASER_SERVE = "teaser-serve"
 
 
 def served_ws(spec: ServerSpec) -> str:
@@ -83,8 +95,23 @@ class Server:
     def ws_base(self) -> str:
         return f"ws://{HOST}:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> Server:
+    def command(self) -> list[str]:
         spec = self.spec
+        if spec.launch == TEASER_SERVE:
+            # What `teaser serve` runs, from this venv: its own uvicorn options and logging
+            # (api/serving.py), whatever they are at the commit measured.
+            return [
+                sys.executable,
+                "-m",
+                "api.cli",
+                "serve",
+                "--host",
+                HOST,
+                "--port",
+                str(self.port),
+                "--workers",
+                str(spec.workers),
+            ]
         command = [
             sys.executable,
             "-m",
@@ -112,6 +139,11 @@ class Server:
         ]
         if spec.factory:
             command.append("--factory")
+        return command
+
+    def start(self, timeout: float = 60.0) -> Server:
+        spec = self.spec
+        command = self.command()
         env = {**os.environ, **spec.env}
         with self.log_path.open("ab") as log:
             if spec.prepare:
@@ -152,6 +184,17 @@ class Server:
             if self.spec.workers == 1:
                 return [parent]
             return [p for p in parent.children() if "resource_tracker" not in " ".join(p.cmdline())]
+        except psutil.NoSuchProcess:
+            return []
+
+    def processes(self) -> list[psutil.Process]:
+        """Every process of this server: the workers, and with --workers a supervisor and
+        whatever else it started (multiprocessing's resource tracker)."""
+        if self._process is None:
+            return []
+        try:
+            parent = psutil.Process(self._process.pid)
+            return [parent, *parent.children(recursive=True)]
         except psutil.NoSuchProcess:
             return []
 

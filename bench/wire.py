@@ -50,7 +50,12 @@ class TeaserWire:
 
 class SocketIOWire:
     """Engine.IO 4 over a WebSocket from the first byte (no polling upgrade), Socket.IO 5
-    packets on the default namespace: connect with auth, events as 42[...], ping "2"."""
+    packets on the default namespace: connect with auth, events as 42[...], ping "2".
+    Without `acks` (the emit-and-forget peer) a message is counted and not answered; the
+    pings still are: Engine.IO closes a socket whose pongs stop."""
+
+    def __init__(self, acks: bool = True) -> None:
+        self.acks = acks
 
     def url(self, base: str, session_id: str) -> str:
         return f"{base}/socket.io/?EIO=4&transport=websocket"
@@ -70,6 +75,8 @@ class SocketIOWire:
         if text.startswith("42"):
             event, payload = orjson.loads(text[2:])[:2]
             if event == "teaser":
+                if not self.acks:
+                    return Reaction((), payload["message"])
                 ack = "42" + orjson.dumps(["ack", payload["id"]]).decode()
                 return Reaction((ack,), payload["message"])
         return Reaction()
@@ -79,4 +86,5 @@ WIRES: dict[str, Wire] = {
     "teaser": TeaserWire(),
     "starlette": TeaserWire(),
     "socketio": SocketIOWire(),
+    "socketio-emit": SocketIOWire(acks=False),
 }

@@ -1,5 +1,7 @@
-"""What a team would otherwise build: python-socketio's AsyncServer on uvicorn, one room per
-visitor session, and a targeted emit from an HTTP endpoint that takes Teaser's send body.
+"""What a team would otherwise build, carrying what Teaser carries ("same-wire"):
+python-socketio's AsyncServer on uvicorn, one room per visitor session, a targeted emit of
+the whole stored message from an HTTP endpoint that takes Teaser's send body and answers as
+Teaser does, and the clients' acks received.
 
 With BENCH_REDIS_URL set it uses AsyncRedisManager, so an emit on one worker reaches a
 socket on another (the scale-out scenario). Run: uvicorn bench.peers.socketio_peer:app
@@ -8,7 +10,6 @@ socket on another (the scale-out scenario). Run: uvicorn bench.peers.socketio_pe
 from __future__ import annotations
 
 import hmac
-import os
 from typing import Any
 
 import socketio  # type: ignore[import-untyped]
@@ -17,31 +18,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bench.peers.socketio_base import session_server
 from bench.peers.wire import API_KEY, drafts, stored
 
-
-def _manager() -> socketio.AsyncManager | None:
-    url = os.environ.get("BENCH_REDIS_URL")
-    if not url:
-        return None
-    # A channel of its own: the Redis server is shared with test suites running meanwhile.
-    channel = os.environ.get("BENCH_SOCKETIO_CHANNEL", "bench-socketio")
-    return socketio.AsyncRedisManager(url, channel=channel)
-
-
-# WebSocket only, like Teaser's socket path; the long-polling fallback is not measured.
-sio = socketio.AsyncServer(
-    async_mode="asgi", transports=["websocket"], client_manager=_manager(), logger=False
-)
-
-
-@sio.event  # type: ignore[untyped-decorator]
-async def connect(sid: str, environ: dict[str, Any], auth: Any) -> bool:
-    session_id = auth.get("sessionId") if isinstance(auth, dict) else None
-    if not isinstance(session_id, str) or not session_id:
-        return False
-    await sio.enter_room(sid, session_id)
-    return True
+sio = session_server()
 
 
 @sio.event  # type: ignore[untyped-decorator]
