@@ -15,6 +15,7 @@ from api.draining import Drain
 from api.errors import HANDLERS
 from api.events import record_event, record_server_event
 from api.health import healthz, livez, readyz
+from api.httpprotocol import SERVER_STOPPING
 from api.limits import MAX_BODY_BYTES, MAX_SEND_BODY_BYTES, BodyLimitMiddleware
 from api.logs import configure_logging, redact_personal_data
 from api.metrics import metrics
@@ -68,17 +69,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     configure_logging()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         # Again, for a server whose logging was set up after the app was made (the handlers
         # a --log-config or a test adds); handlers already redacting are left as they are.
         redact_personal_data()
-        app.state.runtime = runtime or Runtime(settings)
-        await app.state.runtime.start()
+        app.state.runtime = started = runtime or Runtime(settings)
+        await started.start()
         # Installed once the server's own signal handling is (uvicorn installs it before
         # the lifespan starts), so that it runs first.
         drain.install()
         try:
-            yield
+            yield {SERVER_STOPPING: started.held_polls.end_all}
         finally:
             drain.uninstall()
             await app.state.runtime.stop()

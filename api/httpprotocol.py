@@ -31,6 +31,9 @@ from realtime.platform import Settings
 
 # What `teaser serve` and the Procfile pass to uvicorn as --http.
 HEAD_LIMITED_HTTP = "api.httpprotocol:HeadLimitedHttpProtocol"
+# In the lifespan's state: what to call as the server begins to stop, before it waits for
+# the answers under way. Held polls answer then, instead of holding the shutdown up.
+SERVER_STOPPING = "teaser.server_stopping"
 
 # After refusing a request, go on reading (and dropping) what the client still sends for
 # this long before closing. Closing with unread bytes makes the kernel send a reset, which
@@ -71,6 +74,13 @@ class HeadLimitedHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_clock()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """uvicorn calls this on every connection as it begins to stop."""
+        stopping = self.app_state.get(SERVER_STOPPING)
+        if callable(stopping):
+            stopping()
+        super().shutdown()
 
     def data_received(self, data: bytes) -> None:
         if self.refused:

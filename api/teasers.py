@@ -15,6 +15,7 @@ from realtime.accounts import new_session_id
 from realtime.contract import (
     BulkSent,
     PollAnswer,
+    PollRequest,
     SendBody,
     SentTeaser,
     SessionOpened,
@@ -65,17 +66,30 @@ def idempotency_key(header: str | None, drafts: list[Draft], bulk: bool) -> Idem
 
 async def poll_teasers(request: Request) -> Response:
     runtime = runtime_of(request)
-    runtime.limits.polls_per_ip.take(client_address(request))
-    asked = decode_json(await request.body(), WidgetRequest)
+    address = client_address(request)
+    runtime.limits.polls_per_ip.take(address)
+    asked = decode_json(await request.body(), PollRequest)
     site = await widget_site(request, asked.site_id)
     runtime.session_tokens.check(site.id, asked.session_id, asked.token)
     runtime.limits.polls_per_session.take(f"{site.id}:{asked.session_id}")
-    result = await runtime.delivery.poll(site.id, asked.session_id, asked.path, asked.since)
+    # Held for what was asked, up to the server's own bound; past the address's quota of
+    # held polls, answered at once like a plain poll (the answer then says `wait` 0).
+    wait = min(int(asked.wait) / 1000, runtime.settings.long_poll_seconds)
+    quota = runtime.limits.held_polls_per_ip
+    holding = wait > 0 and quota.try_acquire(address)
+    try:
+        result = await runtime.delivery.poll(
+            site.id, asked.session_id, asked.path, asked.since, wait if holding else 0
+        )
+    finally:
+        if holding:
+            quota.release(address)
     return StructResponse(
         PollAnswer(
             [ClientTeaser.of(teaser) for teaser in result.teasers],
             runtime.settings.poll_interval_ms,
             result.recovered,
+            result.wait_ms,
         )
     )
 

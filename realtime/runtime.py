@@ -30,6 +30,7 @@ from realtime.delivery.hub import Hub
 from realtime.delivery.pending import MemoryPendingIndex, PendingSessions, SharedPendingIndex
 from realtime.delivery.presence import PresenceRecorder
 from realtime.delivery.store import TeaserStore
+from realtime.delivery.waiting import HeldPolls
 from realtime.fanout.activity import ActivityFeed
 from realtime.fanout.broker import Broker
 from realtime.fanout.channels import sign_out_channel
@@ -155,6 +156,8 @@ class Runtime:
             else MemoryPendingIndex(clock)
         )
         self.pending = PendingSessions(index, self.engine, self.broker, clock)
+        self.held_polls = HeldPolls(settings.long_polls)
+        index.on_marked = self.held_polls.marked
         self.hub = Hub(
             self.store,
             self.broker,
@@ -165,7 +168,17 @@ class Runtime:
             _socket_timings(settings),
         )
         self.delivery = Delivery(
-            self.store, self.hub, self.presence, self.metrics, self.activity, self.pending
+            self.store,
+            self.hub,
+            self.presence,
+            self.metrics,
+            self.activity,
+            self.pending,
+            self.held_polls,
+            recheck_seconds=settings.poll_interval_ms / 1000,
+        )
+        self.metrics.gauge(
+            "teaser_held_polls", "Polls held open (long-polling).", lambda: len(self.held_polls)
         )
 
     def _build_targeting(self) -> None:
@@ -248,7 +261,8 @@ class Runtime:
         self._every(self.settings.webhook_interval, self.dispatcher.tick, "webhooks")
 
     async def stop(self) -> None:
-        # Sockets first, with "going away", so widgets reconnect to another worker at once.
+        # Sockets and held polls first, so widgets go to another worker at once.
+        self.held_polls.end_all()
         await self.hub.close_all()
         await self.hub.stop()
         with suppress(Exception):

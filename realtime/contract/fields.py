@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from msgspec import Meta
 
 from realtime.delivery import MAX_EXPIRES_IN_MS, MIN_EXPIRES_IN_MS, PATH_PATTERN
-from realtime.platform import EMAIL, FORBIDDEN_CHARACTERS, SESSION_ID, SITE_ID
+from realtime.platform import EMAIL, FORBIDDEN_CHARACTERS, MAX_POLL_WAIT_MS, SESSION_ID, SITE_ID
 
 CONTROLS = FORBIDDEN_CHARACTERS.pattern.removeprefix("[").removesuffix("]")
 NO_CONTROLS = f"^[^{CONTROLS}]*$"
@@ -108,6 +108,14 @@ Position = whole_number(
     MAX_POSITION,
     "The last seq this client has seen: what came after it is sent again.",
     "must be the last sequence number seen (an integer ≥ 0)",
+)
+# The server holds a poll at most TEASER_LONG_POLL_SECONDS (25 s by default) of this.
+PollWait = whole_number(
+    0,
+    MAX_POLL_WAIT_MS,
+    "Long-polling: milliseconds to hold this poll until a teaser is there, if none is yet "
+    "(the answer's `wait` says how long the server granted).",
+    f"must be whole milliseconds from 0 to {MAX_POLL_WAIT_MS}",
 )
 Email = Annotated[
     str,

@@ -12,6 +12,7 @@ from realtime.contract.fields import (
     MessageText,
     PagePath,
     PathPattern,
+    PollWait,
     Position,
     SessionId,
     SessionToken,
@@ -161,9 +162,17 @@ class WidgetRequest(Struct, rename="camel"):
     token: SessionToken | None = None
 
 
+class PollRequest(WidgetRequest, rename="camel"):
+    """A poll: who it speaks for, and how long it may be held (long-polling)."""
+
+    wait: PollWait = 0
+
+
 class PollAnswer(Struct, rename="camel", omit_defaults=True):
     messages: list[ClientTeaser]
-    poll_interval: Annotated[int, Meta(description="Milliseconds until the next poll.")]
+    poll_interval: Annotated[
+        int, Meta(description="Milliseconds until the next poll, unless `wait` is there.")
+    ]
     recovered: Annotated[
         bool | None,
         Meta(
@@ -171,6 +180,14 @@ class PollAnswer(Struct, rename="camel", omit_defaults=True):
             "after it is sent again; false means start over (it was too old or unknown)."
         ),
     ] = None
+    wait: Annotated[
+        int,
+        Meta(
+            description="With `wait` asked: the milliseconds this poll could be held. Poll "
+            "again at once. Absent (or 0): it was answered as a plain poll (long-polling off "
+            "or full), so poll again after `pollInterval`."
+        ),
+    ] = 0
 
 
 class SessionRequest(Struct, rename="camel"):

@@ -26,6 +26,7 @@ from realtime.delivery.teaser import (
     Status,
     Teaser,
 )
+from realtime.delivery.waiting import HeldPolls
 
 __all__ = [
     "DEFAULT_EXPIRES_IN_MS",
@@ -38,6 +39,7 @@ __all__ = [
     "CloseCode",
     "Delivery",
     "Draft",
+    "HeldPolls",
     "Hub",
     "IdempotencyKey",
     "LiveConnection",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -11,8 +12,9 @@ from realtime.delivery.pending import PendingSessions
 from realtime.delivery.presence import PresenceRecorder
 from realtime.delivery.store import DuplicateSend, IdempotencyKey, TeaserStore
 from realtime.delivery.teaser import Draft, Teaser
+from realtime.delivery.waiting import HeldPoll, HeldPolls, Woken
 from realtime.fanout.activity import ActivityFeed
-from realtime.platform.metrics import Metrics
+from realtime.platform.metrics import Metrics, PollOutcome
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class Polled:
     teasers: list[Teaser]
     # None: the client gave no position; False: an unknown one, so nothing was replayed.
     recovered: bool | None = None
+    # Milliseconds this poll could be held for (0: answered at once, as a plain poll).
+    wait_ms: int = 0
 
 
 class Delivery:
@@ -37,8 +41,12 @@ class Delivery:
         metrics: Metrics,
         activity: ActivityFeed,
         pending: PendingSessions,
+        held: HeldPolls,
+        recheck_seconds: float,
     ) -> None:
         self.pending = pending
+        self.held = held
+        self.recheck_seconds = recheck_seconds
         self.store = store
         self.hub = hub
         self.presence = presence
@@ -95,12 +103,60 @@ class Delivery:
         return Sent(teasers)
 
     async def poll(
-        self, site_id: str, session_id: str, path: str | None = None, since: int | None = None
+        self,
+        site_id: str,
+        session_id: str,
+        path: str | None = None,
+        since: int | None = None,
+        wait: float = 0.0,
+    ) -> Polled:
+        """What waits for the session, consumed. With `wait` (seconds), a poll that finds
+        nothing is held until the session gets something, or the wait is over: long-polling,
+        at no database read while it waits."""
+        held = self.held.hold(site_id, session_id) if wait > 0 else None
+        try:
+            return await self._poll(site_id, session_id, path, since, held, wait)
+        finally:
+            if held is not None:
+                self.held.release(site_id, session_id, held)
+
+    async def _poll(
+        self,
+        site_id: str,
+        session_id: str,
+        path: str | None,
+        since: int | None,
+        held: HeldPoll | None,
+        wait: float,
     ) -> Polled:
         self.presence.seen(site_id, session_id, "poll", poll=True)
-        if since is None and not await self.pending.may_have(site_id, session_id):
-            self.metrics.polls.inc("skipped")
-            return Polled([])  # the common case: nothing waiting, no database round trip
+        granted = round(wait * 1000) if held is not None else 0
+        read_store = since is not None or await self.pending.may_have(site_id, session_id)
+        teasers: list[Teaser] = []
+        recovered = None
+        if read_store:
+            teasers, recovered = await self._claim(site_id, session_id, path, since)
+        if not teasers and held is not None:
+            deadline = time.monotonic() + wait
+            while not teasers:
+                # Woken by the pending index; while it can't be trusted (Redis away), a
+                # send on another worker might not wake this one: look every poll interval.
+                recheck = None if self.pending.trusted else self.recheck_seconds
+                woken = await held.woken(deadline, recheck)
+                if woken in (Woken.DEADLINE, Woken.ENDED):
+                    break
+                read_store = True
+                teasers, _ = await self._claim(site_id, session_id, path, since)
+            self.presence.seen(site_id, session_id, "poll")
+        outcome: PollOutcome = "delivered" if teasers else "empty" if read_store else "skipped"
+        self.metrics.polls.inc(outcome)
+        return Polled(teasers, None if since is None else recovered is not None, granted)
+
+    async def _claim(
+        self, site_id: str, session_id: str, path: str | None, since: int | None
+    ) -> tuple[list[Teaser], list[Teaser] | None]:
+        """Consume what waits (and, with `since`, recover what was handed out after it):
+        in session order, without what the client has already seen."""
         recovered = None
         if since is not None:
             recovered = await self.store.recover(site_id, session_id, since, path)
@@ -116,5 +172,4 @@ class Delivery:
         fresh = [t for t in teasers if since is None or (t.session_seq or 0) > since]
         merged = {t.id: t for t in [*(recovered or []), *fresh]}
         ordered = sorted(merged.values(), key=lambda t: (t.session_seq or 0, t.seq))
-        self.metrics.polls.inc("delivered" if ordered else "empty")
-        return Polled(ordered, None if since is None else recovered is not None)
+        return ordered, recovered

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 
 import orjson
@@ -27,6 +27,7 @@ from realtime.platform.tables import teaser_messages as messages
 logger = logging.getLogger("teaser.pending")
 
 Marker = tuple[str, str, int]  # site, session, until (epoch ms)
+MarkedHook = Callable[[str, str], None]  # site, session
 INDEX_CHANNEL = "teaser:pending-index"
 PAUSE_AFTER_FAILURE = 5.0
 
@@ -51,6 +52,8 @@ class PendingIndex(ABC):
     @abstractmethod
     def may_have(self, site_id: str, session_id: str) -> bool: ...
 
+    on_marked: MarkedHook | None
+
     @abstractmethod
     def prune(self) -> None: ...
 
@@ -61,6 +64,8 @@ class MemoryPendingIndex(PendingIndex):
     def __init__(self, clock: Clock = now_ms) -> None:
         self.clock = clock
         self._until: dict[tuple[str, str], int] = {}
+        # Told of every marker set, from this worker or another (the held polls).
+        self.on_marked: MarkedHook | None = None
 
     async def mark(self, markers: Iterable[Marker]) -> None:
         self.restore(markers)
@@ -69,9 +74,12 @@ class MemoryPendingIndex(PendingIndex):
         """One worker: nobody else broadcasts."""
 
     def restore(self, markers: Iterable[Marker]) -> None:
+        marked = self.on_marked
         for site_id, session_id, until in markers:
             key = (site_id, session_id)
             self._until[key] = max(until, self._until.get(key, 0))
+            if marked is not None:
+                marked(site_id, session_id)
 
     def may_have(self, site_id: str, session_id: str) -> bool:
         until = self._until.get((site_id, session_id))
@@ -165,9 +173,15 @@ class PendingSessions:
         if not self._trusted:
             await self._try_rebuild()
         # Deaf to other workers (Redis is away): their sends could be anywhere.
-        if not (self._trusted and self.broker.listening):
+        if not self.trusted:
             return True
         return self.index.may_have(site_id, session_id)
+
+    @property
+    def trusted(self) -> bool:
+        """Whether a session without a marker surely has nothing waiting (and a held poll
+        is surely woken when it gets something)."""
+        return self._trusted and self.broker.listening
 
     async def rebuild(self) -> None:
         """Mark every session with something pending, from the store. Trusted afterwards

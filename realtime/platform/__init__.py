@@ -1,7 +1,7 @@
 """What every wing stands on: settings, time, errors, ids, metrics, limits, the database."""
 
 from realtime.platform.clock import Clock, IsoTime, iso_time, now_ms
-from realtime.platform.config import Settings
+from realtime.platform.config import MAX_POLL_WAIT_MS, Settings
 from realtime.platform.database import create_engine, is_disconnect
 from realtime.platform.errors import (
     BadRequest,
@@ -32,6 +32,7 @@ from realtime.platform.refusals import MISSING_FIELD, UNKNOWN_FIELD, problem_and
 __all__ = [
     "EMAIL",
     "FORBIDDEN_CHARACTERS",
+    "MAX_POLL_WAIT_MS",
     "MISSING_FIELD",
     "SESSION_ID",
     "SITE_ID",

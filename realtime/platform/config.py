@@ -14,6 +14,9 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./teaser.db"
 MIN_SECRET_KEY_LENGTH = 32
 # Below this, ordinary browser requests (cookies, user agent, client hints) would not fit.
 MIN_HEADER_BYTES = 4096
+# The longest `wait` a poll may ask (realtime/contract/fields.py): many proxies and load
+# balancers cut an answer that stays silent longer.
+MAX_POLL_WAIT_MS = 30_000
 REDIS_PREFIX = re.compile(r"[A-Za-z0-9._:-]{0,64}")
 
 
@@ -27,6 +30,9 @@ class Settings:
     environment: str = "development"
     max_message_length: int = 500
     poll_interval_ms: int = 8000
+    # Long-polling: the longest a poll that asks `wait` is held (0: never held). Below the
+    # 30 s after which many proxies and load balancers cut a silent answer.
+    long_poll_seconds: float = 25.0
     heartbeat_interval: float = 20.0
     heartbeat_timeout: float = 50.0
     claim_lease_ms: int = 30_000
@@ -43,7 +49,8 @@ class Settings:
     polls_per_session_per_minute: int = 60
     polls_per_ip_per_second: int = 200
     events_per_ip_per_second: int = 100
-    sockets_per_ip: int = 2_000
+    sockets_per_ip: int = 2_000  # also the held polls per address
+    long_polls: int = 10_000  # held at once; beyond it a poll is answered at once
     send_timeout: float = 10.0
     # The request head (request line and headers): its size, and the time to send it whole.
     max_header_bytes: int = 32 * 1024
@@ -90,6 +97,7 @@ class Settings:
             environment=read("TEASER_ENV", str, "development"),
             max_message_length=read("TEASER_MAX_MESSAGE_LENGTH", int, 500),
             poll_interval_ms=read("TEASER_POLL_INTERVAL_MS", int, 8000),
+            long_poll_seconds=read("TEASER_LONG_POLL_SECONDS", float, 25.0),
             heartbeat_interval=read("TEASER_HEARTBEAT_INTERVAL", float, 20.0),
             heartbeat_timeout=read("TEASER_HEARTBEAT_TIMEOUT", float, 50.0),
             claim_lease_ms=read("TEASER_CLAIM_LEASE_MS", int, 30_000),
@@ -106,6 +114,7 @@ class Settings:
             polls_per_ip_per_second=read("TEASER_LIMIT_POLLS_PER_IP_PER_SECOND", int, 200),
             events_per_ip_per_second=read("TEASER_LIMIT_EVENTS_PER_IP_PER_SECOND", int, 100),
             sockets_per_ip=read("TEASER_LIMIT_SOCKETS_PER_IP", int, 2_000),
+            long_polls=read("TEASER_LIMIT_LONG_POLLS", int, 10_000),
             send_timeout=read("TEASER_SEND_TIMEOUT", float, 10.0),
             max_header_bytes=read("TEASER_MAX_HEADER_BYTES", int, 32 * 1024),
             header_timeout=read("TEASER_HEADER_TIMEOUT", float, 10.0),
@@ -137,6 +146,13 @@ class Settings:
             )
         if not 1 <= self.max_message_length <= 4000:
             raise ConfigError("Config 'TEASER_MAX_MESSAGE_LENGTH' must be between 1 and 4000.")
+        if not 0 <= self.long_poll_seconds <= MAX_POLL_WAIT_MS / 1000:
+            raise ConfigError(
+                "Config 'TEASER_LONG_POLL_SECONDS' must be between 0 (off) and "
+                f"{MAX_POLL_WAIT_MS // 1000}."
+            )
+        if self.long_polls < 0:
+            raise ConfigError("Config 'TEASER_LIMIT_LONG_POLLS' must be 0 (none held) or more.")
         if self.heartbeat_timeout <= self.heartbeat_interval:
             raise ConfigError(
                 "Config 'TEASER_HEARTBEAT_TIMEOUT' must be larger than 'TEASER_HEARTBEAT_INTERVAL'."

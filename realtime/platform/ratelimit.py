@@ -80,10 +80,15 @@ class ConnectionQuota:
         self._open: dict[str, int] = {}
 
     def acquire(self, key: str) -> None:
+        if not self.try_acquire(key):
+            raise RateLimited(f"too many {self.what}", retry_after=5)
+
+    def try_acquire(self, key: str) -> bool:
         held = self._open.get(key, 0)
         if self.limit and held >= self.limit:
-            raise RateLimited(f"too many {self.what}", retry_after=5)
+            return False
         self._open[key] = held + 1
+        return True
 
     def release(self, key: str) -> None:
         held = self._open.get(key, 0) - 1
@@ -129,3 +134,5 @@ class Limits:
         # A tab opens one session; a shop behind one office NAT opens many.
         self.sessions_per_ip = RateLimiter("new sessions from this address", rate=1, burst=60)
         self.sockets_per_ip = ConnectionQuota("open sockets from this address", sockets_per_ip)
+        # A held poll is a connection too; past the quota, polls are answered at once.
+        self.held_polls_per_ip = ConnectionQuota("held polls from this address", sockets_per_ip)

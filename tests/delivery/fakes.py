@@ -21,6 +21,7 @@ from realtime.delivery.pending import MemoryPendingIndex, PendingIndex, PendingS
 from realtime.delivery.presence import PresenceRecorder
 from realtime.delivery.store import TeaserStore
 from realtime.delivery.teaser import Draft
+from realtime.delivery.waiting import HeldPolls
 from realtime.fanout.activity import ActivityFeed
 from realtime.fanout.backends.base import RESYNC, Event
 from realtime.fanout.backends.memory import MemoryBackend
@@ -197,7 +198,8 @@ async def small_world(
     activity = ActivityFeed(broker)
     pending = PendingSessions(index or MemoryPendingIndex(clock), engine, broker, clock)
     hub = Hub(store, broker, presence, metrics, activity, pending, timings or SocketTimings())
-    delivery = Delivery(store, hub, presence, metrics, activity, pending)
+    held = HeldPolls(capacity=100)
+    delivery = Delivery(store, hub, presence, metrics, activity, pending, held, 8.0)
     world = World(clock, store, broker, presence, metrics, activity, pending, hub, delivery)
     await broker.connect()
     await pending.start()
