@@ -96,8 +96,15 @@ class Bench:
         return self.client("latency", url=sender.http_base + SEND_PATH, count=count)
 
     def load(
-        self, sender: Server, servers: Sequence[Server], batch: int, seconds: float | None = None
+        self,
+        sender: Server,
+        servers: Sequence[Server],
+        batch: int,
+        seconds: float | None = None,
+        settle: bool = True,
     ) -> dict[str, Any]:
+        """One load, metered. `settle=False` where nothing is measured on these servers after
+        it (the setup's last load): the wait for the server to be idle again is then wasted."""
         with Meter(servers, self.client.pid) as meter:
             result = self.client(
                 "load",
@@ -106,7 +113,8 @@ class Bench:
                 seconds=seconds or self.plan.load_seconds,
                 batch=batch,
             )
-        time.sleep(SETTLE_SECONDS)
+        if settle:
+            time.sleep(SETTLE_SECONDS)
         # The meter ran from the first send until the last message arrived (or the client
         # gave up on the rest): the CPU of delivering every message counted in `received`.
         received, spent = result["received"], meter.result["server_side_cpu_s"]

@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     started = time.monotonic()
-    output = Path(args.output)
+    # A smoke run must not overwrite the last full run's figures.
+    output = Path(args.output or HERE / ("results-quick.json" if args.quick else "results.json"))
     with tempfile.TemporaryDirectory(prefix="teaser-bench-") as tmp:
         bench = Bench(plan, Path(tmp))
         try:
@@ -136,9 +137,12 @@ def _git() -> dict[str, Any]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="script/bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smoke run, under 2 minutes")
+    parser.add_argument("--quick", action="store_true", help="smoke run, under 3 minutes")
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(SCENARIOS)}")
-    parser.add_argument("--output", default=str(HERE / "results.json"))
+    parser.add_argument(
+        "--output",
+        help="default: bench/results.json, or bench/results-quick.json with --quick",
+    )
     return parser
 
 

@@ -117,11 +117,12 @@ def _sends(
     bench.open_sockets(holder.spec.peer, holder, plan.sockets, _prefix())
     bench.latency(sender, 20)  # warm-up: first statements compiled, connections pooled
     latency, one, many = [], [], []
-    for _ in range(plan.runs):
+    for run in range(plan.runs):
+        last = run == plan.runs - 1
         latency.append(bench.latency(sender))
-        one.append(bench.load(sender, servers, batch=1))
+        one.append(bench.load(sender, servers, batch=1, settle=bulk or not last))
         if bulk:
-            many.append(bench.load(sender, servers, batch=plan.bulk))
+            many.append(bench.load(sender, servers, batch=plan.bulk, settle=not last))
     bench.client("close")
     result = {"latency": aggregate(latency), "one_per_request": aggregate(one)}
     if bulk:
@@ -177,31 +178,32 @@ def _two(specs: tuple[ServerSpec, ServerSpec], bench: Bench) -> Iterator[tuple[S
 def scale_out(bench: Bench) -> None:
     title = "5. Scale-out: PostgreSQL + Redis (A→B: sender on worker A, sockets on worker B)"
     # One worker is the local figure the A→B rows are compared with (CPU per message);
-    # --workers 2 only in a full run.
+    # --workers 2, and bulk sends (the backlog a crossing builds), only in a full run.
     worker_counts = (1,) if bench.plan.quick else (1, 2)
+    bulk = not bench.plan.quick
     with bench.scenario("scale_out", title) as rows:
         for workers in worker_counts:
             with fresh_postgres() as url:
                 spec = teaser(url, redis=True, workers=workers)
                 setup = Setup(spec, "postgres+redis", topology(workers))
                 with bench.setup(rows, setup.describe()) as row, Server(spec, bench.tmp) as s:
-                    row.update(_sends(bench, s, s, [s], False))
+                    row.update(_sends(bench, s, s, [s], bulk))
         with fresh_postgres() as url:
             spec = teaser(url, redis=True)
             described = Setup(spec, "postgres+redis", "A→B").describe()
             with bench.setup(rows, described) as row, _two((spec, spec), bench) as (a, b):
-                row.update(_sends(bench, a, b, [a, b], False))
+                row.update(_sends(bench, a, b, [a, b], bulk))
         # python-socketio on AsyncRedisManager: an emit is delivered to this worker's own
         # sockets at once and published to Redis for the others, so 1 worker still publishes.
         for build in (socketio, socketio_emit):
             spec = build(redis=True)
             with bench.setup(rows, Setup(spec, "redis", "1 worker").describe()) as row:
                 with Server(spec, bench.tmp) as s:
-                    row.update(_sends(bench, s, s, [s], False))
+                    row.update(_sends(bench, s, s, [s], bulk))
             spec = build(redis=True)
             with bench.setup(rows, Setup(spec, "redis", "A→B").describe()) as row:
                 with _two((spec, spec), bench) as (a, b):
-                    row.update(_sends(bench, a, b, [a, b], False))
+                    row.update(_sends(bench, a, b, [a, b], bulk))
 
 
 # -- uvicorn options, to pick Teaser's defaults by measurement ------------------------------------
