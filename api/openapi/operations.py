@@ -25,6 +25,7 @@ from realtime.contract import (
     LoginRequest,
     LogoutQuery,
     PollAnswer,
+    PollRequest,
     Readiness,
     SendBody,
     SentTeaser,
@@ -43,7 +44,6 @@ from realtime.contract import (
     WebhookRequest,
     WebhookSecret,
     WebhookTestQueued,
-    WidgetRequest,
 )
 
 # Who may call: the site's key pair; an operator's cookie (plus the CSRF header when it
@@ -121,11 +121,14 @@ OPERATIONS: tuple[Operation, ...] = (
         "Poll: take this session's pending teasers (once each)",
         "widget",
         (Answer(200, "The teasers for this page, oldest first", PollAnswer),),
-        body=WidgetRequest,
+        body=PollRequest,
         security=PUBLIC,
         errors=WIDGET_ERRORS,
-        description="The widget's fallback when WebSockets fail, every 8 s. With `since`, "
-        "teasers already delivered after that seq are sent again (recovery).",
+        description="The widget's fallback when WebSockets fail. With `wait`, a poll that "
+        "finds nothing is held until a teaser for the session is there, or the wait is over "
+        "(long-polling; the answer's `wait` says what was granted; poll again at once). "
+        "Without it, or with `wait` 0 in the answer, poll every `pollInterval` (8 s). With "
+        "`since`, teasers already delivered after that seq are sent again (recovery).",
     ),
     Operation(
         "get",

@@ -139,12 +139,13 @@ class Delivery:
         if not teasers and held is not None:
             deadline = time.monotonic() + wait
             while not teasers:
-                # Woken by the pending index; while it can't be trusted (Redis away), a
-                # send on another worker might not wake this one: look every poll interval.
-                recheck = None if self.pending.trusted else self.recheck_seconds
-                woken = await held.woken(deadline, recheck)
+                # Woken by the pending index. While it can't be trusted (Redis away), a send
+                # on another worker might wake nobody: then look in the store each interval.
+                woken = await held.woken(deadline, self.recheck_seconds)
                 if woken in (Woken.DEADLINE, Woken.ENDED):
                     break
+                if woken is Woken.RECHECK and self.pending.trusted:
+                    continue  # nothing was missed: a marker would have woken this poll
                 read_store = True
                 teasers, _ = await self._claim(site_id, session_id, path, since)
             self.presence.seen(site_id, session_id, "poll")

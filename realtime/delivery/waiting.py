@@ -18,7 +18,7 @@ from enum import Enum
 
 class Woken(Enum):
     MARKED = "marked"  # the session may have something: claim from the store
-    RECHECK = "recheck"  # nothing heard, but the index can't be trusted now: claim anyway
+    RECHECK = "recheck"  # nothing heard for a while: claim anyway if the index can't be trusted
     DEADLINE = "deadline"  # the wait is over: answer with nothing
     ENDED = "ended"  # replaced by a newer poll of the session, or the worker is stopping
 
@@ -39,13 +39,13 @@ class HeldPoll:
         self.ended = True
         self._event.set()
 
-    async def woken(self, deadline: float, recheck: float | None) -> Woken:
-        """Wait until marked, ended, `deadline` (time.monotonic()) or, when given, `recheck`
-        seconds from now, whichever comes first."""
+    async def woken(self, deadline: float, recheck: float) -> Woken:
+        """Wait until marked, ended, `deadline` (time.monotonic()) or `recheck` seconds from
+        now, whichever comes first."""
         remaining = deadline - time.monotonic()
         if remaining <= 0 and not self._event.is_set():
             return Woken.DEADLINE
-        timeout = remaining if recheck is None else min(remaining, recheck)
+        timeout = min(remaining, recheck)
         try:
             await asyncio.wait_for(self._event.wait(), timeout)
         except TimeoutError:

@@ -227,10 +227,14 @@ class Send:
     id: str | None
 
 
-async def send(client: httpx.AsyncClient, session: str, text: str) -> Send:
+async def send(
+    client: httpx.AsyncClient, session: str, text: str, worker: ServerProcess | None = None
+) -> Send:
+    """A send through the client's own base URL, or to `worker`."""
     at = time.monotonic()
     body = {"sessionId": session, "message": text}
-    response = await client.put("/api/teaser-messages", headers=DEMO_HEADERS, json=body)
+    url = f"{worker.base_url if worker else ''}/api/teaser-messages"
+    response = await client.put(url, headers=DEMO_HEADERS, json=body)
     return Send(session, at, response.status_code, response.json().get("id"))
 
 
@@ -457,6 +461,36 @@ async def test_a_half_open_link_is_dropped_in_bounded_time_and_healthy_once_redi
     assert still_paused  # it came by the store, not by Redis once resumed
     assert arrived - during.at <= LINK_BOUND + SWEEP + POLL_INTERVAL
     assert receiver.ids == [before.id, during.id, after.id]
+    assert proxied.trouble() == []
+
+
+async def test_a_poll_held_on_b_while_the_link_is_half_open_gets_a_send_made_on_a(
+    proxied: Cluster,
+) -> None:
+    """Long-polling: a held poll is woken by markers Redis carries. While they can't come,
+    it looks in the store each poll interval, as a socket does."""
+    proxied.mark_logs()
+    pause = blackholed(proxied)
+    session = new_session_id()
+    poll = {"sessionId": session, "siteId": DEMO_SITE, "wait": 25_000}
+    async with httpx.AsyncClient(timeout=40) as client:
+        holding = asyncio.create_task(
+            client.post(f"{proxied.b.base_url}/api/teaser-messages", json=poll)
+        )
+        try:
+            await asyncio.sleep(0.5)  # held on B
+            pause(True)
+            await asyncio.sleep(0.5)
+            during = await send(client, session, "while Redis does not answer", proxied.a)
+            answer = await asyncio.wait_for(holding, 25)
+            answered_after = time.monotonic() - during.at
+        finally:
+            pause(False)
+        await until_healthy(proxied)
+
+    assert during.status == 201
+    assert [m["id"] for m in answer.json()["messages"]] == [during.id]
+    assert answered_after <= LINK_BOUND + SWEEP + POLL_INTERVAL
     assert proxied.trouble() == []
 
 
