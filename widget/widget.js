@@ -6,50 +6,46 @@
   if (window.TeaserWidget && window.TeaserWidget.transport !== 'closed') return; // tag pasted twice
 
   var PREFIX = '[AI PRL Assist]';
-  var PARAMS = ['utm_source', 'utm_medium', 'utm_campaign', 'utm_term', 'utm_content'];
+  var PARAMS = 'utm_source utm_medium utm_campaign utm_term utm_content'.split(' ');
   var SEEN_MAX = 200;
   var WS_TIMEOUT = 60000; // no frame at all for this long: the socket is dead
   var WS_OPEN_TIMEOUT = 10000;
-  var WS_STABLE = 10000; // open this long before a drop: start the backoff again from step 0
+  var WS_STABLE = 10000; // open this long, a drop starts the backoff anew
   var BACKOFF_MIN = 1000;
   var BACKOFF_MAX = 60000;
-  // A refusal no retry cures (see refusal()): the poll asks again after 1 minute, doubling up to 30.
   var REFUSED_MIN = 60000;
   var REFUSED_MAX = 1800000;
   var HIDDEN_SLOWDOWN = 4;
+  var LONG_WAIT = 25000; // under the 30 s after which many proxies cut a silent answer
+  var POLL_MARGIN = 10000; // a held poll unanswered this long past its wait is given up on
 
-  // ---- configuration: read once, from the script tag ----
+  // ---- configuration, read once ----
   var script = document.currentScript ||
     document.querySelector('script[src*="widget.js"][data-site-id]');
   var data = (script && script.dataset) || {};
   var siteId = data.siteId || '';
   var endpoint = (data.endpoint || (script && script.src ? new URL('.', script.src).href : location.origin))
     .replace(/\/+$/, '');
-  var configuredInterval = parseInt(data.pollInterval, 10) > 0 ? parseInt(data.pollInterval, 10) : 0;
+  var configuredInterval = Math.max(0, parseInt(data.pollInterval, 10) || 0);
   var debug = data.debug !== undefined && data.debug !== 'false';
 
-  // ---- small utilities ----
   function info(text) { if (debug) console.log(PREFIX + ' ' + text); }
   function warn(text) { console.warn(PREFIX + ' ' + text); }
   var warned = {};
-  // Repeating the same failure every poll would drown the console; say it once until it recovers.
   function warnOnce(key, text) { if (!warned[key]) { warned[key] = true; warn(text); } }
 
-  // sessionStorage throws in some privacy modes and sandboxed iframes: the widget then forgets on reload.
+  // sessionStorage throws in some privacy modes and sandboxed iframes.
   function load(key) { try { return sessionStorage.getItem(key); } catch (e) { return null; } }
   function save(key, value) { try { sessionStorage.setItem(key, value); } catch (e) { /* see load */ } }
 
   function randomId() {
     var out = '';
-    while (out.length < 9) {
-      crypto.getRandomValues(new Uint8Array(16)).forEach(function (b) {
-        if (b < 252 && out.length < 9) out += (b % 36).toString(36); // 252 = 7 * 36: no bias
-      });
-    }
+    // & 31: no bias
+    crypto.getRandomValues(new Uint8Array(9)).forEach(function (b) { out += (b & 31).toString(32); });
     return 'sess_' + Date.now() + '_' + out;
   }
 
-  // Full jitter (as centrifuge-js): spreads reconnects of many tabs after a server restart.
+  // Full jitter: spreads the reconnects of many tabs after a restart.
   function backoff(step, min, max) {
     min = min || BACKOFF_MIN;
     max = max || BACKOFF_MAX;
@@ -62,32 +58,39 @@
     return response.status + (e ? ' ' + (e.code || '') + ': ' + (e.message || '') : '');
   }
 
-  function postJSON(path, body) {
+  function postJSON(path, body, signal) {
     return fetch(endpoint + path, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify(body),
-      credentials: 'omit'
+      credentials: 'omit',
+      signal: signal
     });
   }
+  function bodyOf(response) { return response.json().catch(function () { return null; }); }
 
   var sessionKey = 'teaser:session:' + siteId;
-  // The server mints the session id and its token (which alone can read the session's
-  // messages); both, and the last sequence number seen, live as long as the tab.
+  // The server-minted id and token (which alone reads the session), and the last seq seen: for the tab's life.
   var stored = null;
   try { stored = JSON.parse(load(sessionKey)); } catch (e) { /* absent or corrupt: open anew */ }
   var sessionId = stored && stored.id || null;
   var token = stored && stored.token || null;
   var lastSeq = stored && stored.seq || 0;
   var reopened = false;
-  var resuming = false; // true until the first poll after falling back has answered
+  var resuming = false; // after a switch or a failure, polls send `since` until one is answered
+
+  // for the socket, each poll and each event
+  function who(since) {
+    return { sessionId: sessionId, siteId: siteId, path: location.pathname, token: token || undefined,
+      since: since || undefined };
+  }
 
   function keepSession() { save(sessionKey, JSON.stringify({ id: sessionId, token: token, seq: lastSeq })); }
 
   function openSession(done) {
     postJSON('/api/sessions', { siteId: siteId })
       .then(function (response) {
-        return response.json().catch(function () { return null; }).then(function (body) {
+        return bodyOf(response).then(function (body) {
           if (!response.ok || !body) throw new Error(refusal(body) ? '' : describeError(response, body));
           sessionId = body.sessionId;
           token = body.token;
@@ -110,59 +113,52 @@
     return true;
   }
 
-  // The server refuses this page for good: its origin is not among the site's, or the site does
-  // not exist. Only an operator can change that, so retrying at the usual pace would only have
-  // every visitor's tab ask to be refused, forever. The socket stops (its refusal is invisible
-  // to a page anyway), events stop, and the poll alone asks again, rarely: 1 minute doubling
-  // to 30, with full jitter, so a tab left open recovers once the site is fixed. A proxy's
-  // error page, a 429, a 5xx or a network failure are not this: they pass, with the usual backoff.
+  // A page refused for good (origin not allowed, no such site) waits for an operator: no socket or
+  // events, and the poll asks again 1 minute doubling to 30, so an open tab recovers.
   var PERMANENT = { origin_not_allowed: 1, unknown_site: 1 };
-  var refusals = 0; // consecutive refusals; 0 while the server accepts this page
+  var refusals = 0; // in a row; 0 while accepted
 
   function refusal(body) {
     var e = body && body.error;
     if (!e || !PERMANENT[e.code]) return false;
     if (!refusals++) {
-      // The command comes last, whole, so that it can be copied as it stands.
+      // The command comes last, whole, ready to copy.
       warn('Teaser refuses this page (' + e.code + ': ' + e.message + '); asking again every few minutes. ' +
         (e.code === 'unknown_site' ? 'Check data-site-id, or create the site: teaser site add ' + siteId
           : 'To allow this page, run: teaser site origins ' + siteId + ' --add ' + location.origin));
       clearTimeout(reconnectTimer);
       if (socket) { socket.close(); socket = null; }
       setState(State.REFUSED);
-      if (sessionId) startPolling(); // the poll is the one that asks again (start() does it otherwise)
+      if (sessionId) startPolling(); // else start() will
     }
     return true;
   }
 
-  // ---- transports: the same shape, { name, supported(), open(callbacks), send(frame), close() } ----
-  // callbacks: onOpen(), onFrame(frame), onClose(), onPoll(result).
+  // ---- transports: { supported(), open({ onOpen, onFrame, onClose, onPoll }), send(frame), close() } ----
 
   function webSocketTransport() {
     var socket = null;
     var timer = null;
     var callbacks = null;
-    var url = endpoint.replace(/^http/, 'ws') + '/api/teaser-ws?sessionId=' +
-      encodeURIComponent(sessionId) + '&siteId=' + encodeURIComponent(siteId) +
-      '&path=' + encodeURIComponent(location.pathname) +
-      (token ? '&token=' + encodeURIComponent(token) : '') + (lastSeq ? '&since=' + lastSeq : '');
+    // (JSON drops what is undefined)
+    var url = endpoint.replace(/^http/, 'ws') + '/api/teaser-ws?' +
+      new URLSearchParams(JSON.parse(JSON.stringify(who(lastSeq))));
 
     function detach() {
       clearTimeout(timer);
       if (socket) {
         socket.onmessage = socket.onclose = null;
-        // Closing a socket still connecting makes the browser warn in the console: close it once open.
+        // Closing a socket still connecting makes the browser warn: close it once open.
         socket.onopen = function () { this.close(); };
         if (socket.readyState !== 0) socket.close();
       }
       socket = null;
     }
     function fail() { if (socket) { detach(); callbacks.onClose(); } }
-    // Half-open TCP connections never fire onclose; silence past the deadline counts as a drop.
+    // Half-open TCP never fires onclose: silence past the deadline is a drop.
     function expireIn(ms) { clearTimeout(timer); timer = setTimeout(fail, ms); }
 
     return {
-      name: 'websocket',
       supported: function () { return typeof WebSocket === 'function'; },
       open: function (cb) {
         callbacks = cb;
@@ -184,6 +180,12 @@
     };
   }
 
+  // Long-polling: the server holds a poll until a teaser is there; the next goes once it answers.
+  // Two held polls failing, a short poll answered between them: something cuts long requests, so
+  // plain polls for the page's life. A held poll must be cancellable: it needs AbortController.
+  var longPolls = typeof AbortController === 'function';
+  var strikes = 0;
+
   function pollingTransport() {
     var timer = null;
     var active = false;
@@ -191,27 +193,38 @@
     var again = false;
     var serverInterval = 8000;
     var failures = 0;
+    var early = 0; // held polls in a row answered early with nothing
     var waitAtLeast = 0; // ms a 429 or 503 asked for (Retry-After)
+    var held = null; // the held poll's AbortController
     var callbacks = null;
 
-    function interval() {
-      var base = configuredInterval || serverInterval;
-      return document.visibilityState === 'hidden' ? base * HIDDEN_SLOWDOWN : base;
-    }
+    function hidden() { return document.visibilityState === 'hidden'; }
+    function interval() { return (configuredInterval || serverInterval) * (hidden() ? HIDDEN_SLOWDOWN : 1); }
     function schedule(ms) { clearTimeout(timer); if (active) timer = setTimeout(poll, ms); }
+    function cancel() { if (held) { held.abort(); held = null; } } // catch() runs after this
 
     function poll() {
       if (inFlight) { again = true; return; }
       inFlight = true;
       waitAtLeast = 0;
+      // Hidden tabs poll plainly: a browser has 6 connections per host for all tabs, and held polls
+      // in hidden ones would stall the visible one. After a switch or failure, 1 ms: an answer at
+      // once, saying whether the server long-polls.
+      var wait = !longPolls || hidden() ? 0 : resuming ? 1 : LONG_WAIT;
+      var sentAt = Date.now();
+      var next = false;
+      var control = held = wait > 1 ? new AbortController() : null;
+      var limit = control && setTimeout(function () { control.abort(Error('no answer in time')); },
+        wait + POLL_MARGIN);
       info('🔄 Polling for teaser messages...');
       var cb = callbacks;
-      postJSON('/api/teaser-messages', { sessionId: sessionId, siteId: siteId, path: location.pathname,
-        token: token || undefined, since: resuming && lastSeq ? lastSeq : undefined })
+      function polled(ok, count) { cb.onPoll({ ok: ok, count: count, at: new Date() }); }
+      postJSON('/api/teaser-messages', Object.assign(who(resuming && lastSeq), { wait: wait || undefined }),
+        control && control.signal)
         .then(function (response) {
-          // A 429 or 503 says how long to wait: never ask sooner (capped at ten minutes).
+          // A 429 or 503 says how long to wait (capped at ten minutes).
           waitAtLeast = Math.min(600, +response.headers.get('Retry-After') || 0) * 1000;
-          return response.json().catch(function () { return null; }).then(function (body) {
+          return bodyOf(response).then(function (body) {
             if (!response.ok && tokenRefused(body)) return {};
             if (!response.ok && refusal(body)) return null;
             if (!response.ok) throw new Error(describeError(response, body));
@@ -219,37 +232,47 @@
           });
         })
         .then(function (body) {
-          if (!body) return cb.onPoll({ ok: false, count: 0, at: new Date() });
+          if (!body) return polled(false, 0);
           if (refusals) { refusals = 0; info('Accepted again'); cb.onOpen(); connect(); }
           failures = 0;
+          if (control) strikes = 0;
           delete warned.poll;
-          resuming = false; // the first poll after a switch recovered what was missed
+          resuming = false;
           if (body.pollInterval > 0) serverInterval = body.pollInterval;
           var messages = body.messages || [];
           if (!messages.length) info('📭 No new teaser messages');
-          // Deliver even if close() came meanwhile: the server has handed these over already.
+          // A newer poll of the session ends a held one: two tabs of a session must not ping-pong.
+          early = !messages.length && Date.now() - sentAt < body.wait - 1000 ? early + 1 : 0;
+          next = body.wait > 0 && early < 2;
+          // Delivered even after close(): the server has handed these over.
           messages.forEach(function (m) { cb.onFrame(Object.assign({ type: 'teaser' }, m)); });
-          cb.onPoll({ ok: true, count: messages.length, at: new Date() });
+          polled(true, messages.length);
         })
         .catch(function (error) {
+          resuming = true; // its answer may be lost: ask for it again
+          if (held !== control) return; // cancelled: hidden, or the socket opened
           failures++;
+          // A short poll failing too: the server is away, not cutting.
+          strikes = control && !waitAtLeast ? strikes + 1 : 0;
+          if (strikes > 1) longPolls = false;
           warnOnce('poll', 'Polling failed: ' + error.message);
-          cb.onPoll({ ok: false, count: 0, at: new Date() });
+          polled(false, 0);
         })
         .then(function () {
+          clearTimeout(limit);
+          held = null;
           inFlight = false;
-          // A failing server is asked less and less often (up to once a minute), a refusing one rarely.
+          // A failing server is asked less and less often, a refusing one rarely.
           schedule(refusals ? backoff(refusals - 1, REFUSED_MIN, REFUSED_MAX)
-            : again && !waitAtLeast ? 0
+            : (again || next) && !waitAtLeast ? 0
             : Math.max(interval(), waitAtLeast, failures ? backoff(failures - 1) : 0));
           again = false;
         });
     }
-    // A tab coming back into view polls at once rather than waiting out its slowed-down timer.
-    function onVisibility() { if (document.visibilityState === 'visible' && !refusals) schedule(0); }
+    // Back in view, a tab polls at once.
+    function onVisibility() { if (!refusals) { if (hidden()) cancel(); else schedule(0); } }
 
     return {
-      name: 'polling',
       supported: function () { return typeof fetch === 'function'; },
       open: function (cb) {
         callbacks = cb;
@@ -262,6 +285,7 @@
       close: function () {
         active = false;
         clearTimeout(timer);
+        cancel();
         document.removeEventListener('visibilitychange', onVisibility);
       }
     };
@@ -277,11 +301,16 @@
     '.x{all:unset;position:absolute;top:6px;right:6px;width:24px;height:24px;border-radius:50%;' +
     'text-align:center;font:18px/24px sans-serif;color:#57606a;cursor:pointer}' +
     '.x:hover{background:#eef0f2}.m:focus-visible,.x:focus-visible{outline:2px solid #0969da;outline-offset:2px}';
-  // The host page's rules reach the host element itself (e.g. `* { display:none !important }`);
-  // only inline !important declarations beat those, so every property here carries it.
-  var HOST_STYLE = 'all:initial !important;display:block !important;position:fixed !important;' +
-    'right:16px !important;bottom:16px !important;z-index:2147483647 !important;' +
-    'max-width:calc(100vw - 32px) !important;visibility:visible !important;opacity:1 !important';
+  // Page rules reach the host (`* { display:none !important }`): only inline !important beats them.
+  var HOST_STYLE = ('all:initial;display:block;position:fixed;right:16px;bottom:16px;z-index:2147483647;' +
+    'max-width:calc(100vw - 32px);visibility:visible;opacity:1').replace(/;|$/g, ' !important;');
+
+  function button(className) {
+    var b = document.createElement('button');
+    b.className = className;
+    b.type = 'button';
+    return b;
+  }
 
   function bubble(onClick) {
     var host = null;
@@ -292,24 +321,19 @@
     function build() {
       host = document.createElement('teaser-widget');
       host.style.cssText = HOST_STYLE;
-      var root = host.attachShadow({ mode: 'open' });
       var style = document.createElement('style');
       style.textContent = CSS;
       box = document.createElement('div');
       box.className = 'b';
       box.setAttribute('aria-live', 'polite');
-      text = document.createElement('button');
-      text.className = 'm';
-      text.type = 'button';
+      text = button('m');
       text.onclick = function () { onClick(current); };
-      var close = document.createElement('button');
-      close.className = 'x';
-      close.type = 'button';
+      var close = button('x');
       close.setAttribute('aria-label', 'Close message');
       close.textContent = '×';
       close.onclick = hide;
       box.append(text, close);
-      root.append(style, box);
+      host.attachShadow({ mode: 'open' }).append(style, box);
       (document.body || document.documentElement).appendChild(host);
     }
     function hide() { if (host) host.remove(); host = null; }
@@ -349,10 +373,8 @@
     });
   }
   function setState(next) {
-    if (next === state) return;
     var previous = state;
-    state = next;
-    emit('transport', next, previous);
+    if (next !== previous) emit('transport', state = next, previous);
   }
 
   var seenKey = 'teaser:seen:' + siteId;
@@ -424,7 +446,7 @@
     });
   }
 
-  // ---- visitor events (POST /api/events); failures are logged, never thrown ----
+  // ---- visitor events (POST /api/events): failures logged, never thrown ----
   var query = new URLSearchParams(location.search);
 
   function event(type, extra) {
@@ -432,10 +454,8 @@
     PARAMS.forEach(function (name) { if (query.get(name)) utm[name] = query.get(name); });
     var timeZone;
     try { timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { /* old browser */ }
-    return Object.assign({
-      sessionId: sessionId, siteId: siteId, token: token || undefined, type: type,
-      url: location.href, path: location.pathname,
-      referrer: document.referrer, title: document.title, utm: utm,
+    return Object.assign(who(), {
+      type: type, url: location.href, referrer: document.referrer, title: document.title, utm: utm,
       customerId: query.get('customer_id'), customerEmail: query.get('customer_email'),
       secondsOnPage: Math.round((Date.now() - startedAt) / 1000),
       ts: new Date().toISOString(), timeZone: timeZone
@@ -448,8 +468,8 @@
     postJSON('/api/events', event(type, extra))
       .then(function (response) {
         if (response.ok) return;
-        return response.json().catch(function () { return null; }).then(function (body) {
-          // A custom event's refusal says why (not declared, too big, too many), once per name.
+        return bodyOf(response).then(function (body) {
+          // A custom event's refusal says why, once per name.
           if (!refusal(body)) warnOnce('events' + (name || ''), (name ? type + "('" + name + "') refused: " +
             describeError(response, body) : 'Event reporting failed: HTTP ' + response.status));
         });
@@ -457,8 +477,7 @@
       .catch(function (error) { warnOnce('events', 'Event reporting failed: ' + error.message); });
   }
 
-  // The shop's own events (track, goal), each with an id: two in one millisecond are two.
-  // Names are checked lightly here; the server judges. Calls before the session opens wait for it.
+  // The shop's own events, each with an id (two in a millisecond are two); the server judges names.
   var queued = [];
   function custom(type, name, extra) {
     if (!/^[A-Za-z][\w.:-]{0,63}$/.test(name)) return warn(type + ': "' + name + '" is not an event name');
@@ -470,8 +489,7 @@
 
   function onPageHide() {
     if (refusals) return;
-    // A page being unloaded cancels fetch; a beacon survives. A string body is sent as text/plain,
-    // which needs no CORS preflight; the server reads it as JSON.
+    // Unloading cancels fetch, not a beacon; a string goes as text/plain: no CORS preflight.
     var body = JSON.stringify(event('page_leave'));
     if (!(navigator.sendBeacon && navigator.sendBeacon(endpoint + '/api/events', body))) track('page_leave');
   }
