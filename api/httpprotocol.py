@@ -26,6 +26,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from api.access_log import access_log
 from api.responses import error_body
 from realtime.platform import Settings
 
@@ -57,6 +58,8 @@ class HeadLimitedHttpProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        # The cheap writer of the same access lines, where logging is configured as shipped.
+        self.access_logger = access_log(self.access_logger)  # type: ignore[assignment]
         self.max_head_bytes, self.head_timeout = head_limits()
         # From the connection's start, or the end of the last request, to a whole head.
         self.reading_head = True
