@@ -134,7 +134,11 @@ class Bench:
                         "polls", url=url, concurrency=self.plan.poll_connections, seconds=seconds
                     ),
                 }
-        return {**result, **meter.result}
+        # CPU per answered poll: steadier than requests/s while others load the machine.
+        answered = (result["requests_per_s"] or 0) * seconds
+        spent = meter.result["server_side_cpu_s"]
+        per_request = round(spent * 1e6 / answered, 1) if answered else None
+        return {**result, **meter.result, "cpu_us_per_request": per_request}
 
     def close(self) -> None:
         self.client.stop()

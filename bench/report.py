@@ -202,12 +202,13 @@ def _polls(scenario: Row) -> str:
             fig(r["polls"]["requests_per_s"], 0),
             fig(r["polls"]["p50_ms"], 2),
             fig(r["polls"]["p99_ms"], 2),
+            fig(r["polls"].get("cpu_us_per_request"), 0),
             str(int(med(r["polls"], "errors") or 0)),
             cpu(r["polls"]),
         ]
         for r in scenario["rows"]
     ]
-    headers = ["server", "requests/s", "p50 ms", "p99 ms", "non-2xx", "CPU"]
+    headers = ["server", "requests/s", "p50 ms", "p99 ms", "µs CPU/request", "non-2xx", "CPU"]
     return table(_scenario_title(scenario), headers, lines)
 
 
