@@ -85,6 +85,10 @@ class Subscriptions:
     async def wants(self, site_id: str, kind: WebhookType) -> bool:
         return kind.value in (await self._current()).get(site_id, frozenset())
 
+    async def any(self) -> bool:
+        """Whether any site has an enabled endpoint."""
+        return bool(await self._current())
+
     async def sites_wanting(self, kind: WebhookType) -> list[str]:
         return sorted(site for site, kinds in (await self._current()).items() if kind in kinds)
 

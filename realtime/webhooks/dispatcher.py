@@ -65,6 +65,12 @@ class Dispatcher:
         if time.monotonic() < self._paused_until:
             return
         try:
+            if not await self.subscriptions.any():
+                # No endpoint anywhere, so no event was written and nothing is due: no
+                # round trips (three every interval, on every worker, had been the idle
+                # server's busiest statements). The expiry window moves on unread.
+                await self._sweep_expired()
+                return
             while await self.queue.fan_out():
                 pass
             await self._sweep_expired()
