@@ -221,6 +221,37 @@ def test_a_session_socket_passes_through_and_a_send_reaches_it(proxied: Proxied)
     assert handshakes[-1]["request_id"].startswith("ws-sess_")
 
 
+async def held_poll_and_send(proxied: Proxied) -> tuple[httpx.Response, float]:
+    """Long-poll through nginx from the visitor's address, send through nginx while the
+    poll is held, and time the held poll's answer from the send."""
+    session = new_session_id()
+    transport = httpx.AsyncHTTPTransport(local_address=VISITOR)
+    base = proxied.nginx.base_url
+    async with httpx.AsyncClient(base_url=base, transport=transport, timeout=40) as client:
+        body = {"sessionId": session, "siteId": DEMO_SITE, "wait": 20_000}
+        holding = asyncio.create_task(client.post("/api/teaser-messages", json=body))
+        await asyncio.sleep(1.0)  # through nginx, and held
+        async with httpx.AsyncClient(base_url=base) as sender:
+            sent = await sender.put(
+                "/api/teaser-messages",
+                headers=DEMO_HEADERS,
+                json={"sessionId": session, "message": "held through nginx"},
+            )
+        sent_at = time.monotonic()
+        answer = await holding
+        assert sent.status_code == 201, sent.text
+        return answer, time.monotonic() - sent_at
+
+
+def test_a_held_poll_passes_through_and_is_answered_by_the_send(proxied: Proxied) -> None:
+    answer, after_send = asyncio.run(held_poll_and_send(proxied))
+
+    assert answer.status_code == 200
+    assert [m["message"] for m in answer.json()["messages"]] == ["held through nginx"]
+    assert answer.json()["wait"] == 20_000
+    assert after_send < 5  # answered by the send, not by the end of the wait
+
+
 def test_the_dashboard_socket_passes_through_on_its_own_origin(proxied: Proxied) -> None:
     added = run_teaser_cli(proxied.database, "operator", "add", DEMO_SITE, "ann@shop.example")
     password = added.stdout.rsplit(": ", 1)[1].strip()
