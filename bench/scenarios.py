@@ -212,7 +212,7 @@ def scale_out(bench: Bench) -> None:
 def options(bench: Bench) -> None:
     choices = [{}, {"ws": "websockets"}, {"ws": "wsproto"}, {"loop": "asyncio"}, {"http": "h11"}]
     seconds = bench.plan.variant_seconds
-    title = f"Teaser on SQLite under uvicorn options ({seconds:g} s loads)"
+    title = f"Teaser tuned (uvicorn directly) on SQLite under uvicorn options ({seconds:g} s loads)"
     with bench.scenario("options", title) as rows:
         for choice in choices:
             # uvicorn directly: `teaser serve` has no --ws, --loop or --http.
