@@ -72,7 +72,7 @@ declare namespace TeaserWidget {
     message: (message: Message) => void;
     /** The widget changed transport (or closed). */
     transport: (now: Transport, before: Transport) => void;
-    /** A poll finished (only while polling). */
+    /** A poll finished (only while polling; a held poll, once the server answers it). */
     poll: (result: PollResult) => void;
   }
 
@@ -82,7 +82,8 @@ declare namespace TeaserWidget {
     siteId: string;
     /** data-endpoint: the Teaser server's base URL; by default the script's own URL less /widget.js. */
     endpoint?: string;
-    /** data-poll-interval: milliseconds between polls; by default the server's pollInterval. */
+    /** data-poll-interval: milliseconds between plain polls (the server does not long-poll, or the tab
+     * is hidden: 4 times this); by default the server's pollInterval. */
     pollInterval?: `${number}`;
     /** data-debug: print info lines too; on when present, unless "false". */
     debug?: string;

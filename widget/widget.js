@@ -207,9 +207,9 @@
       if (inFlight) { again = true; return; }
       inFlight = true;
       waitAtLeast = 0;
-      // Hidden tabs poll plainly: a browser has 6 connections per host for all tabs, and held polls
-      // in hidden ones would stall the visible one. After a switch or failure, 1 ms: an answer at
-      // once, saying whether the server long-polls.
+      // Hidden tabs poll plainly: a browser has 6 HTTP/1.1 connections per host for all tabs, and
+      // held polls in hidden ones would stall the visible one. After a switch or failure, 1 ms: an
+      // answer at once, saying whether the server long-polls.
       var wait = !longPolls || hidden() ? 0 : resuming ? 1 : LONG_WAIT;
       var sentAt = Date.now();
       var next = false;
@@ -225,10 +225,10 @@
           // A 429 or 503 says how long to wait (capped at ten minutes).
           waitAtLeast = Math.min(600, +response.headers.get('Retry-After') || 0) * 1000;
           return bodyOf(response).then(function (body) {
-            if (!response.ok && tokenRefused(body)) return {};
-            if (!response.ok && refusal(body)) return null;
-            if (!response.ok) throw new Error(describeError(response, body));
-            return body || {};
+            if (response.ok) return body || {};
+            if (tokenRefused(body)) return {};
+            if (refusal(body)) return null;
+            throw new Error(describeError(response, body));
           });
         })
         .then(function (body) {
