@@ -262,15 +262,14 @@
           clearTimeout(limit);
           held = null;
           inFlight = false;
-          // A failing server is asked less and less often, a refusing one rarely.
           schedule(refusals ? backoff(refusals - 1, REFUSED_MIN, REFUSED_MAX)
             : (again || next) && !waitAtLeast ? 0
             : Math.max(interval(), waitAtLeast, failures ? backoff(failures - 1) : 0));
           again = false;
         });
     }
-    // Back in view, a tab polls at once.
-    function onVisibility() { if (!refusals) { if (hidden()) cancel(); else schedule(0); } }
+    // Back in view, at once and with `since` (the held poll cancelled may yet take a teaser).
+    function onVisibility() { if (!refusals) { if (hidden()) cancel(); else { resuming = true; schedule(0); } } }
 
     return {
       supported: function () { return typeof fetch === 'function'; },

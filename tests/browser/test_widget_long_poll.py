@@ -341,3 +341,30 @@ def test_two_tabs_of_one_session_do_not_take_turns_ending_each_others_held_poll(
     twin.wait_for_timeout(500)
     assert sorted(shown(), key=len) == [[], ["For one of the two"]]  # once, in one tab
     twin.close()
+
+
+def test_a_teaser_the_cancelled_held_poll_took_reaches_the_tab_once_it_is_shown(
+    page: Page, console: Console, server: LiveServer
+) -> None:
+    """The server may hold a cancelled poll until its wait is over, and hand it a teaser that
+    then reaches no one; the first poll once shown asks from the last teaser seen (since)."""
+    page.add_init_script(VISIBILITY)
+    session_id, polls = open_without_websocket(page, server, "pollInterval=300")
+    server.send_teaser(session_id, "Before hiding")  # the widget now has a position
+    expect(bubble(page)).to_have_text("Before hiding", timeout=1000)
+    held = wait_for_held_poll(page, polls)
+    page.evaluate(HIDE)
+    wait_until(page, lambda: held.failure is not None, "the held poll cancelled")
+    hidden_from = len(polls.all)
+    wait_until(page, lambda: polls.since(hidden_from)[-1:] and polls.all[-1].response, "answered")
+
+    server.send_teaser(session_id, "While hidden")
+    page.wait_for_timeout(1500)  # a hidden poll or two, 1.2 s apart
+    shown_from = len(polls.all)
+    page.evaluate(SHOW)
+    expect(bubble(page)).to_have_text("While hidden", timeout=1000)
+
+    first_shown = polls.all[shown_from]
+    assert first_shown.wait == PROBE_WAIT and first_shown.asked["since"] >= 1
+    page.wait_for_timeout(300)
+    assert received(page) == ["Before hiding", "While hidden"]
