@@ -34,6 +34,7 @@ from realtime.delivery.waiting import HeldPolls
 from realtime.fanout.activity import ActivityFeed
 from realtime.fanout.broker import Broker
 from realtime.fanout.channels import sign_out_channel
+from realtime.fanout.directory import SocketDirectory
 from realtime.insight.analytics import Analytics
 from realtime.insight.conversions import Conversions
 from realtime.insight.journey import Journeys
@@ -166,6 +167,7 @@ class Runtime:
             self.activity,
             self.pending,
             _socket_timings(settings),
+            _socket_directory(settings),
         )
         self.delivery = Delivery(
             self.store,
@@ -280,6 +282,7 @@ class Runtime:
         await self.pending.stop()
         await self.sign_in_limits.close()
         await self.broker.disconnect()
+        await self.hub.directory.close()
         await self.engine.dispose()
 
     async def _flush_metrics(self) -> None:
@@ -365,6 +368,15 @@ def _limits(settings: Settings) -> Limits:
         events_per_ip_per_second=settings.events_per_ip_per_second,
         sockets_per_ip=settings.sockets_per_ip,
     )
+
+
+def _socket_directory(settings: Settings) -> SocketDirectory:
+    """On Redis where there is Redis (imported only then: one worker never loads it)."""
+    if not settings.redis_url:
+        return SocketDirectory()
+    from realtime.fanout.redis_directory import RedisSocketDirectory
+
+    return RedisSocketDirectory(settings.redis_url, prefix=settings.redis_prefix)
 
 
 def _socket_timings(settings: Settings) -> SocketTimings:

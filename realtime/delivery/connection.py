@@ -15,7 +15,9 @@ from enum import IntEnum
 from typing import Protocol, TypeVar
 
 from realtime.delivery.frames import PING_FRAME, AckFrame, ClientFrame, PongFrame, teaser_frame
+from realtime.delivery.handoff import handed_off
 from realtime.delivery.teaser import Teaser
+from realtime.fanout.backends.base import Event
 
 logger = logging.getLogger("teaser.hub")
 T = TypeVar("T")
@@ -78,8 +80,22 @@ class SocketHub(Protocol):
     def position(self, site_id: str, session_id: str) -> Awaitable[int]: ...
 
     def claim_pending(
-        self, site_id: str, session_id: str, holder: str, path: str | None, limit: int
+        self,
+        site_id: str,
+        session_id: str,
+        holder: str,
+        path: str | None,
+        limit: int,
+        mine: bool = False,
     ) -> Awaitable[list[Teaser]]: ...
+
+    def give_back(self, connection: LiveConnection, teasers: list[Teaser]) -> None:
+        """Release these, handed to the socket with no room for them, to be claimed later."""
+        ...
+
+    def took_handoff(self, count: int) -> None:
+        """This many came whole from a send on another worker."""
+        ...
 
     def recover(
         self, site_id: str, session_id: str, since: int, path: str | None
@@ -103,6 +119,7 @@ class LiveConnection:
     never pile up memory here. Its messages wait for its next connection, or a poll."""
 
     __slots__ = (
+        "_claim_mine",
         "_delivery",
         "_handed",
         "_look",
@@ -115,6 +132,7 @@ class LiveConnection:
         "last_heard",
         "last_pinged",
         "last_progress",
+        "listed",
         "look_again_at",
         "next_lease_check",
         "next_recheck",
@@ -164,7 +182,11 @@ class LiveConnection:
         self.claiming = False
         self.reserved = 0  # leases a send on this worker is writing for this socket
         self._look = True  # the store may hold something for this socket
+        # The next claim also takes what is leased to this socket already (a hand-off
+        # came with a gap before it: the missing one may be in the store, leased here).
+        self._claim_mine = False
         self._handed: list[Teaser] = []  # stored already leased to this socket
+        self.listed = False  # named in the socket directory
         self._delivery: asyncio.Task[None] | None = None
 
     @property
@@ -183,10 +205,39 @@ class LiveConnection:
         """How many more a send on this worker may lease to this socket."""
         return self.room - len(self._handed) - self.reserved
 
-    def wake(self, _event: object = None) -> None:
-        """Look in the store soon (a broker event: something was sent to this session)."""
+    def wake(self, event: Event | None = None) -> None:
+        """Look in the store soon (a broker event: something was sent to this session), or
+        take what another worker's send stored already leased to this socket."""
+        if event is not None and event.message:
+            handoff = handed_off(self.site_id, self.session_id, event.message)
+            if handoff is not None:
+                holder, teasers = handoff
+                if holder == self.holder:
+                    self.take_handed(teasers)
+                return  # for another socket of this session
         self._look = True
         self._start_delivery()
+
+    def take_handed(self, teasers: list[Teaser]) -> None:
+        """A send on another worker stored these leased to this socket: send them, but
+        none twice (a claim may have found them first), and no more than there is room
+        for (the rest is given back, and claimed as acks make room)."""
+        if self.closed:
+            return  # the hub gives back what a closed socket's holder holds
+        self.hub.took_handoff(len(teasers))
+        held = self.held
+        sent_up_to = self.highest_sent or 0
+        fresh = [
+            t
+            for t in teasers
+            if t.id not in held and (self.highest_sent is None or (t.session_seq or 0) > sent_up_to)
+        ]
+        room = max(0, self.free)
+        if len(fresh) > room:
+            self.hub.give_back(self, fresh[room:])
+            fresh = fresh[:room]
+        if fresh:
+            self.hand_over(fresh)
 
     def hand_over(self, teasers: list[Teaser]) -> None:
         """Send these, which a send on this worker stored already leased to this socket
@@ -199,8 +250,10 @@ class LiveConnection:
             [self.highest_sent, *(t.session_seq or 0 for t in self._handed)]
         ):
             # Something older may still wait in the store (sent by another worker, or
-            # before this socket opened): send that first, so seq never goes backwards.
+            # before this socket opened), or be on its way here leased already: send that
+            # first, so seq never goes backwards.
             self._look = True
+            self._claim_mine = True
         self._handed.extend(teasers)
         self._start_delivery()
 
@@ -302,8 +355,11 @@ class LiveConnection:
         # Left set if the claim fails: what it may have leased is then known only to the
         # store, and a close gives back everything this socket's holder holds.
         self.claiming = True
+        mine, self._claim_mine = self._claim_mine, False
         teasers = await self._ask(
-            self.hub.claim_pending(self.site_id, self.session_id, self.holder, self.path, limit)
+            self.hub.claim_pending(
+                self.site_id, self.session_id, self.holder, self.path, limit, mine
+            )
         )
         self.claiming = False
         # A claim tried again after a lost connection also hands back what this socket

@@ -66,12 +66,14 @@ class Delivery:
             if earlier is not None:
                 return Sent(earlier, replayed=True)
         # A session with a socket here gets its messages stored already leased to that
-        # socket and handed over directly: no claim, and no trip through the broker.
-        sockets = self.hub.reserve(
-            site_id, Counter(d.session_id for d in drafts if d.only_on_path is None)
-        )
+        # socket and handed over directly: no claim, and no trip through the broker. One
+        # whose socket the directory places on another worker gets them leased to that
+        # socket, and handed over whole through the broker: no claim there either.
+        counts = Counter(d.session_id for d in drafts if d.only_on_path is None)
+        sockets = self.hub.reserve(site_id, counts)
+        elsewhere = await self.hub.locate(site_id, [s for s in counts if s not in sockets])
         try:
-            teasers = await self.store.send(site_id, drafts, idempotency, sockets)
+            teasers = await self.store.send(site_id, drafts, idempotency, {**elsewhere, **sockets})
         except BaseException as exc:
             for socket in sockets.values():
                 await self.hub.hand_over(socket, [])  # nothing was stored for it
@@ -92,12 +94,18 @@ class Delivery:
         for socket in sockets.values():
             await self.hub.hand_over(socket, handed.get(socket.holder, []))
         markers = [(site_id, t.session_id, t.expires_at) for t in teasers]
-        if not to_wake:
+        crossing = [
+            self.hub.hand_across(site_id, session_id, socket.holder, handed[socket.holder])
+            for session_id, socket in elsewhere.items()
+            if socket.holder in handed
+        ]
+        if not to_wake and not crossing:
             await self.pending.mark(markers)
             return Sent(teasers)
-        # Both only speed delivery up (the store has it already), so they run side by side.
+        # All only speed delivery up (the store has it already), so they run side by side.
         await asyncio.gather(
             self.pending.mark(markers),
+            *crossing,
             *(self.hub.notify(site_id, session_id) for session_id in to_wake),
         )
         return Sent(teasers)

@@ -1,10 +1,13 @@
 """This worker's live sockets: session -> connections.
 
 A send on this worker stores messages already leased to the session's socket here and
-hands them over directly. A send on another worker (or for a socket with no room) wakes
-the socket through the broker, and it claims what waits in the store. Either way a
-message is consumed only when the client acks it. One sweep per worker, not a task per
-socket, keeps heartbeats and timeouts, so an idle socket costs only its objects.
+hands them over directly. A send on another worker does the same for a socket the socket
+directory names, and hands them over through the broker, whole (realtime/delivery/
+handoff.py): the socket's worker writes the frames without a claim. Any other send (no
+socket known, or one with no room) wakes the session's sockets through the broker, and they
+claim what waits in the store. Either way a message is consumed only when the client acks
+it. One sweep per worker, not a task per socket, keeps heartbeats and timeouts, so an idle
+socket costs only its objects.
 """
 
 from __future__ import annotations
@@ -16,17 +19,22 @@ from collections.abc import Awaitable, Coroutine, Mapping
 from contextlib import suppress
 
 from realtime.delivery.connection import CloseCode, LiveConnection, SocketTimings, Transport
+from realtime.delivery.handoff import handoff_message
 from realtime.delivery.pending import PendingSessions
 from realtime.delivery.presence import PresenceRecorder
-from realtime.delivery.store import Ack, LocalSocket, TeaserStore
+from realtime.delivery.store import Ack, LeasingSocket, TeaserStore
 from realtime.delivery.teaser import Teaser
 from realtime.fanout.activity import ActivityFeed
 from realtime.fanout.broker import Broker
 from realtime.fanout.channels import session_channel
+from realtime.fanout.directory import SocketDirectory
 from realtime.platform.clock import iso_time
 from realtime.platform.metrics import Metrics
 
 logger = logging.getLogger("teaser.hub")
+# After a socket leaves the directory, how long a send that found it there just before may
+# still take to store its messages leased to it (they are given back then).
+LEAVE_GRACE = 2.0
 
 
 def teaser_activity(teaser: Teaser) -> dict[str, object]:
@@ -50,6 +58,7 @@ class Hub:
         activity: ActivityFeed,
         pending: PendingSessions,
         timings: SocketTimings,
+        directory: SocketDirectory | None = None,
     ) -> None:
         self.store = store
         self.broker = broker
@@ -58,6 +67,7 @@ class Hub:
         self.activity = activity
         self.pending = pending
         self.timings = timings
+        self.directory = directory or SocketDirectory()
         self._sessions: dict[tuple[str, str], list[LiveConnection]] = {}
         self._holders: dict[str, LiveConnection] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -102,6 +112,9 @@ class Hub:
         except BaseException:
             await self.detach(connection, listening=False)
             raise
+        # Named only once it listens: a hand-off sent to it from then on reaches it.
+        if self.directory.enabled:
+            connection.listed = await self.directory.enter(site_id, session_id, connection.holder)
         connection.wake()  # whatever waited for this session before it connected
         return connection
 
@@ -116,7 +129,7 @@ class Hub:
         # the per-address quota) need not wait for the database.
         self._run_chore(self._release(connection))
 
-    def reserve(self, site_id: str, counts: Mapping[str, int]) -> dict[str, LocalSocket]:
+    def reserve(self, site_id: str, counts: Mapping[str, int]) -> dict[str, LeasingSocket]:
         """For each session with a socket on this worker that has room, reserve up to
         `counts[session]` of it: a send stores that many already leased to the socket.
         Every reservation ends in `hand_over`."""
@@ -126,11 +139,11 @@ class Hub:
                 take = min(count, connection.free)
                 if take > 0 and connection.settled:
                     connection.reserved += take
-                    found[session_id] = LocalSocket(connection.holder, take)
+                    found[session_id] = LeasingSocket(connection.holder, take)
                     break
         return found
 
-    async def hand_over(self, socket: LocalSocket, teasers: list[Teaser]) -> None:
+    async def hand_over(self, socket: LeasingSocket, teasers: list[Teaser]) -> None:
         """End a reservation: give the messages stored leased to the socket to it, or, if
         it closed meanwhile, back to the store for the next poll or socket at once."""
         connection = self._holders.get(socket.holder)
@@ -148,6 +161,35 @@ class Hub:
         if not await self.broker.publish(session_channel(site_id, session_id)):
             self.metrics.broker_failures.inc()
 
+    async def locate(self, site_id: str, session_ids: list[str]) -> dict[str, LeasingSocket]:
+        """The sockets on other workers that the directory names for these sessions, each
+        to take up to a window of messages."""
+        if not session_ids or not self.directory.enabled or not self.broker.listening:
+            return {}
+        found = await self.directory.locate(site_id, session_ids)
+        window = self.timings.window
+        return {
+            session: LeasingSocket(holder, window)
+            for session, holder in found.items()
+            if holder not in self._holders  # one here with no room: it claims, woken
+        }
+
+    async def hand_across(
+        self, site_id: str, session_id: str, holder: str, teasers: list[Teaser]
+    ) -> None:
+        """Hand messages stored leased to a socket on another worker to it, whole. If no
+        worker listens to the session (the socket's worker is gone) or Redis is away, give
+        them back at once, for the next socket or poll, and wake the session as usual."""
+        channel = session_channel(site_id, session_id)
+        heard_by = await self.broker.publish_counted(channel, handoff_message(holder, teasers))
+        if heard_by:
+            self.metrics.handoffs.inc("sent", len(teasers))
+            return
+        self.metrics.handoffs.inc("given_back", len(teasers))
+        with suppress(Exception):  # else the lease runs out by itself
+            await self.store.release(holder, [teaser.id for teaser in teasers])
+        await self.notify(site_id, session_id)
+
     # What a socket asks of its hub (connection.SocketHub).
 
     @property
@@ -158,9 +200,25 @@ class Hub:
         return self.store.position(site_id, session_id)
 
     def claim_pending(
-        self, site_id: str, session_id: str, holder: str, path: str | None, limit: int
+        self,
+        site_id: str,
+        session_id: str,
+        holder: str,
+        path: str | None,
+        limit: int,
+        mine: bool = False,
     ) -> Awaitable[list[Teaser]]:
-        return self.store.claim_pending(site_id, session_id, holder, path, limit)
+        return self.store.claim_pending(site_id, session_id, holder, path, limit, mine)
+
+    def give_back(self, connection: LiveConnection, teasers: list[Teaser]) -> None:
+        self._run_chore(self._give_back(connection, teasers))
+
+    def took_handoff(self, count: int) -> None:
+        self.metrics.handoffs.inc("received", count)
+
+    async def _give_back(self, connection: LiveConnection, teasers: list[Teaser]) -> None:
+        await self.store.release(connection.holder, [teaser.id for teaser in teasers])
+        connection.wake()  # claimed once acks make room
 
     def recover(
         self, site_id: str, session_id: str, since: int, path: str | None
@@ -234,12 +292,27 @@ class Hub:
             self._sessions.pop(key, None)
 
     async def _release(self, connection: LiveConnection) -> None:
+        site_id, session_id, holder = connection.site_id, connection.session_id, connection.holder
+        if connection.listed:
+            await self.directory.leave(site_id, session_id, holder)
         held = connection.held
-        if not held and not connection.claiming:
+        if held or connection.claiming:
+            try:
+                # Closed in the middle of a claim: what it leased is known only to the store.
+                await self.store.release(holder, None if connection.claiming else held)
+            except Exception as exc:
+                # The lease still expires by itself; the message is only delayed.
+                logger.warning("could not release messages of a closed socket: %r", exc)
+        if not connection.listed:
             return
+        # A send on another worker that found this socket in the directory just before it
+        # left may still be storing messages leased to it: give those back once it is done,
+        # and wake the session's other sockets for them.
+        await asyncio.sleep(LEAVE_GRACE)
         try:
-            # Closed in the middle of a claim: what it leased is known only to the store.
-            await self.store.release(connection.holder, None if connection.claiming else held)
+            released = await self.store.release(holder)
         except Exception as exc:
-            # The lease still expires by itself; the message is only delayed.
             logger.warning("could not release messages of a closed socket: %r", exc)
+            return
+        if released:
+            await self.notify(site_id, session_id)

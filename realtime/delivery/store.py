@@ -66,12 +66,13 @@ class SendRequest:
     site_id: str
     drafts: Sequence[Draft]
     idempotency: IdempotencyKey | None
-    holders: Mapping[str, LocalSocket]
+    holders: Mapping[str, LeasingSocket]
 
 
 @dataclass(frozen=True)
-class LocalSocket:
-    """A socket on this worker that takes a session's next `room` messages at once."""
+class LeasingSocket:
+    """A socket that takes a session's next `room` messages at once: they are stored
+    already leased to it. On this worker, or on another (the socket directory named it)."""
 
     holder: str
     room: int
@@ -84,6 +85,9 @@ class Claim:
     holder: str
     path: str | None
     limit: int | None
+    # Also what is leased to this holder already: a message sent from another worker
+    # straight to the socket may reach the store before its hand-over reaches the socket.
+    mine: bool = False
 
 
 @dataclass(frozen=True)
@@ -166,12 +170,12 @@ class TeaserStore:
         site_id: str,
         drafts: Sequence[Draft],
         idempotency: IdempotencyKey | None = None,
-        holders: Mapping[str, LocalSocket] | None = None,
+        holders: Mapping[str, LeasingSocket] | None = None,
     ) -> list[Teaser]:
         """Store all drafts in one transaction, in order, numbering each session's messages
         1, 2, 3…; with an idempotency key, raise DuplicateSend if that key was used.
-        `holders` names, per session, a socket on this worker that takes messages at once:
-        as many as it has room for are stored already leased to it, so no claim follows."""
+        `holders` names, per session, a socket that takes messages at once: as many as it
+        has room for are stored already leased to it, so no claim follows."""
         return await self._sends.submit(SendRequest(site_id, drafts, idempotency, holders or {}))
 
     async def _write_sends(
@@ -377,10 +381,11 @@ class TeaserStore:
         holder: str,
         path: str | None = None,
         limit: int | None = None,
+        mine: bool = False,
     ) -> list[Teaser]:
         """Lease a session's deliverable messages (the oldest `limit`) to one socket until
-        it acks them."""
-        return await self._claims.submit(Claim(site_id, session_id, holder, path, limit))
+        it acks them; with `mine`, also those already leased to it."""
+        return await self._claims.submit(Claim(site_id, session_id, holder, path, limit, mine))
 
     async def _write_claims(self, claims: Sequence[Claim]) -> list[list[Teaser]]:
         now = self.clock()
@@ -417,7 +422,7 @@ class TeaserStore:
                 "until": now + self.lease_ms,
                 "limit": claim.limit,
             }
-            doubted = again or claim.holder in self._doubted
+            doubted = again or claim.mine or claim.holder in self._doubted
             statement = claim_statement(claim.path is not None, claim.limit is not None, doubted)
             found[claim] = _in_seq_order(connection.execute(statement, parameters))
         return [found[claim] for claim in claims]

@@ -85,13 +85,17 @@ class Broker:
 
     async def publish(self, channel: str, message: str = "") -> bool:
         """Publish; when the backend is down, still wake this worker's own listeners."""
+        return await self.publish_counted(channel, message) is not None
+
+    async def publish_counted(self, channel: str, message: str = "") -> int | None:
+        """Publish, and say to how many workers (0: none listens to the channel); None
+        when the backend is down, and only this worker's own listeners heard it."""
         try:
-            await self._backend.publish(channel, message)
-            return True
+            return await self._backend.publish(channel, message)
         except BrokerUnavailable as exc:
             logger.debug("%s; delivering to local listeners only.", exc)
             self._dispatch(Event(channel=channel, message=message))
-            return False
+            return None
 
     async def healthy(self) -> bool:
         return await self._backend.healthy()

@@ -118,11 +118,11 @@ class FlakyBackend(MemoryBackend):
         self.hears_others = True
         self.published: list[str] = []
 
-    async def publish(self, channel: str, message: str) -> None:
+    async def publish(self, channel: str, message: str) -> int:
         self.published.append(channel)
         if not self.link_up:
             raise BrokerUnavailable("the test cut the link")
-        await super().publish(channel, message)
+        return await super().publish(channel, message)
 
     @property
     def listening(self) -> bool:

@@ -17,7 +17,7 @@ from realtime.delivery.connection import (
     SocketTimings,
 )
 from realtime.delivery.frames import PING_FRAME
-from realtime.delivery.store import LocalSocket, TeaserStore
+from realtime.delivery.store import LeasingSocket, TeaserStore
 from realtime.delivery.teaser import Teaser
 from tests.delivery.fakes import (
     SITE,
@@ -42,15 +42,29 @@ class RecordingHub:
         self.acks: list[str] = []
         self.pongs: list[LiveConnection] = []
         self.latencies: list[str] = []
+        self.given_back: list[Teaser] = []
+        self.handoffs = 0
 
     def position(self, site_id: str, session_id: str) -> Awaitable[int]:
         return self.store.position(site_id, session_id)
 
     def claim_pending(
-        self, site_id: str, session_id: str, holder: str, path: str | None, limit: int
+        self,
+        site_id: str,
+        session_id: str,
+        holder: str,
+        path: str | None,
+        limit: int,
+        mine: bool = False,
     ) -> Awaitable[list[Teaser]]:
         self.claims.append(limit)
-        return self.store.claim_pending(site_id, session_id, holder, path, limit)
+        return self.store.claim_pending(site_id, session_id, holder, path, limit, mine)
+
+    def give_back(self, connection: LiveConnection, teasers: list[Teaser]) -> None:
+        self.given_back.extend(teasers)
+
+    def took_handoff(self, count: int) -> None:
+        self.handoffs += count
 
     def recover(
         self, site_id: str, session_id: str, since: int, path: str | None
@@ -142,7 +156,7 @@ async def test_a_hand_over_given_out_of_order_is_still_sent_in_session_seq_order
     sockets: Sockets, store: TeaserStore
 ) -> None:
     connection, transport = await sockets.settled()
-    socket = LocalSocket(connection.holder, 3)
+    socket = LeasingSocket(connection.holder, 3)
     leased = await store.send(SITE, drafts("s1", "a", "b", "c"), holders={"s1": socket})
 
     connection.hand_over(list(reversed(leased)))

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from realtime.delivery.store import DuplicateSend, IdempotencyKey, LocalSocket, TeaserStore
+from realtime.delivery.store import DuplicateSend, IdempotencyKey, LeasingSocket, TeaserStore
 from realtime.delivery.teaser import Draft, Priority, Status
 from realtime.migrations.migrate import upgrade
 from realtime.platform.database import create_engine
@@ -245,7 +245,7 @@ async def test_a_send_to_a_local_socket_is_stored_leased_to_it_up_to_its_room(
 ) -> None:
     store = TeaserStore(engine)
     sent = await store.send(
-        SITE, drafts("s1", "a", "b", "c"), holders={"s1": LocalSocket("socket-a", room=2)}
+        SITE, drafts("s1", "a", "b", "c"), holders={"s1": LeasingSocket("socket-a", room=2)}
     )
 
     assert [t.leased_to for t in sent] == ["socket-a", "socket-a", None]

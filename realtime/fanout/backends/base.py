@@ -31,7 +31,8 @@ class BrokerBackend(ABC):
     async def unsubscribe(self, channel: str) -> None: ...
 
     @abstractmethod
-    async def publish(self, channel: str, message: str) -> None: ...
+    async def publish(self, channel: str, message: str) -> int:
+        """Publish; how many subscribers (workers) the channel had when it was published."""
 
     @abstractmethod
     async def next_published(self) -> Event: ...

@@ -24,9 +24,11 @@ class MemoryBackend(BrokerBackend):
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
 
-    async def publish(self, channel: str, message: str) -> None:
-        if channel in self._channels:
-            self._published.put_nowait(Event(channel=channel, message=message))
+    async def publish(self, channel: str, message: str) -> int:
+        if channel not in self._channels:
+            return 0
+        self._published.put_nowait(Event(channel=channel, message=message))
+        return 1
 
     async def next_published(self) -> Event:
         return await self._published.get()

@@ -155,14 +155,14 @@ class RedisBackend(BrokerBackend):
         self._channels.discard(self._prefix + channel)
         await self._send("unsubscribe", self._prefix + channel)
 
-    async def publish(self, channel: str, message: str) -> None:
+    async def publish(self, channel: str, message: str) -> int:
         # After a failure, fail fast for a while (a circuit breaker): local listeners still
         # hear it, other workers re-read the store once Redis carries the resync we owe.
         if time.monotonic() < self._publish_paused_until:
             self._owe_resync = True
             raise BrokerUnavailable("Redis publish paused after a recent failure")
         try:
-            await self._twice(self._publisher.publish, self._prefix + channel, message)
+            return int(await self._twice(self._publisher.publish, self._prefix + channel, message))
         except (*LINK_ERRORS, *TORN_DOWN_ERRORS) as exc:
             self._publish_paused_until = time.monotonic() + self._publish_pause
             self._owe_resync = True

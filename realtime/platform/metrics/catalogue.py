@@ -23,6 +23,9 @@ from realtime.platform.metrics.workers import (
 # Skipped: the pending index knew nothing was waiting, so the poll never reached the
 # database. Empty: the store was asked and had nothing. Delivered: it answered teasers.
 PollOutcome = Literal["skipped", "empty", "delivered"]
+# A send's messages for a socket on another worker: sent there whole, given back to the
+# store (no worker listened), or received here for a socket of this worker.
+HandoffOutcome = Literal["sent", "given_back", "received"]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 LATENCY = "teaser_send_to_deliver_seconds"
@@ -46,6 +49,11 @@ class Metrics:
         self.expired = Counter("teaser_messages_expired_total", "Teasers that expired unseen.")
         self.polls: CounterBy[PollOutcome] = CounterBy(
             "teaser_polls_total", "Polls answered, by what they found.", "outcome"
+        )
+        self.handoffs: CounterBy[HandoffOutcome] = CounterBy(
+            "teaser_handoffs_total",
+            "Messages sent to a socket on another worker, by what became of them.",
+            "outcome",
         )
         self.events = Counter("teaser_events_total", "Visitor events recorded.")
         self.auto_triggers = Counter(
@@ -96,6 +104,7 @@ class Metrics:
         publisher.counter(self.delivered_poll)
         publisher.counter(self.expired)
         publisher.counter_by(self.polls)
+        publisher.counter_by(self.handoffs)
         publisher.counter(self.events)
         publisher.counter(self.auto_triggers)
         publisher.counter(self.broker_failures)
