@@ -35,6 +35,9 @@ HEAD_LIMITED_HTTP = "api.httpprotocol:HeadLimitedHttpProtocol"
 # In the lifespan's state: what to call as the server begins to stop, before it waits for
 # the answers under way. Held polls answer then, instead of holding the shutdown up.
 SERVER_STOPPING = "teaser.server_stopping"
+# In a request's scope: what to call if its client goes away before the answer is complete.
+# A held poll ends then, instead of claiming a teaser for a connection that is gone.
+CLIENT_GONE = "teaser.client_gone"
 
 # After refusing a request, go on reading (and dropping) what the client still sends for
 # this long before closing. Closing with unread bytes makes the kernel send a reset, which
@@ -76,6 +79,11 @@ class HeadLimitedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_clock()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            gone = cycle.scope.get(CLIENT_GONE)
+            if callable(gone):
+                gone()
         super().connection_lost(exc)
 
     def shutdown(self) -> None:

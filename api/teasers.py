@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from api.auth import client_address, runtime_of, sending_site, widget_site
+from api.httpprotocol import CLIENT_GONE
 from api.responses import StructResponse
 from api.sockets import DATABASE_AWAY, database_away, refuse
 from realtime.accounts import new_session_id
@@ -79,7 +81,12 @@ async def poll_teasers(request: Request) -> Response:
     holding = wait > 0 and quota.try_acquire(address)
     try:
         result = await runtime.delivery.poll(
-            site.id, asked.session_id, asked.path, asked.since, wait if holding else 0
+            site.id,
+            asked.session_id,
+            asked.path,
+            asked.since,
+            wait if holding else 0,
+            on_hold=partial(request.scope.__setitem__, CLIENT_GONE),
         )
     finally:
         if holding:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from realtime.delivery.hub import Hub, teaser_activity
@@ -117,11 +118,19 @@ class Delivery:
         path: str | None = None,
         since: int | None = None,
         wait: float = 0.0,
+        on_hold: Callable[[Callable[[], None]], None] | None = None,
     ) -> Polled:
         """What waits for the session, consumed. With `wait` (seconds), a poll that finds
         nothing is held until the session gets something, or the wait is over: long-polling,
-        at no database read while it waits."""
-        held = self.held.hold(site_id, session_id) if wait > 0 else None
+        at no database read while it waits. `on_hold` is given what ends the hold (the
+        client went away). A poll of the session, held or not, ends the one held before."""
+        if wait > 0:
+            held = self.held.hold(site_id, session_id)
+            if held is not None and on_hold is not None:
+                on_hold(held.end)
+        else:
+            held = None
+            self.held.end(site_id, session_id)
         try:
             return await self._poll(site_id, session_id, path, since, held, wait)
         finally:

@@ -80,6 +80,12 @@ class HeldPolls:
         held = self._held[key] = HeldPoll()
         return held
 
+    def end(self, site_id: str, session_id: str) -> None:
+        """A plain poll of the session came: the one held before it answers now."""
+        held = self._held.pop((site_id, session_id), None)
+        if held is not None:
+            held.end()
+
     def release(self, site_id: str, session_id: str, held: HeldPoll) -> None:
         if self._held.get((site_id, session_id)) is held:
             del self._held[(site_id, session_id)]

@@ -304,3 +304,38 @@ async def test_a_send_on_worker_a_wakes_a_poll_held_on_worker_b(
 
     assert [m["id"] for m in answer["messages"]] == [sent["id"]]
     assert answered_after < 5
+
+
+async def test_a_held_poll_whose_client_goes_away_takes_nothing(
+    server: InProcessServer, client: httpx.AsyncClient
+) -> None:
+    assert server.runtime is not None
+    session = new_session_id()
+    async with httpx.AsyncClient(base_url=server.base_url) as leaving:
+        polling = asyncio.create_task(long_poll(leaving, session, 20_000))
+        await held(leaving, server, session)
+        polling.cancel()  # the tab went away: its connection closes
+        with pytest.raises(asyncio.CancelledError):
+            await polling
+    for _ in range(200):
+        if (SITE, session) not in server.runtime.held_polls._held:
+            break
+        await asyncio.sleep(0.01)
+    sent = await send(client, session, "for whoever polls next")
+    answer = json_of(await long_poll(client, session, 0))
+
+    assert (SITE, session) not in server.runtime.held_polls._held
+    assert [m["id"] for m in answer["messages"]] == [sent["id"]]
+
+
+async def test_a_plain_poll_of_the_session_ends_the_one_held_before_it(
+    server: InProcessServer, client: httpx.AsyncClient
+) -> None:
+    session = new_session_id()
+    holding = asyncio.create_task(long_poll(client, session, 20_000))
+    await held(client, server, session)
+    plain = json_of(await long_poll(client, session, 0))
+    ended = json_of(await asyncio.wait_for(holding, 5))
+
+    assert plain == {"messages": [], "pollInterval": 8000}
+    assert ended["messages"] == []
