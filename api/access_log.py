@@ -8,6 +8,9 @@ line (same text, or the same JSON fields, redacted alike) is formatted directly 
 written to the handler's own stream at most every FLUSH_SECONDS, in one write: many lines
 per write under load, and a lone line still out within that (and at exit).
 
+Any other line (uvicorn's own, a WebSocket's, the app's) writes the held lines first, so
+that where stdout and stderr go to one place, lines stay in the order they happened.
+
 Only for the configuration `teaser serve` gives uvicorn's access logger (one stream
 handler, uvicorn's formatter without colours, or Teaser's JSON one, redacted). Any other
 (a --log-config, a terminal's colours, a test's handler) gets the logging module as before.
@@ -113,7 +116,31 @@ def access_log(logger: logging.Logger) -> logging.Logger | AccessLog:
     if fast is None:
         return logger
     _cached = (list(logger.handlers), fast)
+    _flush_before_other_lines(fast, logger.handlers[0])
     return fast
+
+
+class _FlushFirst(logging.Filter):
+    """On every other handler: the access lines held so far go out before its line."""
+
+    def __init__(self, access: AccessLog) -> None:
+        super().__init__()
+        self.access = access
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.access.flush()
+        return True
+
+
+def _flush_before_other_lines(access: AccessLog, own: logging.Handler) -> None:
+    loggers = [
+        logging.getLogger(),
+        logging.getLogger("uvicorn"),
+        logging.getLogger("uvicorn.error"),
+    ]
+    for handler in {id(h): h for each in loggers for h in each.handlers}.values():
+        if handler is not own and not any(isinstance(f, _FlushFirst) for f in handler.filters):
+            handler.addFilter(_FlushFirst(access))
 
 
 def _fast_for(logger: logging.Logger) -> AccessLog | None:

@@ -14,11 +14,13 @@ from realtime.migrations.migrate import upgrade
 from realtime.platform.database import create_engine
 from tests.support import (
     InProcessServer,
+    ServerProcess,
     drop_postgres_database,
     fresh_database,
     fresh_postgres_database,
     make_settings,
     require_redis,
+    running_workers,
 )
 
 # script/test runs the suite in several processes (pytest-xdist), all on the one shared
@@ -99,3 +101,18 @@ async def server(start_server: ServerFactory) -> InProcessServer:
 async def client(server: InProcessServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
         yield http
+
+
+@pytest.fixture
+async def two_workers(
+    postgres_url: str, redis_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
+    """Two uvicorn processes on one PostgreSQL database and the shared Redis. Tests that
+    poll as fast as they can (races) would meet the per-session poll limit: it is off."""
+    env = {
+        "DATABASE_URL": postgres_url,
+        "REDIS_URL": redis_url,
+        "TEASER_LIMIT_POLLS_PER_SESSION_PER_MINUTE": "0",
+    }
+    async with running_workers(env, tmp_path) as workers:
+        yield workers

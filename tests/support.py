@@ -277,6 +277,19 @@ class ServerProcess(OnLoopback):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+@asynccontextmanager
+async def running_workers(
+    env: dict[str, str], log_dir: Path
+) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
+    """Two workers on one database and one Redis, started together, stopped together."""
+    workers = (ServerProcess(env, log_dir), ServerProcess(env, log_dir))
+    try:
+        await asyncio.gather(*(asyncio.to_thread(worker.start) for worker in workers))
+        yield workers
+    finally:
+        await asyncio.gather(*(asyncio.to_thread(worker.stop) for worker in workers))
+
+
 class TeaserServe(ServerProcess):
     """`teaser serve`, as script/server, the Procfile and the container run it: the drain on
     SIGTERM, the ops port and several workers are its own."""

@@ -26,6 +26,9 @@ T = TypeVar("T")
 # knock on a database that is starting up all at once.
 LOOK_AGAIN_AFTER = 0.5
 LOOK_AGAIN_CAP = 15.0
+# Acks a socket remembers after sending them on to the store: far more than are ever
+# written in one of its batches.
+ACKED_REMEMBERED = 1024
 
 
 class StoreFailed(Exception):
@@ -119,6 +122,7 @@ class LiveConnection:
     never pile up memory here. Its messages wait for its next connection, or a poll."""
 
     __slots__ = (
+        "_acked",
         "_claim_mine",
         "_delivery",
         "_handed",
@@ -175,6 +179,9 @@ class LiveConnection:
         self.look_again_at: float | None = None  # after a look the store did not answer
         self.failures = 0  # such looks in a row
         self.unacked: set[str] = set()
+        # Acked here, perhaps not yet consumed in the store (acks are written in batches):
+        # a claim that also takes what is leased to this socket may find them still there.
+        self._acked: dict[str, None] = {}
         # The client has every message of this session up to here (None: not known yet).
         self.highest_sent = since
         self.closed = False
@@ -265,6 +272,7 @@ class LiveConnection:
             if message_id in self.unacked:
                 window_was_full = self.room <= 0
                 self.unacked.discard(message_id)
+                self._remember_acked(message_id)
                 self.last_progress = time.monotonic()
                 if window_was_full:
                     self.wake()
@@ -273,6 +281,11 @@ class LiveConnection:
                 self.hub.acknowledge(self, message_id)
         elif isinstance(frame, PongFrame):
             self.hub.ponged(self)
+
+    def _remember_acked(self, message_id: str) -> None:
+        self._acked[message_id] = None
+        if len(self._acked) > ACKED_REMEMBERED:
+            del self._acked[next(iter(self._acked))]
 
     @property
     def held(self) -> set[str]:
@@ -363,9 +376,10 @@ class LiveConnection:
         )
         self.claiming = False
         # A claim tried again after a lost connection also hands back what this socket
-        # already holds: sent once is enough.
+        # already holds, and one that takes what is leased here what was acked and is not
+        # yet consumed: sent once is enough.
         held = self.held
-        teasers = [teaser for teaser in teasers if teaser.id not in held]
+        teasers = [t for t in teasers if t.id not in held and t.id not in self._acked]
         # In flight from here on: a close before they are sent still gives them back.
         self.unacked.update(teaser.id for teaser in teasers)
         return teasers

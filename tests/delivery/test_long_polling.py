@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -274,19 +272,6 @@ async def test_the_held_polls_are_a_published_gauge(
     await polling
 
     assert "teaser_held_polls 1.0" in while_held
-
-
-@pytest.fixture
-async def two_workers(
-    postgres_url: str, redis_url: str, tmp_path: Path
-) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
-    env = {"DATABASE_URL": postgres_url, "REDIS_URL": redis_url}
-    workers = (ServerProcess(env, tmp_path), ServerProcess(env, tmp_path))
-    try:
-        await asyncio.gather(*(asyncio.to_thread(worker.start) for worker in workers))
-        yield workers
-    finally:
-        await asyncio.gather(*(asyncio.to_thread(worker.stop) for worker in workers))
 
 
 async def test_a_send_on_worker_a_wakes_a_poll_held_on_worker_b(

@@ -9,8 +9,6 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,23 +16,6 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.support import DEMO_HEADERS, DEMO_SITE, ServerProcess, json_of, new_session_id
-
-
-@pytest.fixture
-async def two_workers(
-    postgres_url: str, redis_url: str, tmp_path: Path
-) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
-    env = {
-        "DATABASE_URL": postgres_url,
-        "REDIS_URL": redis_url,
-        "TEASER_LIMIT_POLLS_PER_SESSION_PER_MINUTE": "0",
-    }
-    workers = (ServerProcess(env, tmp_path), ServerProcess(env, tmp_path))
-    try:
-        await asyncio.gather(*(asyncio.to_thread(worker.start) for worker in workers))
-        yield workers
-    finally:
-        await asyncio.gather(*(asyncio.to_thread(worker.stop) for worker in workers))
 
 
 async def handoffs(client: httpx.AsyncClient, worker: ServerProcess) -> dict[str, float]:

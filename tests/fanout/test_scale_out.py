@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 
@@ -17,24 +15,6 @@ from tests.conftest import ServerFactory
 from tests.support import DEMO_HEADERS, ServerProcess, json_of, new_session_id
 
 SITE = "woodstock_outlet"
-
-
-@pytest.fixture
-async def two_workers(
-    postgres_url: str, redis_url: str, tmp_path: Path
-) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
-    # The race test polls as fast as it can: no per-session poll limit here.
-    env = {
-        "DATABASE_URL": postgres_url,
-        "REDIS_URL": redis_url,
-        "TEASER_LIMIT_POLLS_PER_SESSION_PER_MINUTE": "0",
-    }
-    workers = (ServerProcess(env, tmp_path), ServerProcess(env, tmp_path))
-    try:
-        await asyncio.gather(*(asyncio.to_thread(worker.start) for worker in workers))
-        yield workers
-    finally:
-        await asyncio.gather(*(asyncio.to_thread(worker.stop) for worker in workers))
 
 
 async def test_a_send_on_worker_a_reaches_a_socket_on_worker_b_within_a_second(

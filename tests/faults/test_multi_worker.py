@@ -22,6 +22,7 @@ from tests.support import (
     fresh_postgres_database,
     new_session_id,
     require_redis,
+    running_workers,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -45,13 +46,8 @@ async def two_workers(
     database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
     env = {"DATABASE_URL": database, "REDIS_URL": await require_redis()}
-    logs = tmp_path_factory.mktemp("workers")
-    workers = (ServerProcess(env, logs), ServerProcess(env, logs))
-    try:
-        await asyncio.gather(*(asyncio.to_thread(worker.start) for worker in workers))
+    async with running_workers(env, tmp_path_factory.mktemp("workers")) as workers:
         yield workers
-    finally:
-        await asyncio.gather(*(asyncio.to_thread(worker.stop) for worker in workers))
 
 
 def tracebacks(*workers: ServerProcess) -> str:

@@ -118,7 +118,12 @@ async def test_deliveries_show_each_attempt_and_a_replay_sends_again(
     await add(tenant, receiver.url(path))
     await tenant.call("POST", "/api/webhooks/1/test")
     await receiver.wait_for(path, 1)
-    [delivery] = json_of(await tenant.call("GET", "/api/webhooks/1/deliveries"))["deliveries"]
+    # The receiver has answered; the sender writes the outcome just after.
+    for _ in range(100):
+        [delivery] = json_of(await tenant.call("GET", "/api/webhooks/1/deliveries"))["deliveries"]
+        if delivery["status"] != "pending":
+            break
+        await asyncio.sleep(0.05)
     replayed = await tenant.call("POST", f"/api/webhooks/1/deliveries/{delivery['id']}/replay")
 
     assert (delivery["status"], delivery["statusCode"], delivery["attempts"]) == (

@@ -39,6 +39,9 @@ def release_private_directory() -> None:
     uvicorn ends with the SIGTERM it caught (re-raised, so atexit never runs)."""
     if directory := _made.pop(os.getpid(), None):
         shutil.rmtree(directory, ignore_errors=True)
+        # Nothing started after this (a test's next server) may write into what is gone.
+        if os.environ.get(DIRECTORY_VARIABLE) == directory:
+            del os.environ[DIRECTORY_VARIABLE]
 
 
 def multiprocess_directory() -> str | None:
