@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from realtime.fanout.backends.base import RESYNC, BrokerBackend, Event
 from realtime.platform.errors import BrokerUnavailable
+from realtime.platform.redis_urls import CLUSTER_SCHEMES
 
 logger = logging.getLogger("teaser.broker")
 
@@ -25,11 +26,17 @@ def backend_from_url(url: str, prefix: str = "") -> BrokerBackend:
         from realtime.fanout.backends.memory import MemoryBackend
 
         return MemoryBackend()
+    if scheme in CLUSTER_SCHEMES:
+        from realtime.fanout.backends.redis_cluster import RedisClusterBackend
+
+        return RedisClusterBackend(url, prefix=prefix)
     if scheme in ("redis", "rediss", "unix"):
         from realtime.fanout.backends.redis import RedisBackend
 
         return RedisBackend(url, prefix=prefix)
-    raise ValueError(f"Unsupported broker URL scheme '{scheme}'. Expected 'memory' or 'redis'.")
+    raise ValueError(
+        f"Unsupported broker URL scheme '{scheme}'. Expected 'memory', 'redis' or 'redis+cluster'."
+    )
 
 
 Listener = Callable[[Event], None]
@@ -160,7 +167,8 @@ class Broker:
 
     def _dispatch(self, event: Event) -> None:
         if event.channel == RESYNC:
-            targets = [each for listeners in self._listeners.values() for each in listeners]
+            scope = self._listeners.keys() if event.channels is None else event.channels
+            targets = [each for channel in scope for each in self._listeners.get(channel, ())]
         else:
             targets = list(self._listeners.get(event.channel, ()))
         for listener in targets:

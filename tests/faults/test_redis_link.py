@@ -18,8 +18,6 @@ import asyncio
 import json
 import os
 import random
-import signal
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -33,12 +31,12 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 
 from tests.faults.proxy import Fault, FaultProxy
+from tests.redis_servers import RedisServer
 from tests.support import (
     DEMO_HEADERS,
     DEMO_SITE,
     ServerProcess,
     drop_postgres_database,
-    free_port,
     fresh_postgres_database,
     new_session_id,
 )
@@ -52,56 +50,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 LINK_BOUND = 5.0
 POLL_INTERVAL = 8.0
 SWEEP = 1.0
-
-
-class RedisServer:
-    """A redis-server of this module's own on a free port, with no persistence, so that
-    a restart comes back empty."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.directory = directory
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no", "--dir", str(self.directory)]
-        with (self.directory / "redis.log").open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        client = aioredis.from_url(self.url, socket_connect_timeout=0.5)
-        try:
-            for _ in range(100):
-                try:
-                    if await client.ping():
-                        return
-                except (aioredis.RedisError, OSError):
-                    await asyncio.sleep(0.05)
-            raise RuntimeError(f"redis-server on port {self.port} did not start")
-        finally:
-            await client.aclose()
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def pause(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.resume()
-            self.process.kill()
-            self.process.wait()
 
 
 @dataclass

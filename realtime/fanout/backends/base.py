@@ -15,6 +15,9 @@ RESYNC = "*resync*"
 class Event:
     channel: str
     message: str
+    # A RESYNC for only the listeners of these channels (a cluster's shard came back: what
+    # the others carried was never lost); None for every listener.
+    channels: frozenset[str] | None = None
 
 
 class BrokerBackend(ABC):
