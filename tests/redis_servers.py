@@ -83,9 +83,6 @@ class RedisClusterNodes:
         # A replica syncs at once (not after the default 5 s), and may always take over,
         # however long it was cut off from its master.
         options += ["--repl-diskless-sync-delay", "0", "--cluster-replica-validity-factor", "0"]
-        # A replica's first sync otherwise waits 5 s for more replicas to share it, and a
-        # replica that never synced does not fail over: its master killed early stays down.
-        options += ["--repl-diskless-sync-delay", "0"]
         self.nodes = [RedisServer(directory, *options) for _ in range(masters * 2)]
         for node in self.nodes:
             # The bus port would be port + 10000 (past 65535 for a high free port).

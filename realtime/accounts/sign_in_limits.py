@@ -4,9 +4,10 @@ Three budgets: per address over every account (one address trying many accounts)
 account and address (one address guessing one password), and a back-off per account
 over every address that doubles with each failure in a row and is capped, so no one can
 keep an account's owner out for more than a short while: their own address keeps its
-own budgets. A try refused here costs no Argon2 time. With Redis the counts are shared
-by every worker (the `limits` package, moving windows); without it, or while Redis does
-not answer, they are kept in this worker's memory, which still limits, only per worker.
+own budgets. A try refused here costs no Argon2 time. With Redis (or a Redis Cluster) the
+counts are shared by every worker (the `limits` package, moving windows); without it, or
+while Redis does not answer, they are kept in this worker's memory, which still limits,
+only per worker.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
 from realtime.platform.errors import RateLimited
+from realtime.platform.redis_urls import cluster_address, is_cluster
 
 logger = logging.getLogger("teaser.sign_in")
 
@@ -63,10 +65,13 @@ class SignInLimits:
         self._per_pair = parse_many(self.budget.per_account_address)
         memory = MemoryStorage()
         self._memory = _Counts(memory, MovingWindowRateLimiter(memory))
-        self._pool: Any = None  # redis.asyncio.ConnectionPool, imported only with Redis
+        # What close() closes: redis-py's ConnectionPool or RedisCluster, imported only with
+        # Redis.
+        self._pool: Any = None
         self._shared: _Counts | None = None
         if redis_url:
-            self._pool, shared = _redis_storage(redis_url)
+            build = _cluster_storage if is_cluster(redis_url) else _redis_storage
+            self._pool, shared = build(redis_url)
             self._shared = _Counts(shared, MovingWindowRateLimiter(shared))
         self._shared_down_until = 0.0
 
@@ -184,6 +189,33 @@ def _redis_storage(redis_url: str) -> tuple[Any, Storage]:
         **client,
     )
     return pool, storage
+
+
+def _cluster_storage(redis_url: str) -> tuple[Any, Storage]:
+    """The same short timeouts and no retries, on a cluster. `limits` builds the cluster
+    client itself (from the nodes in its URL and these options), so close() takes it from
+    there; credentials and TLS go as options, as its URL has no `rediss+cluster`."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    address = cluster_address(redis_url)
+    nodes = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in address.nodes)
+    client: dict[str, Any] = {
+        "username": address.username,
+        "password": address.password,
+        "ssl": address.tls,
+        "socket_timeout": REDIS_TIMEOUT,
+        "socket_connect_timeout": REDIS_TIMEOUT,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    storage = RedisClusterStorage(
+        f"async+redis+cluster://{nodes}",
+        implementation="redispy",
+        wrap_exceptions=True,
+        **client,
+    )
+    bridge: Any = storage.bridge  # its redis-py bridge; `limits` does not type the client
+    return bridge.storage, storage
 
 
 def _account(site_id: str, email: str) -> str:

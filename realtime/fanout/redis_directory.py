@@ -1,17 +1,21 @@
-"""The socket directory on Redis (realtime/fanout/directory.py says what it is for)."""
+"""The socket directory on Redis or a Redis Cluster (realtime/fanout/directory.py says
+what it is for)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from realtime.fanout.directory import SocketDirectory
+from realtime.platform.redis_urls import cluster_client, is_cluster
 
 logger = logging.getLogger("teaser.directory")
 
@@ -32,12 +36,20 @@ class RedisSocketDirectory(SocketDirectory):
 
     def __init__(self, url: str, *, prefix: str = "") -> None:
         self._prefix = prefix + "teaser:at:"
-        self._client = aioredis.from_url(
-            url,
-            socket_timeout=LOOKUP_TIMEOUT,
-            socket_connect_timeout=LOOKUP_TIMEOUT,
-            retry=Retry(NoBackoff(), 0),
-        )
+        self._client: aioredis.Redis | RedisCluster
+        self._mget: Callable[[list[str]], Awaitable[list[Any]]]
+        if is_cluster(url):
+            self._client = self._cluster = cluster_client(url, timeout=LOOKUP_TIMEOUT)
+            self._mget = self._mget_by_slot
+            self._shape_unsure = False
+        else:
+            self._client = aioredis.from_url(
+                url,
+                socket_timeout=LOOKUP_TIMEOUT,
+                socket_connect_timeout=LOOKUP_TIMEOUT,
+                retry=Retry(NoBackoff(), 0),
+            )
+            self._mget = self._client.mget
         self._leave = self._client.register_script(LEAVE_IF_MINE)
         self._paused_until = 0.0
 
@@ -70,7 +82,7 @@ class RedisSocketDirectory(SocketDirectory):
             return {}
         try:
             async with asyncio.timeout(LOOKUP_TIMEOUT):
-                found = await self._client.mget([self._key(site_id, s) for s in sessions])
+                found = await self._mget([self._key(site_id, s) for s in sessions])
         except Exception as exc:
             self._failed(exc)
             return {}
@@ -82,6 +94,18 @@ class RedisSocketDirectory(SocketDirectory):
 
     async def close(self) -> None:
         await self._client.aclose()
+
+    async def _mget_by_slot(self, keys: list[str]) -> list[Any]:
+        """One MGET per slot (keys of two slots can't share one), pipelined per node."""
+        # A failed single command makes redis-py ask the cluster which node serves which
+        # slot; a failed pipeline does not, so after a failover every lookup would go on
+        # asking the dead master. A lookup that did not finish has the next one ask anew.
+        if self._shape_unsure:
+            await self._cluster.aclose()
+        self._shape_unsure = True
+        found = await self._cluster.mget_nonatomic(keys)
+        self._shape_unsure = False
+        return found
 
     @property
     def _paused(self) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from realtime.platform.errors import ConfigError
+from realtime.platform.redis_urls import CLUSTER_SCHEMES, cluster_address, is_cluster
 
 T = TypeVar("T")
 
@@ -18,6 +19,7 @@ MIN_HEADER_BYTES = 4096
 # balancers cut an answer that stays silent longer.
 MAX_POLL_WAIT_MS = 30_000
 REDIS_PREFIX = re.compile(r"[A-Za-z0-9._:-]{0,64}")
+REDIS_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ class Settings:
                 f"Config 'TEASER_ENV' has value '{self.environment}'. "
                 "Expected 'development', 'production' or 'test'."
             )
+        self._validate_redis_url()
         if not REDIS_PREFIX.fullmatch(self.redis_prefix):
             raise ConfigError(
                 f"Config 'TEASER_REDIS_PREFIX' has value '{self.redis_prefix}'. Expected at most "
@@ -179,6 +182,22 @@ class Settings:
                 "Config 'TEASER_SECRET_KEY' is required in production "
                 f"(at least {MIN_SECRET_KEY_LENGTH} random characters; it signs operator sessions)."
             )
+
+    def _validate_redis_url(self) -> None:
+        if self.redis_url is None:
+            return
+        # The password stays out of the message (it ends up in logs).
+        shown = re.sub(r"(://[^:@/]*):[^@/]*@", r"\1:***@", self.redis_url)
+        if self.redis_url.partition("://")[0] not in REDIS_SCHEMES:
+            raise ConfigError(
+                f"Config 'REDIS_URL' has value '{shown}'. Expected redis://, rediss://, "
+                "unix://, redis+cluster:// or rediss+cluster:// (e.g. 'redis://localhost:6379/0')."
+            )
+        if is_cluster(self.redis_url):
+            try:
+                cluster_address(self.redis_url)
+            except ValueError as exc:
+                raise ConfigError(f"Config 'REDIS_URL' has value '{shown}'. {exc}") from None
 
     def _validate_webhooks(self) -> None:
         positive = {

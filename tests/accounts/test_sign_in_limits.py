@@ -1,7 +1,8 @@
-"""Sign-in limits, in memory and on Redis: per address over every account, per account
-and address, and a short back-off per account that always ends; all checked before a
-password is hashed, shared by every worker when Redis is there, and still in force (in
-memory) when it is not."""
+"""Sign-in limits, in memory, on Redis and on a Redis Cluster of this module's own: per
+address over every account, per account and address, and a short back-off per account
+that always ends; all checked before a password is hashed, shared by every worker when
+Redis is there, and still in force (in memory) when it is not, or a master of the cluster
+is not. That kill comes after every other test on the cluster."""
 
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
 
 from realtime.accounts import SignInLimits
 from realtime.accounts.sign_in_limits import Budget
 from realtime.platform.errors import RateLimited
 from tests.conftest import ServerFactory
 from tests.faults.proxy import Fault, FaultProxy
-from tests.support import InProcessServer, ServerProcess, new_session_id, require_redis
+from tests.redis_servers import RedisClusterNodes
+from tests.support import InProcessServer, ServerProcess, new_session_id
 
 SITE = "woodstock_outlet"
 # Small budgets, so a test sees each limit and its end in a second or two.
@@ -39,10 +43,31 @@ def an_address() -> str:
     return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def limits(request: pytest.FixtureRequest) -> AsyncIterator[SignInLimits]:
-    url = None if request.param == "memory" else await require_redis()
-    guard = SignInLimits(url, namespace=secrets.token_hex(6), budget=SMALL)
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def nodes(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RedisClusterNodes]:
+    nodes = RedisClusterNodes(tmp_path_factory.mktemp("cluster"))
+    try:
+        await nodes.start()
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+@pytest.fixture(params=["memory", "redis", "cluster"])
+def counts_url(request: pytest.FixtureRequest) -> str | None:
+    """Where the counts are kept: in memory (no URL), on the shared Redis, or on the
+    cluster (which starts only when a test asks for it)."""
+    if request.param == "memory":
+        return None
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    nodes: RedisClusterNodes = request.getfixturevalue("nodes")
+    return nodes.url
+
+
+@pytest.fixture
+async def limits(counts_url: str | None) -> AsyncIterator[SignInLimits]:
+    guard = SignInLimits(counts_url, namespace=secrets.token_hex(6), budget=SMALL)
     yield guard
     await guard.close()
 
@@ -141,6 +166,48 @@ async def test_with_redis_down_the_limits_hold_in_this_workers_memory(
         await guard.close()
     assert allowed == [True] * 3 + [False] * 2
     assert took < 5  # a stalled Redis is given up on quickly, not once per try forever
+
+
+async def test_two_workers_on_the_cluster_share_the_budgets(nodes: RedisClusterNodes) -> None:
+    namespace, address = secrets.token_hex(6), an_address()
+    guards = [SignInLimits(nodes.url, namespace=namespace, budget=SMALL) for _ in range(2)]
+    try:
+        allowed = [
+            (await tries(guards[n % 2], f"user{n}@shop.example", address, 1))[0] for n in range(9)
+        ]
+    finally:
+        for guard in guards:
+            await guard.close()
+    # Counted apart, all 9 would pass (5 and 4, each under 6); together only the first 6.
+    assert allowed == [True] * 6 + [False] * 3
+
+
+async def test_with_a_master_of_the_cluster_killed_the_limits_hold_in_memory(
+    nodes: RedisClusterNodes,
+) -> None:
+    namespace, email, address = secrets.token_hex(6), "ann@shop.example", an_address()
+    guard = SignInLimits(nodes.url, namespace=namespace, budget=SMALL)
+    try:
+        await guard.check(SITE, email, address)  # on the cluster: its budgets are kept there
+        (await nodes.master_of(await a_key_of(nodes, namespace))).kill()
+        started = time.monotonic()
+        allowed = await tries(guard, email, address, 5)
+        took = time.monotonic() - started
+    finally:
+        await guard.close()
+    # Counted afresh in memory: the pair's 3, then refusals, and no error on the way.
+    assert allowed == [True] * 3 + [False] * 2
+    assert took < 2
+
+
+async def a_key_of(nodes: RedisClusterNodes, namespace: str) -> str:
+    """A key the cluster keeps for this namespace (each try of the same pair touches it)."""
+    for node in nodes.nodes:
+        async with aioredis.from_url(node.url, socket_connect_timeout=1) as client:
+            found = await client.keys(f"*{namespace}*")
+        if found:
+            return str(found[0].decode())
+    raise AssertionError(f"no key of namespace {namespace} on the cluster")
 
 
 # ---- on the server ----------------------------------------------------------------------

@@ -166,6 +166,15 @@ def test_the_cli_refuses_a_duplicate_site_with_a_clear_error(tmp_path: Path) -> 
         ({"TEASER_AUTO_MIGRATE": "maybe"}, "Config 'TEASER_AUTO_MIGRATE' has value 'maybe'"),
         ({"TEASER_REDIS_PREFIX": "a b"}, "Config 'TEASER_REDIS_PREFIX' has value 'a b'"),
         ({"TEASER_REDIS_PREFIX": "x" * 65}, "Config 'TEASER_REDIS_PREFIX' has value 'x"),
+        ({"REDIS_URL": "http://cache:6379"}, "Config 'REDIS_URL' has value 'http://cache:6379'"),
+        (
+            {"REDIS_URL": "redis+cluster://"},
+            r"Config 'REDIS_URL' has value 'redis\+cluster://'. .* at least one node: host:port",
+        ),
+        (
+            {"REDIS_URL": "rediss+cluster://cache-a:7000,cache-b/"},
+            "Cluster node 'cache-b' is not host:port",
+        ),
     ],
 )
 def test_bad_configuration_is_refused_with_the_variable_named(
@@ -173,6 +182,25 @@ def test_bad_configuration_is_refused_with_the_variable_named(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_environ(environ)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://cache:6379/0",
+        "redis+cluster://cache-a:7000,cache-b:7000/",
+        "rediss+cluster://teaser:s3cret@cache-a:7000,[2001:db8::1]:7000",
+    ],
+)
+def test_one_redis_or_a_cluster_is_a_redis_url(url: str) -> None:
+    assert Settings.from_environ({"REDIS_URL": url}).redis_url == url
+
+
+def test_a_refused_redis_url_does_not_show_its_password() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_environ({"REDIS_URL": "rediss+cluster://teaser:s3cret@/"})
+    assert "'rediss+cluster://teaser:***@/'" in str(refused.value)
+    assert "s3cret" not in str(refused.value)
 
 
 def test_configuration_defaults_to_sqlite_and_the_in_process_broker() -> None:
