@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -12,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from realtime.migrations.migrate import upgrade
 from realtime.platform.database import create_engine
+from tests.redis_servers import RedisClusterNodes
 from tests.support import (
     InProcessServer,
     ServerProcess,
@@ -49,11 +52,27 @@ async def postgres_url() -> AsyncIterator[str]:
         await drop_postgres_database(url)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 async def broker_url(request: pytest.FixtureRequest) -> str:
     if request.param == "memory":
         return "memory://"
+    if request.param == "redis-cluster":
+        return str(request.getfixturevalue("redis_cluster_url"))
     return await require_redis()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis Cluster of this test process's own (three masters, a replica each), for
+    tests that only use it; a test that kills one of its nodes starts a cluster itself."""
+    nodes = RedisClusterNodes(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        # In a thread: an async test's fixture may ask for this one from inside its loop.
+        with ThreadPoolExecutor(1) as aside:
+            aside.submit(asyncio.run, nodes.start()).result()
+        yield nodes.url
+    finally:
+        nodes.stop()
 
 
 @pytest.fixture
@@ -103,15 +122,17 @@ async def client(server: InProcessServer) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-@pytest.fixture
+@pytest.fixture(params=["redis", "redis-cluster"])
 async def two_workers(
-    postgres_url: str, redis_url: str, tmp_path: Path
+    request: pytest.FixtureRequest, postgres_url: str, tmp_path: Path
 ) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
-    """Two uvicorn processes on one PostgreSQL database and the shared Redis. Tests that
-    poll as fast as they can (races) would meet the per-session poll limit: it is off."""
+    """Two uvicorn processes on one PostgreSQL database and the shared Redis, or a Redis
+    Cluster. Tests that poll as fast as they can (races) would meet the per-session poll
+    limit: it is off. A test that talks to Redis itself asks for ["redis"] only."""
+    fixture = "redis_url" if request.param == "redis" else "redis_cluster_url"
     env = {
         "DATABASE_URL": postgres_url,
-        "REDIS_URL": redis_url,
+        "REDIS_URL": str(request.getfixturevalue(fixture)),
         "TEASER_LIMIT_POLLS_PER_SESSION_PER_MINUTE": "0",
     }
     async with running_workers(env, tmp_path) as workers:

@@ -86,6 +86,7 @@ async def test_sends_on_a_are_handed_whole_to_the_socket_on_b_once_each_in_order
     assert states == ["delivered"] * 30
 
 
+@pytest.mark.parametrize("two_workers", ["redis"], indirect=True)
 async def test_a_directory_entry_of_a_worker_that_is_gone_gives_the_message_back_at_once(
     two_workers: tuple[ServerProcess, ServerProcess], redis_url: str
 ) -> None:

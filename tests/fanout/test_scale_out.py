@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 
@@ -39,6 +40,7 @@ async def test_a_send_on_worker_a_reaches_a_socket_on_worker_b_within_a_second(
     assert elapsed < 1.0
 
 
+@pytest.mark.parametrize("two_workers", ["redis"], indirect=True)
 async def test_a_poll_on_worker_b_finds_a_send_made_on_worker_a_without_asking_redis(
     two_workers: tuple[ServerProcess, ServerProcess], redis_url: str
 ) -> None:
