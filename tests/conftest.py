@@ -129,10 +129,13 @@ async def two_workers(
     """Two uvicorn processes on one PostgreSQL database and the shared Redis, or a Redis
     Cluster. Tests that poll as fast as they can (races) would meet the per-session poll
     limit: it is off. A test that talks to Redis itself asks for ["redis"] only."""
-    fixture = "redis_url" if request.param == "redis" else "redis_cluster_url"
+    if request.param == "redis":
+        redis = await require_redis()
+    else:
+        redis = str(request.getfixturevalue("redis_cluster_url"))  # a sync fixture: allowed
     env = {
         "DATABASE_URL": postgres_url,
-        "REDIS_URL": str(request.getfixturevalue(fixture)),
+        "REDIS_URL": redis,
         "TEASER_LIMIT_POLLS_PER_SESSION_PER_MINUTE": "0",
     }
     async with running_workers(env, tmp_path) as workers:
