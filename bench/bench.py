@@ -38,6 +38,11 @@ class Plan:
     senders: int = 32
     bulk: int = 100
     poll_connections: int = 64
+    # Issue 21: held long-polls (the longpoll scenario) and many idle sockets (many).
+    held_polls: int = 1000
+    poll_wait_ms: int = 25_000
+    lone_sends: int = 200  # one at a time, among the held polls or the many sockets
+    many_counts: tuple[int, ...] = (10_000, 50_000)
 
 
 class Bench:

@@ -1,13 +1,17 @@
 """The load client: a process of its own, so its CPU is measured apart from the server's.
 
 It reads one JSON command per line on stdin and answers one JSON line on stdout:
-open (hold N session sockets), latency (one send at a time), load (senders for a fixed time),
-polls (only when wrk is missing), close. Every loop is bounded by a count or a deadline.
-Run: python -m bench.client (bench.run drives it).
+open (hold N session sockets), hold (N long-polls), latency (one send at a time), load
+(senders for a fixed time), polls (only when wrk is missing), poll_stats, close. Every loop
+is bounded by a count or a deadline, except the long-polls, which run until close.
+Run: python -m bench.client [--source 127.0.0.2] (bench.run drives it). With --source, the
+sockets are bound to that loopback address: one address can connect to one port only as
+many times as the ephemeral port range has ports.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
 import sys
@@ -19,6 +23,7 @@ import aiohttp
 import orjson
 import uvloop
 
+from bench.longpoll import LongPolls
 from bench.stats import percentile
 from bench.wire import WIRES, Wire
 
@@ -36,7 +41,7 @@ CLOSE_TIMEOUT = aiohttp.ClientWSTimeout(ws_close=2)
 
 
 class LoadClient:
-    def __init__(self) -> None:
+    def __init__(self, source: str | None = None) -> None:
         self.sockets: list[aiohttp.ClientWebSocketResponse] = []
         self.readers: list[asyncio.Task[None]] = []
         self.sessions: list[str] = []
@@ -45,7 +50,11 @@ class LoadClient:
         self.received_at: list[tuple[float, float]] = []  # (when, latency s)
         self.waiters: dict[int, asyncio.Future[float]] = {}
         self.unexpected = 0
-        self.ws_http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        bound = (source, 0) if source else None
+        self.ws_http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, local_addr=bound)
+        )
+        self.long_polls = LongPolls(self._arrived)
         self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
 
     # -- sockets ---------------------------------------------------------------------------
@@ -105,6 +114,19 @@ class LoadClient:
         if waiter is not None and not waiter.done():
             waiter.set_result(now - began)
 
+    # -- long-polls ------------------------------------------------------------------------
+
+    async def hold(self, url: str, count: int, prefix: str, wait_ms: int) -> dict[str, Any]:
+        """Start `count` long-poll loops, one session each; sends then pick among them."""
+        first = len(self.sessions)
+        sessions = [f"{prefix}-{first + i}" for i in range(count)]
+        self.sessions += sessions
+        self.long_polls.hold(url, sessions, wait_ms)
+        return {"polls": len(self.long_polls.tasks)}
+
+    async def poll_stats(self) -> dict[str, Any]:
+        return {"polls": len(self.long_polls.tasks), **self.long_polls.stats}
+
     async def close(self) -> dict[str, Any]:
         gate = asyncio.Semaphore(OPEN_CONCURRENCY)
 
@@ -121,7 +143,7 @@ class LoadClient:
             reader.cancel()
         await asyncio.gather(*self.readers, return_exceptions=True)
         self.sockets, self.readers, self.sessions = [], [], []
-        return {"closed": closed}
+        return {"closed": closed, "polls_closed": await self.long_polls.close()}
 
     # -- sends -----------------------------------------------------------------------------
 
@@ -148,9 +170,12 @@ class LoadClient:
                 self.sent_at.pop(token, None)
         return ok, time.perf_counter() - began
 
-    async def latency(self, url: str, count: int) -> dict[str, Any]:
-        """Send one message at a time and wait for its socket before the next."""
-        samples, lost, errors = [], 0, 0
+    async def latency(self, url: str, count: int, samples: bool = False) -> dict[str, Any]:
+        """Send one message at a time and wait for its socket (or poll) before the next.
+        With `samples`, the answer also lists every latency (ms), for figures over several
+        client processes."""
+        took: list[float] = []
+        lost, errors = 0, 0
         loop = asyncio.get_running_loop()
         for _ in range(count):
             waiter: asyncio.Future[float] = loop.create_future()
@@ -160,12 +185,13 @@ class LoadClient:
                 errors += 1
                 continue
             try:
-                samples.append(await asyncio.wait_for(waiter, NO_ANSWER_S))
+                took.append(await asyncio.wait_for(waiter, NO_ANSWER_S))
             except TimeoutError:
                 lost += 1
         self.waiters.clear()
         self.received_at.clear()
-        return {"n": len(samples), "lost": lost, "errors": errors, **_ms(samples)}
+        listed = {"samples_ms": [round(s * 1000, 3) for s in took]} if samples else {}
+        return {"n": len(took), "lost": lost, "errors": errors, **_ms(took), **listed}
 
     async def load(self, url: str, senders: int, seconds: float, batch: int) -> dict[str, Any]:
         """`senders` loops, each sending again as soon as its last send was answered."""
@@ -255,13 +281,15 @@ def _ms(samples: list[float]) -> dict[str, float | None]:
     }
 
 
-async def serve_commands() -> None:
-    client = LoadClient()
+async def serve_commands(source: str | None) -> None:
+    client = LoadClient(source)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     commands: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
         "open": client.open,
+        "hold": client.hold,
+        "poll_stats": client.poll_stats,
         "latency": client.latency,
         "load": client.load,
         "polls": client.polls,
@@ -284,4 +312,6 @@ async def serve_commands() -> None:
 
 
 if __name__ == "__main__":
-    uvloop.run(serve_commands())
+    parser = argparse.ArgumentParser(prog="python -m bench.client")
+    parser.add_argument("--source", help="the loopback address to bind the sockets to")
+    uvloop.run(serve_commands(parser.parse_args().source))

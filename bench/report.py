@@ -93,6 +93,8 @@ def render(results: Row) -> str:
         "idle_polls": _polls,
         "scale_out": _sends,
         "options": _options,
+        "longpoll": _long_polls,
+        "many": _many,
     }
     for scenario_name, scenario in scenarios.items():
         ok = [row for row in scenario["rows"] if "error" not in row]
@@ -226,6 +228,79 @@ def _options(scenario: Row) -> str:
     ]
     headers = ["uvicorn options", "idle p99 ms", "msgs/s", "loaded p99 ms", "polls/s", "poll p99"]
     return table(_scenario_title(scenario), headers, lines)
+
+
+def _lost(cell: Row) -> str:
+    return f"{int(med(cell, 'lost') or 0)}/{int(med(cell, 'errors') or 0)}"
+
+
+def _long_polls(scenario: Row) -> str:
+    lines = [
+        [
+            where(r),
+            f"{r['held_polls']:,}",
+            fig(r["held"]["kb_per_poll"]),
+            fig(r["held"]["rss_mb"]),
+            fig(r["held"]["holds_per_s"], 0),
+            fig(r["latency"]["p50_ms"], 2),
+            fig(r["latency"]["p99_ms"], 2),
+            _lost(r["latency"]),
+            fig(r["one_per_request"]["msgs_per_s"], 0),
+            fig(r["one_per_request"]["p99_ms"], 1),
+            _lost(r["one_per_request"]),
+            cpu(r["one_per_request"]),
+        ]
+        for r in scenario["rows"]
+    ]
+    headers = [
+        "server",
+        "held",
+        "KB/poll",
+        "RSS MB",
+        "holds/s",
+        "lone p50 ms",
+        "lone p99 ms",
+        "lost/err",
+        "msgs/s (32 senders)",
+        "p99 ms loaded",
+        "lost/err",
+        "CPU (loaded)",
+    ]
+    return table(_scenario_title(scenario), headers, lines)
+
+
+def _many(scenario: Row) -> str:
+    rows = sorted(scenario["rows"], key=lambda r: r["sockets"])
+    lines = [
+        [
+            where(r),
+            f"{r['sockets']:,}",
+            str(r["client_processes"]),
+            fig(r["kb_per_socket"]),
+            fig(r["rss_mb"]),
+            fig(r["opens_per_s"], 0),
+            fig(r["server_cpu_pct_opening"], 0),
+            fig(r["latency"]["p50_ms"], 2),
+            fig(r["latency"]["p99_ms"], 2),
+            _lost(r["latency"]),
+        ]
+        for r in rows
+        if "skipped" not in r
+    ]
+    headers = [
+        "server",
+        "sockets",
+        "clients",
+        "KB/socket",
+        "RSS MB",
+        "opens/s",
+        "srv CPU % opening",
+        "lone p50 ms",
+        "lone p99 ms",
+        "lost/err",
+    ]
+    notes = [f"  {r['sockets']:,} sockets {r['skipped']}" for r in rows if "skipped" in r]
+    return "\n".join([table(_scenario_title(scenario), headers, lines), *notes])
 
 
 def _loads(row: Row) -> list[tuple[str, Row]]:

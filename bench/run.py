@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench import Bench, Plan
+from bench.crowd import CROWD_SCENARIOS
 from bench.loadgen import have_wrk
 from bench.meter import load_average
 from bench.report import render
-from bench.scenarios import SCENARIOS
+from bench.scenarios import SCENARIOS as ISSUE_6_SCENARIOS
 from bench.services import reachable
 from bench.targets import best_options, evaluate
 
@@ -46,8 +47,11 @@ QUICK = Plan(
     load_seconds=2,
     poll_seconds=2,
     variant_seconds=2,
+    lone_sends=100,
+    many_counts=(10_000,),
 )
 QUICK_SCENARIOS = ("idle", "targeted", "polls", "scaleout")
+SCENARIOS = {**ISSUE_6_SCENARIOS, **CROWD_SCENARIOS}
 
 
 def main(argv: list[str] | None = None) -> int:

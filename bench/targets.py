@@ -1,5 +1,6 @@
-"""Issue 6's targets, checked against the medians of this run: Teaser as shipped (`teaser
-serve`), and where a target is a ratio to python-socketio, against each of its two rows."""
+"""Issue 6's and issue 21's targets, checked against the medians of this run: Teaser as
+shipped (`teaser serve`), and where a target is a ratio to python-socketio, against each of
+its two rows."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ Row = dict[str, Any]
 DEFAULT_WS = "websockets-sansio"
 SHIPPED = {"peer": "teaser", "variant": "shipped"}
 SOCKETIO_ROWS = (("socketio", "same-wire"), ("socketio-emit", "emit-and-forget"))
+MANY = 50_000  # issue 21's idle sockets on one worker
 
 
 def find(results: Row, scenario: str, **match: Any) -> Row | None:
@@ -40,7 +42,8 @@ def check(
 
 
 def evaluate(results: Row) -> list[Row]:
-    return _idle(results) + _sends(results) + _polls(results) + _scaling(results)
+    checks = _idle(results) + _sends(results) + _polls(results) + _scaling(results)
+    return checks + _crowd(results)
 
 
 def _idle(results: Row) -> list[Row]:
@@ -165,6 +168,42 @@ def _scaling(results: Row) -> list[Row]:
                 "×",
             )
         )
+    return checks
+
+
+def _crowd(results: Row) -> list[Row]:
+    """Issue 21's: 1,000 held long-polls, and 50,000 idle sockets (n/a where not measured)."""
+    checks = []
+    polls = find(results, "longpoll", **SHIPPED)
+    if polls:
+        checks.append(
+            check(
+                f"long-poll send→receive p99, {polls['held_polls']:,} held, one at a time, SQLite",
+                med(polls, "latency", "p99_ms"),
+                "≤ 20 ms",
+                lambda v: v <= 20,
+                " ms",
+            )
+        )
+    many = find(results, "many", **SHIPPED, sockets=MANY)
+    if many:
+        rss = med(many, "rss_mb")
+        checks += [
+            check(
+                f"total RSS at {MANY:,} idle sockets, one worker",
+                None if rss is None else rss / 1024,
+                "< 1.2 GB",
+                lambda v: v < 1.2,
+                " GB",
+            ),
+            check(
+                f"send→receive p99 among {MANY:,} sockets, one at a time, SQLite",
+                med(many, "latency", "p99_ms"),
+                "≤ 10 ms",
+                lambda v: v <= 10,
+                " ms",
+            ),
+        ]
     return checks
 
 
