@@ -23,6 +23,7 @@ from realtime.fanout.backends.redis_link import (
     Link,
     LinkBroken,
 )
+from realtime.fanout.backends.redis_publisher import GatheredPublisher
 from realtime.platform.errors import BrokerUnavailable
 
 logger = logging.getLogger("teaser.broker.redis")
@@ -62,6 +63,7 @@ class RedisBackend(BrokerBackend):
             socket_connect_timeout=publish_timeout,
             retry=NEVER_RETRY,
         )
+        self._gathered = GatheredPublisher(self._publisher)
         self._publish_pause = publish_pause
         self._publish_paused_until = 0.0
         self._owe_resync = False
@@ -102,7 +104,7 @@ class RedisBackend(BrokerBackend):
             self._owe_resync = True
             raise BrokerUnavailable("Redis publish paused after a recent failure")
         try:
-            return int(await self._twice(self._publisher.publish, self._prefix + channel, message))
+            return await self._gathered.publish(self._prefix + channel, message)
         except (*LINK_ERRORS, *TORN_DOWN_ERRORS) as exc:
             self._publish_paused_until = time.monotonic() + self._publish_pause
             self._owe_resync = True
