@@ -99,6 +99,15 @@ class TriggerPolicy:
     time_zone: ZoneInfo | None = None
     quiet_hours: DailyWindow | None = None
     min_events: tuple[tuple[str, int], ...] = ()
+    holdout: float = 0.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    text: str
+    fallback: str = ""
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,7 @@ class Template:
     sources: tuple[str, ...] = ()
     only_on_section: bool = False
     event: str = ""
+    variants: tuple[Variant, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,9 @@ def parse_rules(data: bytes | str, source: str) -> RuleSet:
     templates = tuple(_template(entry) for entry in document.template)
     _unique(source, "score", [rule.id for rule in score])
     _unique(source, "template", [template.id for template in templates])
+    for template in templates:
+        names = [variant.name for variant in template.variants]
+        _unique(source, f"template '{template.id}' variant", names)
     _unique(source, "event", [entry.name for entry in document.event])
     events = {entry.name: _custom_event(entry) for entry in document.event}
     _declared(source, events, document)
@@ -251,6 +264,7 @@ def _template(entry: TemplateEntry) -> Template:
         sources=tuple(source.lower() for source in entry.sources),
         only_on_section=entry.only_on_section,
         event=entry.event or "",
+        variants=tuple(Variant(v.name, v.text, v.fallback, v.weight) for v in entry.variant),
     )
 
 
@@ -269,6 +283,7 @@ def _trigger(entry: TriggerSection, source: str) -> TriggerPolicy:
         time_zone=_zone(entry.time_zone, source),
         quiet_hours=_window(entry.quiet_hours, "trigger.quiet_hours", source),
         min_events=tuple(sorted(entry.min_events.items())),
+        holdout=entry.holdout,
     )
 
 

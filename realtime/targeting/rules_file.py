@@ -18,6 +18,7 @@ MAX_PROPS_BYTES = 8192  # half the largest body an event may come in
 NonBlank = Annotated[str, Meta(pattern=NON_BLANK)]
 NonEmpty = Annotated[str, Meta(min_length=1)]
 Count = Annotated[int, Meta(ge=0)]
+MAX_VARIANTS = 10
 UtmName = Annotated[str, Meta(pattern=UTM_NAME, examples=["utm_source"])]
 EventName = Annotated[str, Meta(pattern=EVENT_NAME, examples=["added_to_cart"])]
 # HH:MM-HH:MM is checked by parsing it; a regex here would only repeat the parser with a
@@ -121,6 +122,15 @@ class TriggerSection(_Table, kw_only=True):
     business_hours: Window | UnsetType = UNSET
     time_zone: Annotated[str, Meta(examples=["Europe/Berlin"])] | UnsetType = UNSET
     quiet_hours: Window | UnsetType = UNSET
+    holdout: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=0.5,
+            description="The share of qualifying sessions that get no automatic teaser: the "
+            "baseline their conversions are compared with.",
+        ),
+    ] = 0.0
     min_events: Annotated[
         dict[EventName, Annotated[int, Meta(ge=1, le=1000)]],
         Meta(
@@ -163,6 +173,16 @@ class AttributionSection(_Table, kw_only=True):
     ] = 30
 
 
+class VariantEntry(_Table, kw_only=True):
+    """Another wording of its [[template]]: a session is given one variant, always the same
+    one (a hash of the site, the session and the template), with odds by weight."""
+
+    name: Annotated[NonBlank, Meta(description="Unique among its template's variants.")]
+    text: NonBlank
+    fallback: Annotated[str, Meta(description="Sent when a {variable} has no value.")] = ""
+    weight: Annotated[float, Meta(ge=0.01, le=1000, description="Odds against the others.")] = 1.0
+
+
 class TemplateEntry(_Table, kw_only=True):
     """A message; the first whose situation applies is sent."""
 
@@ -178,6 +198,7 @@ class TemplateEntry(_Table, kw_only=True):
         ]
         | UnsetType
     ) = UNSET
+    variant: Annotated[list[VariantEntry], Meta(max_length=MAX_VARIANTS)] = []
 
 
 class RulesFile(_Table, kw_only=True):
