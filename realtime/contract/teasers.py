@@ -40,12 +40,13 @@ class SendRequest(Struct, rename="camel"):
     only_on_path: PathPattern | None = None
 
     def draft(self, max_length: int) -> Draft:
-        """The check a type can't say: the configured length of the trimmed text."""
-        message = self.message.strip()
-        if len(message) > max_length:
+        """The check a type can't say: the configured length. It counts the text as sent,
+        as the published schema's maxLength does (what is stored is that, trimmed)."""
+        if len(self.message) > max_length:
             raise InvalidInput(
-                "message", f"must be at most {max_length} characters, got {len(message)}"
+                "message", f"must be at most {max_length} characters, got {len(self.message)}"
             )
+        message = self.message.strip()
         return Draft(
             session_id=self.session_id,
             message=message,
