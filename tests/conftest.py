@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from realtime.migrations.migrate import upgrade
@@ -59,6 +60,18 @@ async def broker_url(request: pytest.FixtureRequest) -> str:
     if request.param == "redis-cluster":
         return str(request.getfixturevalue("redis_cluster_url"))
     return await require_redis()
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def nodes(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RedisClusterNodes]:
+    """A Redis Cluster of the asking test module's own (three masters, a replica each), for
+    a module that kills its masters: a new one per module."""
+    nodes = RedisClusterNodes(tmp_path_factory.mktemp("cluster"))
+    try:
+        await nodes.start()
+        yield nodes
+    finally:
+        nodes.stop()
 
 
 @pytest.fixture(scope="session")

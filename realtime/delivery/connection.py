@@ -26,9 +26,6 @@ T = TypeVar("T")
 # knock on a database that is starting up all at once.
 LOOK_AGAIN_AFTER = 0.5
 LOOK_AGAIN_CAP = 15.0
-# Acks a socket remembers after sending them on to the store: far more than are ever
-# written in one of its batches.
-ACKED_REMEMBERED = 1024
 
 
 class StoreFailed(Exception):
@@ -179,9 +176,9 @@ class LiveConnection:
         self.look_again_at: float | None = None  # after a look the store did not answer
         self.failures = 0  # such looks in a row
         self.unacked: set[str] = set()
-        # Acked here, perhaps not yet consumed in the store (acks are written in batches):
-        # a claim that also takes what is leased to this socket may find them still there.
-        self._acked: dict[str, None] = {}
+        # Acked here, not yet consumed in the store (acks are written in batches): a claim
+        # that also takes what is leased to this socket may find them still there.
+        self._acked: set[str] = set()
         # The client has every message of this session up to here (None: not known yet).
         self.highest_sent = since
         self.closed = False
@@ -272,7 +269,7 @@ class LiveConnection:
             if message_id in self.unacked:
                 window_was_full = self.room <= 0
                 self.unacked.discard(message_id)
-                self._remember_acked(message_id)
+                self._acked.add(message_id)
                 self.last_progress = time.monotonic()
                 if window_was_full:
                     self.wake()
@@ -282,10 +279,9 @@ class LiveConnection:
         elif isinstance(frame, PongFrame):
             self.hub.ponged(self)
 
-    def _remember_acked(self, message_id: str) -> None:
-        self._acked[message_id] = None
-        if len(self._acked) > ACKED_REMEMBERED:
-            del self._acked[next(iter(self._acked))]
+    def ack_written(self, message_id: str) -> None:
+        """The store has written this socket's ack: a claim can't find the message now."""
+        self._acked.discard(message_id)
 
     @property
     def held(self) -> set[str]:

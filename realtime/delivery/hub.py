@@ -236,6 +236,9 @@ class Hub:
         self.store.queue_ack(ack, self._ack_written)
 
     def _ack_written(self, ack: Ack, consumed: bool | BaseException) -> None:
+        connection = self._holders.get(ack.holder)
+        if connection is not None and not isinstance(consumed, BaseException):
+            connection.ack_written(ack.message_id)
         if isinstance(consumed, BaseException):
             # Not consumed: the lease runs out and the message is offered again.
             logger.warning("ack of %s not recorded: %r", ack.message_id, consumed)

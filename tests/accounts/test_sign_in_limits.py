@@ -16,7 +16,6 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
-import pytest_asyncio
 import redis.asyncio as aioredis
 
 from realtime.accounts import SignInLimits
@@ -41,16 +40,6 @@ SMALL = Budget(
 def an_address() -> str:
     """An address of its own, so tests never share a budget in Redis."""
     return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def nodes(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RedisClusterNodes]:
-    nodes = RedisClusterNodes(tmp_path_factory.mktemp("cluster"))
-    try:
-        await nodes.start()
-        yield nodes
-    finally:
-        nodes.stop()
 
 
 @pytest.fixture(params=["memory", "redis", "cluster"])

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-import pytest_asyncio
 from redis.crc import key_slot
 
 from realtime.fanout import RESYNC, Broker, Event, session_channel
@@ -21,16 +20,6 @@ from tests.redis_servers import RedisClusterNodes, RedisServer
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 PREFIX = "cluster-test:"
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def nodes(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RedisClusterNodes]:
-    nodes = RedisClusterNodes(tmp_path_factory.mktemp("cluster"))
-    try:
-        await nodes.start()
-        yield nodes
-    finally:
-        nodes.stop()
 
 
 @asynccontextmanager

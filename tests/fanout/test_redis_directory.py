@@ -28,16 +28,6 @@ SITE = "acme"
 SESSIONS = [f"visitor-{n}" for n in range(40)]
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def nodes(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RedisClusterNodes]:
-    nodes = RedisClusterNodes(tmp_path_factory.mktemp("cluster"))
-    try:
-        await nodes.start()
-        yield nodes
-    finally:
-        nodes.stop()
-
-
 @pytest.fixture(params=["redis", "cluster"])
 def cluster(request: pytest.FixtureRequest) -> RedisClusterNodes | None:
     """The cluster, or None for the shared Redis (the cluster starts only if asked for)."""

@@ -61,16 +61,6 @@ class Visitor:
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def nodes(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RedisClusterNodes]:
-    nodes = RedisClusterNodes(tmp_path_factory.mktemp("cluster"))
-    try:
-        await nodes.start()
-        yield nodes
-    finally:
-        nodes.stop()
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def workers(
     nodes: RedisClusterNodes, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:

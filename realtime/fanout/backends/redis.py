@@ -7,11 +7,9 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from realtime.fanout.backends.base import RESYNC, BrokerBackend, Event
 from realtime.fanout.backends.redis_link import (
@@ -22,6 +20,7 @@ from realtime.fanout.backends.redis_link import (
     TORN_DOWN_ERRORS,
     Link,
     LinkBroken,
+    twice,
 )
 from realtime.fanout.backends.redis_publisher import GatheredPublisher
 from realtime.platform.errors import BrokerUnavailable
@@ -110,16 +109,6 @@ class RedisBackend(BrokerBackend):
             self._owe_resync = True
             raise BrokerUnavailable(f"Redis publish failed: {exc!r}") from exc
 
-    @staticmethod
-    async def _twice(action: Callable[..., Awaitable[T]], *args: Any) -> T:
-        try:
-            return await action(*args)
-        except RedisConnectionError:
-            # A pooled connection that Redis closed (it restarted) fails its first command;
-            # the pool opens a new one for the second. A stall (a timeout) is not tried
-            # twice: the send would wait for it twice.
-            return await action(*args)
-
     @property
     def listening(self) -> bool:
         return self._link is not None
@@ -128,7 +117,7 @@ class RedisBackend(BrokerBackend):
         if self._link is None or time.monotonic() < self._publish_paused_until:
             return False
         try:
-            return bool(await asyncio.wait_for(self._twice(self._publisher.ping), timeout=1.0))
+            return bool(await asyncio.wait_for(twice(self._publisher.ping), timeout=1.0))
         except (*LINK_ERRORS, *TORN_DOWN_ERRORS):
             return False
 

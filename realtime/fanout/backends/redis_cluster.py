@@ -19,7 +19,6 @@ from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from realtime.fanout.backends.base import RESYNC, BrokerBackend, Event
@@ -30,6 +29,7 @@ from realtime.fanout.backends.redis_link import (
     TORN_DOWN_ERRORS,
     Link,
     LinkBroken,
+    twice,
 )
 from realtime.fanout.backends.redis_shard import Shard
 from realtime.platform.errors import BrokerUnavailable
@@ -126,18 +126,11 @@ class RedisClusterBackend(BrokerBackend):
             self._owed_slots.add(key_slot(channel.encode()))
             raise BrokerUnavailable("Redis Cluster publish paused after a recent failure")
         try:
-            return int(await self._twice(channel, message))
+            return int(await twice(self._cluster.spublish, channel, message))
         except PUBLISH_ERRORS as exc:
             self._paused_until[master] = time.monotonic() + self._publish_pause
             self._owed_slots.add(key_slot(channel.encode()))
             raise BrokerUnavailable(f"Redis Cluster publish failed: {exc!r}") from exc
-
-    async def _twice(self, channel: str, message: str) -> Any:
-        try:
-            return await self._cluster.spublish(channel, message)
-        except RedisConnectionError:
-            # As the plain backend: a pooled connection a restarted node closed fails once.
-            return await self._cluster.spublish(channel, message)
 
     @property
     def listening(self) -> bool:

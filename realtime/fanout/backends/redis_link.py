@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 logger = logging.getLogger("teaser.broker.redis")
@@ -83,3 +84,13 @@ class Link:
                 await self.client.aclose()
         except Exception as exc:
             logger.debug("closing a broken Redis link: %r", exc)
+
+
+async def twice(action: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """`action`, and once more if it failed on a connection Redis had closed (it restarted):
+    the pool opens a new one for the second. A stall (a timeout) is not tried twice: the
+    caller would wait for it twice."""
+    try:
+        return await action(*args)
+    except RedisConnectionError:
+        return await action(*args)

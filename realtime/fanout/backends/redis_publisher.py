@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
+
+from realtime.fanout.backends.redis_link import twice
 
 Pending = tuple[str, str, "asyncio.Future[int]"]
 
@@ -33,7 +34,7 @@ class GatheredPublisher:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
                 try:
-                    counts = await self._twice(batch)
+                    counts = await twice(self._pipeline, batch)
                 except Exception as exc:
                     for _, _, answer in batch:
                         if not answer.done():
@@ -44,15 +45,6 @@ class GatheredPublisher:
                         answer.set_result(int(count))
         finally:
             self._sending = None
-
-    async def _twice(self, batch: list[Pending]) -> list[int]:
-        try:
-            return await self._pipeline(batch)
-        except RedisConnectionError:
-            # A pooled connection that Redis closed (it restarted) fails its first command;
-            # the pool opens a new one for the second. A stall (a timeout) is not tried
-            # twice: the sends would wait for it twice.
-            return await self._pipeline(batch)
 
     async def _pipeline(self, batch: list[Pending]) -> list[int]:
         pipe = self._client.pipeline(transaction=False)
