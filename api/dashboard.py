@@ -63,6 +63,8 @@ CSV_COLUMNS = (
     "score",
     "aiTriggered",
     "triggeredTeaserId",
+    "variant",
+    "heldOut",
     "message",
     "priority",
     "status",

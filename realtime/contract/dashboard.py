@@ -153,6 +153,18 @@ class EventItem(Struct, rename="camel", tag_field="kind", tag="event", kw_only=T
     score: int
     ai_triggered: bool
     triggered_teaser_id: str | None
+    variant: Annotated[
+        str | None,
+        Meta(
+            description="For an automatic decision (sent, or held out): the template's "
+            "wording the session is assigned ('original' is its own text); null without "
+            "variants."
+        ),
+    ]
+    held_out: Annotated[
+        bool,
+        Meta(description="The trigger fired for a session in the holdout: nothing was sent."),
+    ]
     explanation: Explanation
     visitor: Annotated[
         Visitor, Meta(description="The session's facts now; the fields above are this event's own.")
@@ -319,6 +331,78 @@ class Attribution(Struct, rename="camel"):
     window_minutes: int
 
 
+class Bounds(Struct):
+    low: float
+    high: float
+
+
+class GroupLift(Struct):
+    absolute: Annotated[
+        float, Meta(description="The group's rate minus the holdout's: 0.02 is 2 points.")
+    ]
+    relative: Annotated[
+        float | None, Meta(description="absolute over the holdout's rate; null when that is 0.")
+    ]
+    interval: Annotated[
+        Bounds, Meta(description="95 % interval of absolute: Newcombe's hybrid score interval.")
+    ]
+
+
+class ExperimentGroup(Struct, rename="camel"):
+    """Sessions in one group and how many converted after entering it."""
+
+    key: Annotated[
+        str, Meta(description="'holdout', 'auto', 'manual', or a template's 'id/variant'.")
+    ]
+    arm: Literal["holdout", "auto", "variant", "manual"]
+    template: str | None
+    variant: Annotated[str | None, Meta(description="Null for a template without variants.")]
+    sessions: int
+    converted: int
+    conversion_rate: Annotated[float | None, Meta(description="Null for no sessions.")]
+    enough_data: Annotated[
+        bool, Meta(description="At least minimum.sessions sessions and minimum.conversions.")
+    ]
+    interval: Annotated[
+        Bounds | None,
+        Meta(description="95 % Wilson score interval of the rate; null: not enough data yet."),
+    ]
+    lift: Annotated[
+        GroupLift | None,
+        Meta(
+            description="Over the holdout; null when either lacks the minimum sample, and "
+            "always for the holdout and the manual group (an operator's choice is no random "
+            "sample)."
+        ),
+    ]
+
+
+class ExperimentMinimum(Struct):
+    sessions: int
+    conversions: int
+
+
+class Experiment(Struct, rename="camel"):
+    """Variants and the holdout, counted by session: each session that qualified for an
+    automatic teaser is in the group of its first decision in the period (the wording it
+    was sent, or the holdout); it converted if a conversion event followed, or a goal within
+    windowMinutes. Sessions with no automatic decision but a manual teaser shown are the
+    manual group."""
+
+    unit: Literal["session"]
+    confidence: float
+    rate_interval: Literal["wilson"]
+    lift_interval: Literal["newcombe_hybrid_score"]
+    minimum: ExperimentMinimum
+    window_minutes: int
+    holdout: ExperimentGroup
+    auto: Annotated[ExperimentGroup, Meta(description="Every session sent an automatic teaser.")]
+    variants: Annotated[
+        list[ExperimentGroup], Meta(description="By template and wording, most sessions first.")
+    ]
+    manual: ExperimentGroup
+
+
 class ConversionReport(Struct, rename="camel"):
     """Shown → clicked → converted, in all, by trigger, template and source, and over time;
     the goals reached, and how they were credited."""
@@ -332,3 +416,4 @@ class ConversionReport(Struct, rename="camel"):
     over_time: FunnelOverTime
     goals: Annotated[list[GoalTotal], Meta(description="Most reached first.")]
     attribution: Attribution
+    experiment: Experiment

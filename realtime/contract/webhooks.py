@@ -84,6 +84,13 @@ class AutoTeaserSent(Struct, rename="camel"):
     session_id: SessionName
     message: str
     template: Annotated[str, Meta(description="The template's id in the site's rules.")]
+    variant: Annotated[
+        str | None,
+        Meta(
+            description="The template's wording this session is assigned ('original' is its "
+            "own text); null for a template without variants."
+        ),
+    ]
     situation: str
     score: Annotated[int, Meta(description="The session's score when it was sent.")]
     reasons: Annotated[list[str], Meta(description="Why the visitor qualified.")]

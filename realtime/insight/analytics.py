@@ -162,7 +162,8 @@ class Analytics:
     def _events(self, site_id: str, view: View) -> Select[Any]:
         conditions = [events.site_id == site_id, *_period(events.created_at, view)]
         if view.filter is FeedFilter.AI:
-            conditions.append(events.ai_triggered == true())
+            # Every automatic decision: the teasers sent, and the sessions held out.
+            conditions.append(or_(events.ai_triggered == true(), events.held_out == true()))
         elif view.filter is FeedFilter.HIGH_SCORE:
             conditions.append(events.score >= HIGH_SCORE)
         if view.search:

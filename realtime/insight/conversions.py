@@ -13,9 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, true
+from sqlalchemy import or_, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from realtime.insight.experiment import converted, enter, report
 from realtime.platform.clock import Clock, iso_time, now_ms
 from realtime.platform.tables import teaser_messages
 from realtime.platform.tables import webhook_events_internal as events_table
@@ -113,6 +114,9 @@ class Origin:
     template: str
 
 
+MANUAL = Origin("manual", "(manual)")
+
+
 def attribute(rows: Iterable[Any], window_ms: int = DEFAULT_WINDOW_MINUTES * 60_000) -> list[Shown]:
     """Funnel events in time order (each with session_id, type, payload, created_at) ->
     each teaser shown, once per session, with its fate."""
@@ -202,6 +206,9 @@ class Conversions:
             first = min((t.at for t in teasers), default=until - 1)
             since = first - first % DAY_MS
         origins = await self._origins(site_id, [t.teaser_id for t in teasers], since, until)
+        manual = [(t.session_id, t.at) for t in teasers if origins.get(t.teaser_id) == MANUAL]
+        entries = enter(await self._decisions(site_id, since, until), manual)
+        converted_sessions = converted(entries, rows, window_minutes * 60_000)
         totals = Funnel()
         groups: dict[str, dict[str, Funnel]] = {
             name: defaultdict(Funnel) for name in ("byTrigger", "byTemplate", "bySource")
@@ -220,6 +227,7 @@ class Conversions:
             "overTime": over_time(teasers, since, until, whole),
             "goals": goal_totals(rows, teasers),
             "attribution": {"model": ATTRIBUTION_MODEL, "windowMinutes": window_minutes},
+            "experiment": report(entries, converted_sessions, window_minutes),
         }
 
     async def _funnel_events(self, site_id: str, since: int, until: int) -> Sequence[Any]:
@@ -228,6 +236,23 @@ class Conversions:
             .where(
                 events.site_id == site_id,
                 events.type.in_(FUNNEL_EVENTS),
+                events.created_at >= since,
+                events.created_at < until,
+            )
+            .order_by(events.created_at, events.id)
+            .limit(MAX_EVENTS)
+        )
+        async with self.engine.connect() as connection:
+            return (await connection.execute(statement)).all()
+
+    async def _decisions(self, site_id: str, since: int, until: int) -> Sequence[Any]:
+        """The period's automatic decisions, oldest first: each teaser sent by the trigger,
+        and each time it fired for a session in the holdout."""
+        statement = (
+            select(events.session_id, events.created_at, events.held_out, events.explanation)
+            .where(
+                events.site_id == site_id,
+                or_(events.ai_triggered == true(), events.held_out == true()),
                 events.created_at >= since,
                 events.created_at < until,
             )
@@ -270,7 +295,7 @@ def _origin(teaser_id: str, templates: dict[str, str], priorities: dict[str, str
     if teaser_id in templates or priorities.get(teaser_id) == "auto":
         return Origin("auto", templates.get(teaser_id, UNKNOWN))
     if priorities.get(teaser_id) == "manual":
-        return Origin("manual", "(manual)")
+        return MANUAL
     return Origin(UNKNOWN, UNKNOWN)
 
 

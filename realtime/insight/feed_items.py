@@ -97,6 +97,9 @@ def event_item(data: Any) -> dict[str, Any]:
         "score": data["score"],
         "aiTriggered": bool(data["ai_triggered"]),
         "triggeredTeaserId": trigger.get("teaserId") if data["ai_triggered"] else None,
+        # An automatic decision's group: the wording it was sent, or held out.
+        "variant": trigger.get("variant") if data["ai_triggered"] or data["held_out"] else None,
+        "heldOut": bool(data["held_out"]),
         "explanation": explanation,
         "visitor": visitor_facts(data),
     }

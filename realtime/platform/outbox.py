@@ -203,6 +203,7 @@ def auto_teaser_sent(
             "sessionId": session_id,
             "message": trigger["message"],
             "template": trigger["template"],
+            "variant": trigger.get("variant"),
             "situation": trigger["situation"],
             "score": score["total"],
             "reasons": list(trigger.get("reasons", [])),

@@ -148,6 +148,8 @@ webhook_events_internal = Table(
     Column("payload", JSON, nullable=False),
     Column("score", Integer, nullable=False, server_default="0"),
     Column("ai_triggered", Boolean, nullable=False, server_default=false()),
+    # The trigger fired for a session in the holdout, and nothing was sent: the baseline.
+    Column("held_out", Boolean, nullable=False, server_default=false()),
     Column("explanation", JSON, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Index("ix_events_site_created", "site_id", "created_at"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from realtime.targeting.events import VisitorEvent
+from realtime.targeting.experiments import held_out
 from realtime.targeting.rules import RuleSet
 from realtime.targeting.scoring import Score, score
 from realtime.targeting.templates import GeneratedTeaser, MessageGenerator, TeaserContext
@@ -22,8 +23,16 @@ class Evaluation:
     state: VisitorState
     score: Score
     duplicate: bool
+    site_id: str
+    session_id: str
     decision: Decision | None = None
     generated: GeneratedTeaser | None = None
+    # What a session in the holdout would have been sent, and was not.
+    withheld: GeneratedTeaser | None = None
+
+    @property
+    def held_out(self) -> bool:
+        return self.withheld is not None
 
 
 def may_trigger(event: VisitorEvent) -> bool:
@@ -42,7 +51,7 @@ def evaluate(
     if first_time:
         state.count(event)
     duplicate = not (first_time or learned)
-    evaluation = Evaluation(state, score(state, rules), duplicate)
+    evaluation = Evaluation(state, score(state, rules), duplicate, event.site_id, event.session_id)
     if not duplicate and may_trigger(event) and fatigue is not None:
         evaluation.decision = decide(state, evaluation.score, rules.trigger, fatigue, now)
     return evaluation
@@ -51,11 +60,25 @@ def evaluate(
 async def compose(
     evaluation: Evaluation, rules: RuleSet, generator: MessageGenerator, now: int
 ) -> GeneratedTeaser | None:
-    """The automatic teaser a decision to send says, counted against the daily cap."""
+    """The automatic teaser a decision to send says, counted against the daily cap; None
+    for a session in the holdout. Its teaser is written all the same, and kept as
+    `withheld`: the holdout is the sessions that would have had one, so that they compare
+    with those that did. Being held out is a hash, so every worker agrees on it."""
     if evaluation.decision is None or not evaluation.decision.send:
         return None
-    context = TeaserContext(evaluation.state, evaluation.score, rules)
-    evaluation.generated = await generator.generate(context)
-    if evaluation.generated is not None:
-        evaluation.state.count_auto_teaser(now, utc_day(now))
-    return evaluation.generated
+    context = TeaserContext(
+        evaluation.state,
+        evaluation.score,
+        rules,
+        site_id=evaluation.site_id,
+        session_id=evaluation.session_id,
+    )
+    generated = await generator.generate(context)
+    if generated is None:
+        return None
+    if held_out(evaluation.site_id, evaluation.session_id, rules.trigger.holdout):
+        evaluation.withheld = generated
+        return None
+    evaluation.generated = generated
+    evaluation.state.count_auto_teaser(now, utc_day(now))
+    return generated

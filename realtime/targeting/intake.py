@@ -40,7 +40,7 @@ from realtime.targeting.evaluation import Evaluation, compose, evaluate, may_tri
 from realtime.targeting.events import VisitorEvent
 from realtime.targeting.rulebook import RuleBook
 from realtime.targeting.scoring import Change, Score, score
-from realtime.targeting.templates import MessageGenerator
+from realtime.targeting.templates import GeneratedTeaser, MessageGenerator
 from realtime.targeting.triggers import Fatigue
 from realtime.targeting.visitors import VisitorState
 
@@ -109,7 +109,8 @@ class EventIntake:
             teaser = await self._send(event, evaluated)
             explanation = _explain(evaluated, teaser)
             total = evaluated.evaluation.score.total
-            event_id = await self._store_event(event, total, teaser, explanation)
+            held_out = evaluated.evaluation.held_out
+            event_id = await self._store_event(event, total, teaser, held_out, explanation)
         outcome = Outcome(event_id, total, teaser, explanation)
         self.metrics.events.inc()
         self._announce(event, outcome)
@@ -219,7 +220,12 @@ class EventIntake:
         return teaser
 
     async def _store_event(
-        self, event: VisitorEvent, total: int, teaser: Teaser | None, explanation: dict[str, Any]
+        self,
+        event: VisitorEvent,
+        total: int,
+        teaser: Teaser | None,
+        held_out: bool,
+        explanation: dict[str, Any],
     ) -> int:
         now, payload = self.clock(), event.payload()
         statement = (
@@ -231,6 +237,7 @@ class EventIntake:
                 payload=payload,
                 score=total,
                 ai_triggered=teaser is not None,
+                held_out=held_out,
                 explanation=explanation,
                 created_at=now,
             )
@@ -316,21 +323,28 @@ def _reports(
     ]
 
 
+def _wording(generated: GeneratedTeaser) -> dict[str, Any]:
+    return {
+        "template": generated.template_id,
+        "variant": generated.variant,
+        "situation": generated.situation,
+    }
+
+
 def _explain(evaluated: _Evaluated, teaser: Teaser | None) -> dict[str, Any]:
     evaluation = evaluated.evaluation
     trigger: dict[str, Any] | None = None
     if evaluation.decision is not None:
         trigger = evaluation.decision.explain()
-        generated = evaluation.generated
-        if evaluation.decision.send and generated is None:
+        generated, withheld = evaluation.generated, evaluation.withheld
+        trigger["heldOut"] = withheld is not None
+        if withheld is not None:
+            # Would have sent this: the template and wording say what it is the baseline of.
+            trigger |= {"send": False, "blockedBy": "held_out", **_wording(withheld)}
+        elif evaluation.decision.send and generated is None:
             trigger["blockedBy"] = "no_template"
         if generated is not None and teaser is not None:
-            trigger |= {
-                "template": generated.template_id,
-                "situation": generated.situation,
-                "teaserId": teaser.id,
-                "message": teaser.message,
-            }
+            trigger |= {**_wording(generated), "teaserId": teaser.id, "message": teaser.message}
     return {
         "score": {
             "total": evaluation.score.total,

@@ -102,6 +102,10 @@ class TriggerPolicy:
     holdout: float = 0.0
 
 
+# The name of a template's own text among its variants.
+ORIGINAL = "original"
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str
@@ -120,6 +124,7 @@ class Template:
     only_on_section: bool = False
     event: str = ""
     variants: tuple[Variant, ...] = ()
+    weight: float = 1.0  # of its own text, the variant "original", against its variants
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,8 @@ def parse_rules(data: bytes | str, source: str) -> RuleSet:
     _unique(source, "template", [template.id for template in templates])
     for template in templates:
         names = [variant.name for variant in template.variants]
-        _unique(source, f"template '{template.id}' variant", names)
+        # The template's own text is the variant "original": no other may take the name.
+        _unique(source, f"template '{template.id}' variant", [ORIGINAL, *names])
     _unique(source, "event", [entry.name for entry in document.event])
     events = {entry.name: _custom_event(entry) for entry in document.event}
     _declared(source, events, document)
@@ -265,6 +271,7 @@ def _template(entry: TemplateEntry) -> Template:
         only_on_section=entry.only_on_section,
         event=entry.event or "",
         variants=tuple(Variant(v.name, v.text, v.fallback, v.weight) for v in entry.variant),
+        weight=entry.weight,
     )
 
 

@@ -177,7 +177,10 @@ class VariantEntry(_Table, kw_only=True):
     """Another wording of its [[template]]: a session is given one variant, always the same
     one (a hash of the site, the session and the template), with odds by weight."""
 
-    name: Annotated[NonBlank, Meta(description="Unique among its template's variants.")]
+    name: Annotated[
+        NonBlank,
+        Meta(description="Unique among its template's variants; not 'original' (its own text)."),
+    ]
     text: NonBlank
     fallback: Annotated[str, Meta(description="Sent when a {variable} has no value.")] = ""
     weight: Annotated[float, Meta(ge=0.01, le=1000, description="Odds against the others.")] = 1.0
@@ -199,6 +202,15 @@ class TemplateEntry(_Table, kw_only=True):
         | UnsetType
     ) = UNSET
     variant: Annotated[list[VariantEntry], Meta(max_length=MAX_VARIANTS)] = []
+    weight: Annotated[
+        float,
+        Meta(
+            ge=0.01,
+            le=1000,
+            description="With variants: the odds of this template's own text, the variant "
+            "'original', against them.",
+        ),
+    ] = 1.0
 
 
 class RulesFile(_Table, kw_only=True):

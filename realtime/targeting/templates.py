@@ -1,5 +1,6 @@
-"""What an automatic teaser says: the first template whose situation applies, with the
-visitor's details filled in. A missing detail never produces a broken message."""
+"""What an automatic teaser says: the first template whose situation applies, in the
+wording the session is assigned (realtime/targeting/experiments.py), with the visitor's
+details filled in. A missing detail never produces a broken message."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from realtime.targeting.experiments import variant_for
 from realtime.targeting.rules import RuleSet, Template
 from realtime.targeting.scoring import Score
 from realtime.targeting.visitors import VisitorState
@@ -21,6 +23,9 @@ class TeaserContext:
     score: Score
     rules: RuleSet
     cart_items: int | None = None
+    # Whose session this is: a template's variant is chosen by them.
+    site_id: str = ""
+    session_id: str = ""
 
     @property
     def section(self) -> str | None:
@@ -49,6 +54,7 @@ class GeneratedTeaser:
     template_id: str
     situation: str
     only_on_path: str | None = None
+    variant: str | None = None  # the wording's name, for a template with variants
 
 
 class MessageGenerator(Protocol):
@@ -108,12 +114,20 @@ class TemplateGenerator:
         for template in context.rules.templates:
             if not SITUATIONS[template.situation](context, template):
                 continue
-            text = render(template.text, variables) or render(template.fallback, variables)
+            variant = variant_for(context.site_id, context.session_id, template)
+            # A variant's own text, then its fallback; the template's fallback last, so a
+            # variant whose fields have no value still says something in its place.
+            texts = (variant.text, variant.fallback) if variant else (template.text,)
+            text = next(
+                (done for t in (*texts, template.fallback) if (done := render(t, variables))),
+                None,
+            )
             if text:
                 only = (
                     f"{context.section}*" if template.only_on_section and context.section else None
                 )
-                return GeneratedTeaser(text, template.id, template.situation, only)
+                name = variant.name if variant else None
+                return GeneratedTeaser(text, template.id, template.situation, only, name)
         return None
 
 
