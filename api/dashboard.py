@@ -27,6 +27,7 @@ from realtime.contract import (
     FeedQuery,
     TeaserState,
     ViewQuery,
+    WordingChoices,
     decode_json,
     from_strings,
     path_value,
@@ -179,6 +180,15 @@ async def session_journey(request: Request) -> Response:
     return FastJSONResponse(await runtime.journeys.journey(principal.site_id, session_id))
 
 
+async def session_wordings(request: Request) -> Response:
+    """Compose's "Start from a wording": every template's wordings, filled in for the session."""
+    runtime = runtime_of(request)
+    principal = await dashboard_principal(request)
+    session_id = path_value(request.path_params, "session_id")
+    found = await runtime.wordings.for_session(principal.site_id, session_id)
+    return StructResponse(WordingChoices.of(found))
+
+
 async def conversions(request: Request) -> Response:
     runtime = runtime_of(request)
     principal = await dashboard_principal(request)
@@ -230,6 +240,7 @@ routes: list[BaseRoute] = [
     Route("/api/events", list_events, methods=["GET"]),
     Route("/api/events/export", export_events),
     Route("/api/dashboard/sessions/{session_id}", session_journey),
+    Route("/api/dashboard/sessions/{session_id}/wordings", session_wordings),
     Route("/api/dashboard/conversions", conversions),
     Route("/api/dashboard/teasers", send_teaser, methods=["POST"]),
     Route("/api/dashboard/teasers/{message_id}", teaser_state),

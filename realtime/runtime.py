@@ -49,6 +49,7 @@ from realtime.platform.ratelimit import Limits
 from realtime.targeting.intake import EventIntake
 from realtime.targeting.rulebook import RuleBook
 from realtime.targeting.templates import TemplateGenerator
+from realtime.targeting.wordings import SessionWordings
 from realtime.webhooks import (
     DeliveryQueue,
     Dispatcher,
@@ -196,6 +197,7 @@ class Runtime:
             clock=self.clock,
             subscriptions=self.subscriptions,
         )
+        self.wordings = SessionWordings(self.engine, self.rulebook)
 
     def _build_insight(self) -> None:
         settings, clock = self.settings, self.clock

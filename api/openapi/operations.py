@@ -44,6 +44,7 @@ from realtime.contract import (
     WebhookRequest,
     WebhookSecret,
     WebhookTestQueued,
+    WordingChoices,
 )
 
 # Who may call: the site's key pair; an operator's cookie (plus the CSRF header when it
@@ -369,6 +370,22 @@ OPERATIONS: tuple[Operation, ...] = (
         "dashboard",
         (Answer(200, "The funnel", ConversionReport),),
         query=ViewQuery,
+        security=OPERATOR_READ,
+        errors=DASHBOARD_ERRORS,
+    ),
+    Operation(
+        "get",
+        "/api/dashboard/sessions/{session_id}/wordings",
+        "Every template wording, filled in for one session",
+        "dashboard",
+        (
+            Answer(
+                200,
+                "Each template's wordings in the rules file's order; a session not stored "
+                "yet gets them with no details, so most fall to their fallbacks",
+                WordingChoices,
+            ),
+        ),
         security=OPERATOR_READ,
         errors=DASHBOARD_ERRORS,
     ),

@@ -23,6 +23,7 @@ from realtime.contract.dashboard import (
     TeaserDeliveredItem,
     TeaserSentItem,
     ViewQuery,
+    WordingChoices,
 )
 from realtime.contract.decoding import MalformedJSON, decode_json, encode, from_strings, invalid
 from realtime.contract.events import EventAccepted, EventReport
@@ -138,6 +139,7 @@ __all__ = [
     "WebhookSecret",
     "WebhookTestQueued",
     "WidgetRequest",
+    "WordingChoices",
     "decode_json",
     "drafts_from",
     "encode",

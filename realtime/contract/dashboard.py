@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -10,6 +11,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from realtime.contract.fields import text
 from realtime.insight import MAX_PAGE, PERIODS_MS, FeedFilter, View
 from realtime.platform import InvalidInput, IsoTime
+from realtime.targeting import Wording
 
 MAX_SEARCH = 200
 MAX_EPOCH_DIGITS = 15  # epoch milliseconds until the year 33658; more is not a time
@@ -417,3 +419,35 @@ class ConversionReport(Struct, rename="camel"):
     goals: Annotated[list[GoalTotal], Meta(description="Most reached first.")]
     attribution: Attribution
     experiment: Experiment
+
+
+class TemplateWording(Struct):
+    """One wording of one template, filled in for the session."""
+
+    template: Annotated[str, Meta(description="The template's id.")]
+    variant: Annotated[
+        str | None,
+        Meta(
+            description="The wording's name ('original': the template's own text); null "
+            "for a template without variants."
+        ),
+    ]
+    text: Annotated[
+        str | None,
+        Meta(
+            description="Rendered with the session's details, else the variant's fallback, "
+            "else the template's; null when none renders for this session."
+        ),
+    ]
+    source: Annotated[str, Meta(description="The wording as the rules file has it.")]
+
+
+class WordingChoices(Struct):
+    """Every template's every wording, in the rules file's order, for the dashboard's
+    compose to start from. A session not stored yet gets them with no details filled in."""
+
+    wordings: list[TemplateWording]
+
+    @classmethod
+    def of(cls, found: Sequence[Wording]) -> WordingChoices:
+        return cls([TemplateWording(w.template, w.variant, w.text, w.source) for w in found])

@@ -7,6 +7,7 @@ from realtime.targeting.rules import DEFAULT_RULES, RuleSet, load_rules
 from realtime.targeting.rules_file import EVENT_NAME
 from realtime.targeting.simulation import simulate
 from realtime.targeting.templates import TemplateGenerator
+from realtime.targeting.wordings import SessionWordings, Wording
 
 __all__ = [
     "CUSTOM_TYPES",
@@ -17,8 +18,10 @@ __all__ = [
     "EventType",
     "RuleBook",
     "RuleSet",
+    "SessionWordings",
     "TemplateGenerator",
     "VisitorEvent",
+    "Wording",
     "load_rules",
     "simulate",
 ]
