@@ -153,21 +153,26 @@ async def test_a_held_out_session_receives_no_auto_teaser_on_any_worker(
         "TEASER_RULES_DIR": str(rules_dir(tmp_path)),
     }
     sessions = [new_session_id() for _ in range(24)]
-    async with running_workers(env, tmp_path) as (a, b):
-        received: dict[str, list[dict[str, Any]]] = {s: [] for s in sessions}
-        for number, session in enumerate(sessions):
-            events_to, socket_on = (a, b) if number % 2 else (b, a)
+    async with (
+        running_workers(env, tmp_path) as (a, b),
+        httpx.AsyncClient(base_url=a.base_url, timeout=10) as to_a,
+        httpx.AsyncClient(base_url=b.base_url, timeout=10) as to_b,
+    ):
+
+        async def visit(number: int, session: str) -> list[dict[str, Any]]:
+            # Its first event to one worker, its socket and its next event on the other.
+            first, socket_on, then = (to_a, b, to_b) if number % 2 else (to_b, a, to_a)
             url = f"{socket_on.ws_url}/api/teaser-ws?sessionId={session}&siteId={SITE}&path=/cart"
-            async with (
-                connect(url) as socket,
-                httpx.AsyncClient(base_url=events_to.base_url, timeout=10) as client,
-            ):
-                await post_event(client, session, path="/cart")
+            async with connect(url) as socket:
+                await post_event(first, session, path="/cart")
                 # A second qualifying page on the other worker: the cooldown keeps a sent
                 # session to one teaser; a held-out one is decided again, and held out again.
-                async with httpx.AsyncClient(base_url=socket_on.base_url, timeout=10) as other:
-                    await post_event(other, session, path="/cart/items")
-                received[session] += await _frames(socket, 0.6)
+                await post_event(then, session, path="/cart/items")
+                return await _frames(socket, 1.0)
+
+        received = dict(
+            zip(sessions, await asyncio.gather(*map(visit, range(24), sessions)), strict=True)
+        )
 
     for session in sessions:
         messages = [frame["message"] for frame in received[session]]
