@@ -8,12 +8,13 @@ import importlib.metadata
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from realtime.accounts import (
@@ -240,6 +241,17 @@ async def rules_simulate(sites: SiteRegistry, args: argparse.Namespace) -> int:
     rules, source = _rules_to_simulate(args)
     since = now_ms() - args.minutes * 60_000
     replays = await simulate(sites.engine, args.site, rules, since)
+    split = replays.split()
+    if args.json:
+        report = {
+            "site": args.site,
+            "minutes": args.minutes,
+            "rules": source,
+            "sessions": [asdict(replay) for replay in replays],
+            "split": asdict(split),
+        }
+        print(orjson.dumps(report).decode())
+        return 0
     would = [r for r in replays if r.would_send]
     print(
         f"{len(replays)} sessions of site {args.site} in the last {args.minutes} min; "
@@ -252,9 +264,49 @@ async def rules_simulate(sites: SiteRegistry, args: argparse.Namespace) -> int:
             f"actual auto {replay.actual_auto_teasers}  would send {len(replay.would_send)}"
         )
         for send in replay.would_send:
-            print(f"      {_when(send['at'])}  [{send['template']}] {send['message']}")
+            print(f"      {_when(send['at'])}  [{_wording(send)}] {send['message']}")
             print(f"      because {', '.join(send['reasons'])}")
+        for kept in replay.withheld:
+            when, wording = _when(kept["at"]), _wording(kept)
+            print(f"      {when}  held out, not sent: [{wording}] {kept['message']}")
+
+    print()
+    if not split.experiment:
+        print(
+            f"Split: these rules have no variants and no holdout; all {split.qualifying} "
+            "qualifying sessions get their template's own text"
+        )
+        return 0
+    # The holdout's share is of every qualifying session, a wording's of the sessions its
+    # template was sent to: each beside the share its holdout or weight expects.
+    holdout = split.holdout.expected or 0
+    rows = [("holdout", split.holdout)] if holdout else []
+    rows += [
+        (" · ".join(filter(None, (template.template, wording.name))), wording)
+        for template in split.templates
+        for wording in template.wordings
+    ]
+    print(
+        f"Split of {split.qualifying} qualifying sessions "
+        + (f"(holdout {holdout * 100:g} %):" if holdout else "(no holdout):")
+    )
+    wide = max([26, *(len(label) for label, _ in rows)])
+    for label, share in rows:
+        beside = (
+            f"(expected {_percent(share.expected)})"
+            if share.expected is not None
+            else "(no variants)"
+        )
+        print(f"  {label:<{wide}} {share.sessions:>5}  {_percent(share.share):>7}  {beside}")
     return 0
+
+
+def _wording(send: dict[str, Any]) -> str:
+    return " · ".join(filter(None, (send["template"], send["variant"])))
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share * 100:.1f} %"
 
 
 @dataclass(frozen=True)
@@ -591,6 +643,9 @@ def _parser() -> argparse.ArgumentParser:
     dry_run.add_argument("file", nargs="?", help="default: the rules in force for the site")
     dry_run.add_argument("--site", required=True)
     dry_run.add_argument("--minutes", type=int, default=60)
+    dry_run.add_argument(
+        "--json", action="store_true", help="one JSON document: the sessions and the split"
+    )
     dry_run.set_defaults(run=_with_sites(rules_simulate))
     return parser
 
