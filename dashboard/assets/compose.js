@@ -1,9 +1,10 @@
-// 📨 Send Custom Teaser: see whether the visitor is there, write, send, then watch what
+// 📨 Send Custom Teaser: see whether the visitor is there, write (or start from one of the
+// site's template wordings, filled in for this visitor), send, then watch what
 // happens to the message, live. A socket delivers within milliseconds, so a message still
 // pending after a moment is waiting for the visitor's next poll (or for them to come back).
 
 import { api } from './api.js';
-import { characters } from './dom.js';
+import { characters, h } from './dom.js';
 import { ago, shortId } from './visitor.js';
 
 const LONG = 100;
@@ -32,6 +33,9 @@ export class Compose {
     this.deliveries = new Map(); // a delivery can be heard before the send's answer arrives
     this.presence = byId('compose-presence');
     this.another = byId('compose-another');
+    this.wording = byId('compose-wording');
+    this.wordings = [];
+    this.wording.addEventListener('change', () => this.picked());
     this.message.addEventListener('input', () => this.counted());
     this.message.addEventListener('keydown', (event) => {
       if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) { event.preventDefault(); this.submit(); }
@@ -48,6 +52,7 @@ export class Compose {
     byId('compose-session').textContent = sessionId;
     byId('compose-customer').textContent = customer ? `(customer ${customer})` : '';
     this.fresh();
+    this.loadWordings();
     this.dialog.showModal();
   }
 
@@ -59,8 +64,38 @@ export class Compose {
     this.error.hidden = true;
     this.another.hidden = true;
     this.send.hidden = false;
+    this.wording.value = '';
+    this.wording.disabled = !this.wordings.some((wording) => wording.text !== null);
     this.counted();
     this.checkPresence();
+    this.message.focus();
+  }
+
+  // The site's template wordings, filled in for this session: a disabled entry has no text
+  // for this visitor (a field it lacks, and no fallback). The send stays a manual teaser.
+  async loadWordings() {
+    const sessionId = this.sessionId;
+    this.wordings = [];
+    this.wording.disabled = true;
+    this.wording.replaceChildren(h('option', { value: '' }, 'Loading wordings…'));
+    try {
+      const { wordings } = await api(`/api/dashboard/sessions/${encodeURIComponent(sessionId)}/wordings`);
+      if (sessionId !== this.sessionId) return;
+      this.wordings = wordings;
+      this.wording.replaceChildren(h('option', { value: '' }, wordings.length ? 'Write your own' : "No templates in this site's rules"),
+        ...wordings.map((wording, index) => wordingOption(wording, index)));
+      this.wording.disabled = this.teaserId !== null || !wordings.some((wording) => wording.text !== null);
+    } catch (failure) {
+      if (sessionId !== this.sessionId) return;
+      this.wording.replaceChildren(h('option', { value: '' }, `Wordings unavailable (${failure.message})`));
+    }
+  }
+
+  picked() {
+    const wording = this.wordings[Number(this.wording.value)];
+    if (this.wording.value === '' || !wording || wording.text === null) return;
+    this.message.value = wording.text;
+    this.counted();
     this.message.focus();
   }
 
@@ -111,6 +146,7 @@ export class Compose {
       });
       this.teaserId = teaser.id;
       this.message.readOnly = true;
+      this.wording.disabled = true;
       this.send.hidden = true;
       this.another.hidden = false;
       this.another.focus();
@@ -157,6 +193,13 @@ export class Compose {
     this.status.dataset.state = '';
     this.status.hidden = true;
   }
+}
+
+function wordingOption(wording, index) {
+  const name = wording.variant ? `${wording.template} · ${wording.variant}` : wording.template;
+  const missing = wording.text === null;
+  return h('option', { value: String(index), disabled: missing, title: missing ? wording.source : wording.text },
+    missing ? `${name} (nothing to fill it in with for this visitor)` : name);
 }
 
 function fate(via) {
