@@ -109,7 +109,7 @@ function methodText(experiment) {
   return `Counted by session: each session that qualified for an automatic teaser in the period is in the group of its first decision — `
     + `the wording it was sent, or the holdout, which was sent nothing. It converted if a conversion followed, or a goal within `
     + `${experiment.windowMinutes} minutes. Rates with their ${confidence} % Wilson interval; the lift over the holdout with `
-    + `Newcombe's hybrid score interval. Manual: sessions an operator sent a teaser and no automatic decision was made for; `
+    + `Newcombe's hybrid score interval. Manual: sessions shown an operator's teaser, with no automatic decision; `
     + 'chosen, not assigned at random, so no lift is claimed for them.';
 }
 
