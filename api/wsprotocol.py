@@ -1,6 +1,6 @@
 """The WebSocket protocol Teaser serves with: uvicorn's websockets-sansio, minus the
-handshake it keeps for the socket's whole life, and minus an error logged for every
-upgrade refused with an HTTP response.
+handshake it keeps for the socket's whole life, minus an error logged for every upgrade
+refused with an HTTP response, and minus a second heartbeat on the visitor's socket.
 
 uvicorn holds the parsed upgrade request and the 101 response (their header objects and
 the raw header lines) on every open socket, and never reads them after the handshake.
@@ -15,9 +15,19 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 # What script/server, `teaser serve` and the Procfile pass to uvicorn as --ws.
 LEAN_WEBSOCKETS = "api.wsprotocol:LeanWebSocketsProtocol"
+SESSION_SOCKET_PATH = "/api/teaser-ws"
 
 
 class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
+    def start_keepalive(self) -> None:
+        # The visitor's socket has a heartbeat of its own (realtime/delivery/connection.py:
+        # a ping frame every 20 s, which the widget answers, and a close after 50 s unheard),
+        # swept for all sockets at once by the hub. uvicorn's protocol ping on top cost each
+        # idle socket two timers and a frame each way every 20 s. The dashboard's socket has
+        # no heartbeat of its own, so it keeps uvicorn's.
+        if self.scope.get("path") != SESSION_SOCKET_PATH:
+            super().start_keepalive()
+
     async def send(self, message: ASGISendEvent) -> None:
         await super().send(message)
         if self.initial_response is not None and self.close_sent:

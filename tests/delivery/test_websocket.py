@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from api.wsprotocol import LeanWebSocketsProtocol
 from realtime.delivery.teaser import Draft
 from tests.conftest import ServerFactory
+from tests.insight.test_dashboard_api import dashboard_socket, sign_in
 from tests.support import DEMO_HEADERS, InProcessServer, json_of, new_session_id
 
 SITE = "woodstock_outlet"
@@ -316,3 +317,28 @@ async def test_an_open_socket_keeps_nothing_of_its_handshake(
         [open_socket] = sockets
         assert not hasattr(open_socket, "request") and not hasattr(open_socket, "response")
         assert open_socket.scope["headers"] == []
+
+
+async def test_only_the_app_s_heartbeat_pings_a_visitor_socket_and_uvicorn_s_the_dashboard_s(
+    server: InProcessServer,
+) -> None:
+    """The visitor socket is pinged by Teaser's heartbeat (a ping frame the widget answers),
+    so uvicorn's protocol ping is not armed for it; the dashboard's socket has only that."""
+    operator = await sign_in(server)
+    try:
+        async with (
+            connect(socket_url(server, new_session_id())) as visitor,
+            await dashboard_socket(server, operator) as dashboard,
+        ):
+            await dashboard.recv()  # its hello: the handshake is done and keepalive started
+            await visitor.send(json.dumps({"type": "pong"}))
+            await asyncio.sleep(0.1)
+            armed = {
+                p.scope["path"]: p.ping_timer is not None
+                for p in server.open_protocols()
+                if isinstance(p, LeanWebSocketsProtocol)
+            }
+    finally:
+        await operator.aclose()
+
+    assert armed == {"/api/teaser-ws": False, "/api/dashboard/ws": True}
