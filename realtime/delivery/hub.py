@@ -35,6 +35,10 @@ logger = logging.getLogger("teaser.hub")
 # After a socket leaves the directory, how long a send that found it there just before may
 # still take to store its messages leased to it (they are given back then).
 LEAVE_GRACE = 2.0
+# Sockets the sweep looks at between two turns of the event loop. A look is a few
+# microseconds, so a sweep of 50,000 sockets in one stretch held the loop for tens of
+# milliseconds each second, and any send arriving then waited that long.
+SWEEP_SLICE = 500
 
 
 def teaser_activity(teaser: Teaser) -> dict[str, object]:
@@ -268,8 +272,18 @@ class Hub:
     async def _sweep_forever(self) -> None:
         while True:
             await asyncio.sleep(self.timings.sweep_interval)
-            now = time.monotonic()
-            for connection in list(self._holders.values()):
+            await self.sweep(time.monotonic())
+
+    async def sweep(self, now: float) -> None:
+        """One look at every open socket (heartbeat, deadlines, rechecks), SWEEP_SLICE at
+        a time with a turn of the loop between; a socket gone meanwhile is passed over."""
+        connections = list(self._holders.values())
+        for start in range(0, len(connections), SWEEP_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            for connection in connections[start : start + SWEEP_SLICE]:
+                if self._holders.get(connection.holder) is not connection:
+                    continue
                 chore = connection.check(now)
                 if chore is not None:
                     self._run_chore(chore)

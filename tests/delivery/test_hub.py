@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from realtime.delivery.connection import CloseCode, SocketTimings
 from realtime.delivery.frames import PING_FRAME
+from realtime.delivery.hub import SWEEP_SLICE
 from realtime.delivery.teaser import Teaser
 from realtime.fanout.channels import session_channel
 from tests.delivery.fakes import (
@@ -205,6 +206,31 @@ async def test_the_sweep_pings_an_idle_socket(worlds: Callable[..., Awaitable[Wo
 
     assert set(transport.frames) == {PING_FRAME}
     assert transport.close_code is None
+
+
+async def test_the_sweep_looks_at_every_socket_a_slice_at_a_time_letting_the_loop_run(
+    worlds: Callable[..., Awaitable[World]],
+) -> None:
+    world = await worlds(heartbeat_interval=1_000.0, heartbeat_timeout=2_000.0)
+    count = 2 * SWEEP_SLICE + 1
+    transports = [transport for _, transport in [await world.attach(f"s{n}") for n in range(count)]]
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    counting = asyncio.create_task(count_turns())
+    await asyncio.sleep(0)
+    seen_before = turns
+    await world.hub.sweep(time.monotonic() + 1_000.0)  # every socket's ping is due
+    in_between = turns - seen_before
+    counting.cancel()
+    await eventually(lambda: all(t.pings == 1 for t in transports))
+
+    assert in_between >= 2  # three slices: the loop ran twice while the sweep went on
 
 
 async def test_the_sweep_closes_a_silent_socket_with_heartbeat_timeout(
