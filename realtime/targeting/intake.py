@@ -113,6 +113,8 @@ class EventIntake:
             event_id = await self._store_event(event, total, teaser, held_out, explanation)
         outcome = Outcome(event_id, total, teaser, explanation)
         self.metrics.events.inc()
+        if held_out:
+            self.metrics.auto_held_out.inc()
         self._announce(event, outcome)
         return outcome
 

@@ -67,6 +67,7 @@ async def test_a_held_out_session_is_sent_nothing_and_the_others_their_own_wordi
     sessions = [new_session_id() for _ in range(40)]
     async with httpx.AsyncClient(base_url=live.base_url, timeout=10) as client:
         outcomes = {s: await post_event(client, s, path="/cart") for s in sessions}
+        metrics = (await client.get("/metrics")).text
     assert live.runtime is not None
     async with live.runtime.engine.connect() as connection:
         sent = {
@@ -81,6 +82,8 @@ async def test_a_held_out_session_is_sent_nothing_and_the_others_their_own_wordi
 
     out = {s for s in sessions if held_out(SITE, s, HOLDOUT)}
     assert 0 < len(out) < len(sessions)  # 40 sessions at 0.3: both kinds, whatever the ids
+    assert f"teaser_auto_held_out_total {len(out)}" in metrics
+    assert f"teaser_auto_triggers_total {len(sessions) - len(out)}" in metrics
     assert sent.keys() == set(sessions) - out
     for session in sessions:
         trigger = stored[session].explanation["trigger"]

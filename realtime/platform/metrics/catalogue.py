@@ -59,6 +59,10 @@ class Metrics:
         self.auto_triggers = Counter(
             "teaser_auto_triggers_total", "Teasers the trigger engine sent by itself."
         )
+        self.auto_held_out = Counter(
+            "teaser_auto_held_out_total",
+            "Automatic teasers not sent because their session is in the holdout.",
+        )
         self.broker_failures = Counter(
             "teaser_broker_publish_failures_total", "Publishes the broker could not fan out."
         )
@@ -107,6 +111,7 @@ class Metrics:
         publisher.counter_by(self.handoffs)
         publisher.counter(self.events)
         publisher.counter(self.auto_triggers)
+        publisher.counter(self.auto_held_out)
         publisher.counter(self.broker_failures)
         publisher.histogram(self.latency_ws)
         publisher.histogram(self.latency_poll)
