@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,7 +22,7 @@ class WidgetCORSMiddleware:
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != "http" or scope["path"] not in self.paths:
             return self.app(scope, receive, send)
-        origin = Headers(scope=scope).get("origin")
+        origin = _origin(scope)
         if origin is None:
             return self.app(scope, receive, send)
         if scope["method"] == "OPTIONS":
@@ -51,3 +51,12 @@ class WidgetCORSMiddleware:
                 "Vary": "Origin",
             },
         )
+
+
+def _origin(scope: Scope) -> str | None:
+    # Looked up in the scope's own list: starlette's Headers would copy the list first, on
+    # every request. Servers give header names in lower case (ASGI), as Headers assumes too.
+    for name, value in scope["headers"]:
+        if name == b"origin":
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None

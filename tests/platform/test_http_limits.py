@@ -468,6 +468,34 @@ async def test_a_body_sent_slowly_past_the_head_timeout_is_still_read(teaser: Te
     assert answer.status == 201
 
 
+def chunked(body: bytes, size: int) -> list[bytes]:
+    pieces = [b"%x\r\n%s\r\n" % (len(piece), piece) for piece in split(body, size)]
+    return [*pieces, b"0\r\n\r\n"]
+
+
+POLL_BODY = json.dumps({"sessionId": "sess_pieces", "siteId": SITE}).encode()
+IN_PIECES = {
+    "with Content-Length": (f"Content-Length: {len(POLL_BODY)}", split(POLL_BODY, 7)),
+    "chunked": ("Transfer-Encoding: chunked", chunked(POLL_BODY, 7)),
+}
+
+
+@pytest.mark.parametrize(("framing", "pieces"), IN_PIECES.values(), ids=IN_PIECES.keys())
+async def test_a_poll_whose_body_comes_in_pieces_is_read_whole(
+    teaser: Teaser, framing: str, pieces: list[bytes]
+) -> None:
+    head = request("/api/teaser-messages", "Content-Type: application/json", framing, method="POST")
+    reader, writer = await asyncio.open_connection("127.0.0.1", teaser.port)
+    writing = asyncio.create_task(write_all(writer, [head, *pieces], pause=0.02))
+    try:
+        answer = await asyncio.wait_for(read_answer(reader), 10)
+    finally:
+        await writing
+        writer.close()
+    assert answer.status == 200, answer.body
+    assert json.loads(answer.body) == {"messages": [], "pollInterval": 8000}
+
+
 # Every shipped way of serving has the limits.
 
 
