@@ -22,7 +22,7 @@ from realtime.fanout.backends.redis_link import (
     LinkBroken,
     twice,
 )
-from realtime.fanout.backends.redis_publisher import GatheredPublisher
+from realtime.fanout.backends.redis_publisher import GatheredPublisher, publishing_on
 from realtime.platform.errors import BrokerUnavailable
 
 logger = logging.getLogger("teaser.broker.redis")
@@ -62,7 +62,7 @@ class RedisBackend(BrokerBackend):
             socket_connect_timeout=publish_timeout,
             retry=NEVER_RETRY,
         )
-        self._gathered = GatheredPublisher(self._publisher)
+        self._gathered = GatheredPublisher(publishing_on(self._publisher))
         self._publish_pause = publish_pause
         self._publish_paused_until = 0.0
         self._owe_resync = False

@@ -6,7 +6,10 @@ A worker holds one pub/sub link per master it has channels on. A link that break
 master died, a slot moved away) is reopened on whichever node owns those slots by then, a
 promoted replica, and only the listeners of its channels re-read the store. A publish that
 failed pauses publishing to that master only, and its slots are named in the resync the
-worker owes, so only the listeners of channels in them re-read."""
+worker owes, so only the listeners of channels in them re-read.
+
+Publishes are gathered per master (redis_publisher.py): those of one moment go to their
+master in one pipeline, on one connection, every master's at once."""
 
 from __future__ import annotations
 
@@ -19,7 +22,9 @@ from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from realtime.fanout.backends.base import RESYNC, BrokerBackend, Event
 from realtime.fanout.backends.redis_link import (
@@ -31,13 +36,15 @@ from realtime.fanout.backends.redis_link import (
     LinkBroken,
     twice,
 )
+from realtime.fanout.backends.redis_publisher import Batch, GatheredPublisher
 from realtime.fanout.backends.redis_shard import Shard
 from realtime.platform.errors import BrokerUnavailable
 from realtime.platform.redis_urls import cluster_address, cluster_client
 
 logger = logging.getLogger("teaser.broker.redis")
 
-PUBLISH_ERRORS = (*LINK_ERRORS, *TORN_DOWN_ERRORS)
+# RedisClusterException: asking the cluster its shape found no node answering.
+PUBLISH_ERRORS = (*LINK_ERRORS, *TORN_DOWN_ERRORS, RedisClusterException)
 
 
 class RedisClusterBackend(BrokerBackend):
@@ -62,10 +69,16 @@ class RedisClusterBackend(BrokerBackend):
         self._address = cluster_address(url)
         self._prefix = prefix
         self._control = prefix + CONTROL_CHANNEL
-        # Publishes and the cluster's shape (which master owns which slot).
-        self._cluster: RedisCluster = cluster_client(url, timeout=publish_timeout)
+        # Publishes and the cluster's shape (which master owns which slot). A MOVED patches
+        # the shape from its answer: by default every 5th would close all connections to
+        # every master, under the pipelines of the other masters on their way.
+        self._cluster: RedisCluster = cluster_client(
+            url, timeout=publish_timeout, reinitialize_steps=0
+        )
+        self._gathered = GatheredPublisher(self._spublish_all)
         self._publish_pause = publish_pause
         self._paused_until: dict[str, float] = {}  # per master
+        self._stale: set[str] = set()  # masters whose connection failed: ask the cluster again
         self._owed_slots: set[int] = set()
         self._channels: set[str] = {self._control}
         self._shards: dict[str, Shard] = {}  # by master, "host:port"
@@ -126,11 +139,31 @@ class RedisClusterBackend(BrokerBackend):
             self._owed_slots.add(key_slot(channel.encode()))
             raise BrokerUnavailable("Redis Cluster publish paused after a recent failure")
         try:
-            return int(await twice(self._cluster.spublish, channel, message))
+            return await self._gathered.publish(channel, message, to=master)
         except PUBLISH_ERRORS as exc:
             self._paused_until[master] = time.monotonic() + self._publish_pause
             self._owed_slots.add(key_slot(channel.encode()))
             raise BrokerUnavailable(f"Redis Cluster publish failed: {exc!r}") from exc
+
+    async def _spublish_all(self, master: str, batch: Batch) -> list[int]:
+        return await twice(self._spublish_pipeline, master, batch)
+
+    async def _spublish_pipeline(self, master: str, batch: Batch) -> list[int]:
+        """One master's batch, in one pipeline; redis-py's pipeline sends a command that met
+        a MOVED or an ASK again by itself, to the master named. After a connection to this
+        master failed, the cluster is asked its shape first, as redis-py does before its
+        next command: a replica may have taken over."""
+        if master in self._stale:
+            await self._cluster.nodes_manager.initialize()
+            self._stale.discard(master)
+        pipe = self._cluster.pipeline(transaction=False)
+        for channel, message in batch:
+            pipe.spublish(channel, message)
+        try:
+            return [int(count) for count in await pipe.execute()]
+        except (RedisConnectionError, RedisTimeoutError):
+            self._stale.add(master)
+            raise
 
     @property
     def listening(self) -> bool:
@@ -149,8 +182,11 @@ class RedisClusterBackend(BrokerBackend):
 
     async def next_published(self) -> Event:
         while True:
+            # Not wait_for: on Python 3.11 it swallows a cancel (the broker closing) that
+            # comes as an event arrives, and the broker then waits for this forever.
             try:
-                return await asyncio.wait_for(self._events.get(), timeout=self._heartbeat)
+                async with asyncio.timeout(self._heartbeat):
+                    return await self._events.get()
             except TimeoutError:
                 await self._pay_resync()
 
