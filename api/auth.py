@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 from starlette.requests import HTTPConnection
 
@@ -65,6 +66,10 @@ def client_address(connection: HTTPConnection) -> str:
     return address_key(connection.client.host if connection.client else "unknown")
 
 
+# Remembered: parsing the address again on every request (ipaddress) cost a tenth of an
+# idle poll's time in the app. The same few addresses come over and over; a new one costs
+# one parse.
+@lru_cache(maxsize=4096)
 def address_key(host: str) -> str:
     """An IPv6 client is keyed by its /64: one subscriber, one host even, holds 2^64
     addresses, so a key per address would be no limit at all. An IPv4-mapped address

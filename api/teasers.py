@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache, partial
+from functools import partial
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
@@ -67,16 +67,10 @@ def idempotency_key(header: str | None, drafts: list[Draft], bulk: bool) -> Idem
     return IdempotencyKey(header, hashlib.sha256(encode([bulk, drafts])).hexdigest())
 
 
-# An address's key for the limits, remembered: parsing the address again on every poll
-# (ipaddress) cost a tenth of an idle poll's time in the app. The same few addresses poll
-# over and over; a new one costs one parse.
-_poll_address_key = lru_cache(maxsize=4096)(address_key)
-
-
 async def poll_teasers(request: Request) -> Response:
     runtime = runtime_of(request)
     client = request.scope.get("client")
-    address = _poll_address_key(client[0] if client else "unknown")
+    address = address_key(client[0] if client else "unknown")
     runtime.limits.polls_per_ip.take(address)
     asked = decode_json(await read_body(request), PollRequest)
     site = await widget_site(request, asked.site_id)
