@@ -159,8 +159,11 @@ class DashboardConnection:
 
     async def _tick(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 that swallows a cancel landing
+            # as the event is set, and the socket's end would wait on this task for ever.
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._stats_due.wait(), STATS_EVERY)
+                async with asyncio.timeout(STATS_EVERY):
+                    await self._stats_due.wait()
             self._stats_due.clear()
             await self._push_stats()
             await asyncio.sleep(STATS_AT_MOST)
@@ -180,7 +183,8 @@ class DashboardConnection:
     async def _watch_session(self) -> None:
         while await self._still_signed_in():
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._recheck_session.wait(), SESSION_RECHECK)
+                async with asyncio.timeout(SESSION_RECHECK):
+                    await self._recheck_session.wait()
             self._recheck_session.clear()
         async with self._send_lock:
             await self.websocket.close(CloseCode.SIGNED_OUT, "signed out")

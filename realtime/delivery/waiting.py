@@ -47,7 +47,10 @@ class HeldPoll:
             return Woken.DEADLINE
         timeout = min(remaining, recheck)
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            # Not wait_for: on Python 3.11 it swallows a cancel (the client gone) that lands
+            # as the mark arrives, and the poll would go on to claim for no one.
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
         except TimeoutError:
             return Woken.DEADLINE if time.monotonic() >= deadline else Woken.RECHECK
         if self.ended:

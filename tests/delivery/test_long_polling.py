@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, event
 from websockets.asyncio.client import connect
 
+from realtime.delivery.waiting import HeldPoll
 from tests.conftest import ServerFactory
 from tests.support import DEMO_HEADERS, InProcessServer, ServerProcess, json_of, new_session_id
 
@@ -324,3 +325,18 @@ async def test_a_plain_poll_of_the_session_ends_the_one_held_before_it(
 
     assert plain == {"messages": [], "pollInterval": 8000}
     assert ended["messages"] == []
+
+
+async def test_a_held_poll_cancelled_as_it_is_woken_ends_cancelled() -> None:
+    """Its client gone at the moment a send marks its session: the wait must end with the
+    cancel, not report MARKED and go on to claim a message for no one (Python 3.11's
+    wait_for swallowed such a cancel)."""
+    poll = HeldPoll()
+    waiting = asyncio.create_task(poll.woken(time.monotonic() + 5, recheck=5))
+    await asyncio.sleep(0)  # it waits
+
+    poll.wake()
+    waiting.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await waiting

@@ -117,7 +117,8 @@ class RedisBackend(BrokerBackend):
         if self._link is None or time.monotonic() < self._publish_paused_until:
             return False
         try:
-            return bool(await asyncio.wait_for(twice(self._publisher.ping), timeout=1.0))
+            async with asyncio.timeout(1.0):
+                return bool(await twice(self._publisher.ping))
         except (*LINK_ERRORS, *TORN_DOWN_ERRORS):
             return False
 
