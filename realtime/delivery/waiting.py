@@ -47,8 +47,8 @@ class HeldPoll:
             return Woken.DEADLINE
         timeout = min(remaining, recheck)
         try:
-            # Not wait_for: on Python 3.11 it swallows a cancel (the client gone) that lands
-            # as the mark arrives, and the poll would go on to claim for no one.
+            # Not wait_for: on Python 3.11 it swallows a cancel that lands as the mark
+            # arrives, and a cancelled poll would go on to claim for an answer never read.
             async with asyncio.timeout(timeout):
                 await self._event.wait()
         except TimeoutError:

@@ -328,9 +328,9 @@ async def test_a_plain_poll_of_the_session_ends_the_one_held_before_it(
 
 
 async def test_a_held_poll_cancelled_as_it_is_woken_ends_cancelled() -> None:
-    """Its client gone at the moment a send marks its session: the wait must end with the
-    cancel, not report MARKED and go on to claim a message for no one (Python 3.11's
-    wait_for swallowed such a cancel)."""
+    """Cancelled (its worker stopping) at the moment a send marks its session: the wait
+    must end with the cancel, not report MARKED and go on to claim a message for an answer
+    never read (Python 3.11's wait_for swallowed such a cancel)."""
     poll = HeldPoll()
     waiting = asyncio.create_task(poll.woken(time.monotonic() + 5, recheck=5))
     await asyncio.sleep(0)  # it waits
