@@ -24,7 +24,7 @@ from tests.support import (
     make_settings,
     new_session_id,
 )
-from tests.webhooks.receiver import Behaviour, Receiver, first_of_each
+from tests.webhooks.receiver import Behaviour, Receiver
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 sites = itertools.count(1)
@@ -165,7 +165,10 @@ async def test_a_slow_receiver_holds_up_no_other_endpoint(live: Live, receiver: 
         await deliver(live, site_id, headers, session)
 
     got = await receiver.wait_for(fast, 3, timeout=5)
-    assert max(each.at for each in got) - started < 5  # the slow one answers after 10 s
-    assert len(first_of_each(receiver.at(slow))) >= 1
+    # The slow one is tried meanwhile, and answers 10 s after its request came. Waited
+    # for, not looked at once: on a loaded machine it may come after the fast ones' last.
+    [being_tried, *_] = await receiver.wait_for(slow, 1, timeout=5)
+    assert max(each.at for each in got) - started < 5
+    assert max(each.at for each in got) < being_tried.at + 10  # done before it answered
     [slow_delivery, *_] = await live.runtime.webhooks.deliveries(site_id, 1)
     assert slow_delivery.status == "pending"
