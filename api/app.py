@@ -33,13 +33,11 @@ from api.teasers import (
     teaser_socket,
 )
 from api.webhooks import routes as webhook_routes
+from api.wsprotocol import SESSION_SOCKET_PATH
 from realtime.platform import Settings
 from realtime.runtime import Runtime
 
 WIDGET_PATHS = frozenset({"/api/teaser-messages", "/api/events", "/api/sessions"})
-
-
-SESSION_SOCKET_PATH = "/api/teaser-ws"
 
 
 def routes() -> list[BaseRoute]:

@@ -211,6 +211,27 @@ class InProcessServer(OnLoopback):
             await asyncio.wait_for(self._task, timeout=15)
 
 
+@asynccontextmanager
+async def serving(
+    settings: Settings, runtime: Runtime | None = None
+) -> AsyncIterator[InProcessServer]:
+    """An InProcessServer for a fixture's whole scope: started, and stopped after."""
+    live = InProcessServer(settings, runtime=runtime)
+    await live.start()
+    try:
+        yield live
+    finally:
+        await live.stop()
+
+
+def rules_dir(folder: Path, site: str, rules: str) -> Path:
+    """A TEASER_RULES_DIR in `folder` holding `site`'s rules file."""
+    directory = folder / "rules"
+    directory.mkdir(exist_ok=True)
+    (directory / f"{site}.toml").write_text(rules, encoding="utf-8")
+    return directory
+
+
 class ServerProcess(OnLoopback):
     """`uvicorn --factory api.app:create_app` in its own process: for restarts (same port,
     same database) and for several workers sharing one database and one Redis. Blocking,

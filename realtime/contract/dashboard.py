@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from realtime.contract.fields import text
+from realtime.contract.fields import WordingName, text
 from realtime.insight import MAX_PAGE, PERIODS_MS, FeedFilter, View
 from realtime.platform import InvalidInput, IsoTime
 from realtime.targeting import Wording
@@ -155,14 +155,7 @@ class EventItem(Struct, rename="camel", tag_field="kind", tag="event", kw_only=T
     score: int
     ai_triggered: bool
     triggered_teaser_id: str | None
-    variant: Annotated[
-        str | None,
-        Meta(
-            description="For an automatic decision (sent, or held out): the template's "
-            "wording the session is assigned ('original' is its own text); null without "
-            "variants."
-        ),
-    ]
+    variant: WordingName  # an automatic decision's (sent, or held out); else null
     held_out: Annotated[
         bool,
         Meta(description="The trigger fired for a session in the holdout: nothing was sent."),
@@ -358,7 +351,7 @@ class ExperimentGroup(Struct, rename="camel"):
     ]
     arm: Literal["holdout", "auto", "variant", "manual"]
     template: str | None
-    variant: Annotated[str | None, Meta(description="Null for a template without variants.")]
+    variant: WordingName
     sessions: int
     converted: int
     conversion_rate: Annotated[float | None, Meta(description="Null for no sessions.")]
@@ -425,13 +418,7 @@ class TemplateWording(Struct):
     """One wording of one template, filled in for the session."""
 
     template: Annotated[str, Meta(description="The template's id.")]
-    variant: Annotated[
-        str | None,
-        Meta(
-            description="The wording's name ('original': the template's own text); null "
-            "for a template without variants."
-        ),
-    ]
+    variant: WordingName
     text: Annotated[
         str | None,
         Meta(

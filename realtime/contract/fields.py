@@ -31,6 +31,13 @@ def text(max_length: int, description: str) -> Meta:
     )
 
 
+WordingName = Annotated[
+    str | None,
+    Meta(
+        description="A template's wording: a variant's name, 'original' for the template's "
+        "own text; null for a template without variants."
+    ),
+]
 SessionId = Annotated[
     str,
     Meta(

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
 
+from realtime.contract.fields import WordingName
 from realtime.contract.teasers import PriorityName, Transport
 from realtime.platform import IsoTime, iso_time
 from realtime.webhooks import DeliveryInfo, Endpoint
@@ -84,13 +85,7 @@ class AutoTeaserSent(Struct, rename="camel"):
     session_id: SessionName
     message: str
     template: Annotated[str, Meta(description="The template's id in the site's rules.")]
-    variant: Annotated[
-        str | None,
-        Meta(
-            description="The template's wording this session is assigned ('original' is its "
-            "own text); null for a template without variants."
-        ),
-    ]
+    variant: WordingName  # the one this session is assigned
     situation: str
     score: Annotated[int, Meta(description="The session's score when it was sent.")]
     reasons: Annotated[list[str], Meta(description="Why the visitor qualified.")]

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_, select, true
+from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from realtime.insight.experiment import converted, enter, report
@@ -205,9 +205,12 @@ class Conversions:
         if whole:
             first = min((t.at for t in teasers), default=until - 1)
             since = first - first % DAY_MS
-        origins = await self._origins(site_id, [t.teaser_id for t in teasers], since, until)
+        # Read once for both: a teaser shown early in the period may have been triggered
+        # shortly before it began; the experiment counts only the period's own decisions.
+        decisions = await self._decisions(site_id, since - TRIGGER_LOOKBACK_MS, until)
+        origins = await self._origins(site_id, [t.teaser_id for t in teasers], decisions)
         manual = [(t.session_id, t.at) for t in teasers if origins.get(t.teaser_id) == MANUAL]
-        entries = enter(await self._decisions(site_id, since, until), manual)
+        entries = enter((row for row in decisions if row.created_at >= since), manual)
         converted_sessions = converted(entries, rows, window_minutes * 60_000)
         totals = Funnel()
         groups: dict[str, dict[str, Funnel]] = {
@@ -231,28 +234,39 @@ class Conversions:
         }
 
     async def _funnel_events(self, site_id: str, since: int, until: int) -> Sequence[Any]:
-        statement = (
-            select(events.session_id, events.type, events.payload, events.created_at)
-            .where(
-                events.site_id == site_id,
-                events.type.in_(FUNNEL_EVENTS),
-                events.created_at >= since,
-                events.created_at < until,
-            )
-            .order_by(events.created_at, events.id)
-            .limit(MAX_EVENTS)
+        return await self._in_period(
+            site_id,
+            since,
+            until,
+            (events.session_id, events.type, events.payload, events.created_at),
+            events.type.in_(FUNNEL_EVENTS),
         )
-        async with self.engine.connect() as connection:
-            return (await connection.execute(statement)).all()
 
     async def _decisions(self, site_id: str, since: int, until: int) -> Sequence[Any]:
-        """The period's automatic decisions, oldest first: each teaser sent by the trigger,
-        and each time it fired for a session in the holdout."""
+        """The automatic decisions, oldest first: each teaser sent by the trigger, and each
+        time it fired for a session in the holdout."""
+        return await self._in_period(
+            site_id,
+            since,
+            until,
+            (events.session_id, events.created_at, events.held_out, events.explanation),
+            or_(events.ai_triggered == true(), events.held_out == true()),
+        )
+
+    async def _in_period(
+        self,
+        site_id: str,
+        since: int,
+        until: int,
+        columns: tuple[ColumnElement[Any], ...],
+        which: ColumnElement[bool],
+    ) -> Sequence[Any]:
+        """The site's events of [since, until) that `which` picks, oldest first."""
         statement = (
-            select(events.session_id, events.created_at, events.held_out, events.explanation)
+            select(*columns)
             .where(
                 events.site_id == site_id,
-                or_(events.ai_triggered == true(), events.held_out == true()),
+                which,
                 events.created_at >= since,
                 events.created_at < until,
             )
@@ -263,23 +277,17 @@ class Conversions:
             return (await connection.execute(statement)).all()
 
     async def _origins(
-        self, site_id: str, teaser_ids: list[str], since: int, until: int
+        self, site_id: str, teaser_ids: list[str], decisions: Sequence[Any]
     ) -> dict[str, Origin]:
         """How each teaser came to be: the automatic trigger's explanation names the
         template; the stored message (kept TEASER_MESSAGE_RETENTION) names its priority."""
         templates: dict[str, str] = {}
         priorities: dict[str, str] = {}
-        triggered = select(events.explanation).where(
-            events.site_id == site_id,
-            events.ai_triggered == true(),
-            events.created_at >= since - TRIGGER_LOOKBACK_MS,
-            events.created_at < until,
-        )
+        for row in decisions:
+            trigger = (row.explanation or {}).get("trigger") or {}
+            if trigger.get("teaserId"):  # sent: a held-out decision names no teaser
+                templates[trigger["teaserId"]] = trigger.get("template") or UNKNOWN
         async with self.engine.connect() as connection:
-            for (explanation,) in await connection.execute(triggered):
-                trigger = (explanation or {}).get("trigger") or {}
-                if trigger.get("teaserId"):
-                    templates[trigger["teaserId"]] = trigger.get("template") or UNKNOWN
             for start in range(0, len(teaser_ids), IN_CHUNK):
                 chunk = teaser_ids[start : start + IN_CHUNK]
                 found = await connection.execute(

@@ -28,7 +28,7 @@ except ImportError:
 
 from realtime.targeting.experiments import held_out, variant_for
 from realtime.targeting.rules import parse_rules
-from tests.support import event_time
+from tests.support import event_time, rules_dir
 
 from .conftest import (
     SCREENSHOTS,
@@ -111,11 +111,10 @@ class Experiment:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     require_browser()
     folder = Path(tmp_path_factory.mktemp("experiment"))
-    (folder / "rules").mkdir()
-    (folder / "rules" / f"{SITE_ID}.toml").write_text(RULES, encoding="utf-8")
+    rules = rules_dir(folder, SITE_ID, RULES)
     # One client posts every session's events: the per-IP event limit would refuse most.
     live = LiveServer(
-        folder, TEASER_RULES_DIR=str(folder / "rules"), TEASER_LIMIT_EVENTS_PER_IP_PER_SECOND="0"
+        folder, TEASER_RULES_DIR=str(rules), TEASER_LIMIT_EVENTS_PER_IP_PER_SECOND="0"
     )
     live.start()
     yield live

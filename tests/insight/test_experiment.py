@@ -14,6 +14,7 @@ from realtime.insight.experiment import Arm, Entry, converted, enter, report
 from realtime.targeting.experiments import held_out, variant_for
 from tests.conftest import ServerFactory
 from tests.insight.test_dashboard_api import post_event, sign_in
+from tests.support import rules_dir
 from tests.targeting.test_holdout import CART, RULES, SITE
 
 WINDOW_MS = 30 * 60_000
@@ -129,9 +130,7 @@ def test_without_a_holdout_no_lift_is_claimed() -> None:
 
 @pytest.fixture
 async def rules_server(start_server: ServerFactory, database_url: str, tmp_path: Path) -> Any:
-    directory = tmp_path / "rules"
-    directory.mkdir()
-    (directory / f"{SITE}.toml").write_text(RULES.replace("holdout = 0.3", "holdout = 0.5"))
+    directory = rules_dir(tmp_path, SITE, RULES.replace("holdout = 0.3", "holdout = 0.5"))
     return await start_server(
         database_url=database_url, rules_dir=str(directory), events_per_ip_per_second=0
     )

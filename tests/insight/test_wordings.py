@@ -24,6 +24,8 @@ from tests.support import (
     json_of,
     make_settings,
     new_session_id,
+    rules_dir,
+    serving,
 )
 
 OTHER = "other_wordings_shop"
@@ -68,15 +70,12 @@ async def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[InProcessServer]:
     folder = Path(tmp_path_factory.mktemp("wordings"))
-    (folder / "rules").mkdir()
-    (folder / "rules" / f"{DEMO_SITE}.toml").write_text(RULES, encoding="utf-8")
-    async with fresh_database(request.param, folder) as url:
-        live = InProcessServer(make_settings(database_url=url, rules_dir=str(folder / "rules")))
-        await live.start()
-        try:
-            yield live
-        finally:
-            await live.stop()
+    rules = rules_dir(folder, DEMO_SITE, RULES)
+    async with (
+        fresh_database(request.param, folder) as url,
+        serving(make_settings(database_url=url, rules_dir=str(rules))) as live,
+    ):
+        yield live
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -26,6 +26,8 @@ from tests.support import (
     json_of,
     make_settings,
     new_session_id,
+    rules_dir,
+    serving,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -63,15 +65,12 @@ async def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[InProcessServer]:
     folder = Path(tmp_path_factory.mktemp("custom-events"))
-    (folder / "rules").mkdir()
-    (folder / "rules" / f"{LIMITED}.toml").write_text(LIMITED_RULES, encoding="utf-8")
-    async with fresh_database(request.param, folder) as url:
-        live = InProcessServer(make_settings(database_url=url, rules_dir=str(folder / "rules")))
-        await live.start()
-        try:
-            yield live
-        finally:
-            await live.stop()
+    rules = rules_dir(folder, LIMITED, LIMITED_RULES)
+    async with (
+        fresh_database(request.param, folder) as url,
+        serving(make_settings(database_url=url, rules_dir=str(rules))) as live,
+    ):
+        yield live
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

@@ -21,7 +21,13 @@ from realtime.targeting.experiments import held_out, variant_for
 from realtime.targeting.rules import parse_rules
 from tests.conftest import ServerFactory
 from tests.insight.test_dashboard_api import post_event, sign_in
-from tests.support import InProcessServer, new_session_id, require_redis, running_workers
+from tests.support import (
+    InProcessServer,
+    new_session_id,
+    require_redis,
+    rules_dir,
+    running_workers,
+)
 
 SITE = "woodstock_outlet"
 HOLDOUT = 0.3
@@ -43,13 +49,6 @@ CART = parse_rules(RULES, "test").templates[0]
 WORDING = {"original": CART.text, "free-shipping": CART.variants[0].text}
 
 
-def rules_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "rules"
-    directory.mkdir()
-    (directory / f"{SITE}.toml").write_text(RULES, encoding="utf-8")
-    return directory
-
-
 def wording_of(session: str) -> str:
     variant = variant_for(SITE, session, CART)
     assert variant is not None
@@ -58,7 +57,9 @@ def wording_of(session: str) -> str:
 
 @pytest.fixture
 async def live(start_server: ServerFactory, database_url: str, tmp_path: Path) -> InProcessServer:
-    return await start_server(database_url=database_url, rules_dir=str(rules_dir(tmp_path)))
+    return await start_server(
+        database_url=database_url, rules_dir=str(rules_dir(tmp_path, SITE, RULES))
+    )
 
 
 async def test_a_held_out_session_is_sent_nothing_and_the_others_their_own_wording(
@@ -153,7 +154,7 @@ async def test_a_held_out_session_receives_no_auto_teaser_on_any_worker(
     env = {
         "DATABASE_URL": postgres_url,
         "REDIS_URL": await require_redis(),
-        "TEASER_RULES_DIR": str(rules_dir(tmp_path)),
+        "TEASER_RULES_DIR": str(rules_dir(tmp_path, SITE, RULES)),
     }
     sessions = [new_session_id() for _ in range(24)]
     async with (

@@ -27,6 +27,7 @@ from tests.support import (
     fresh_database,
     make_settings,
     new_session_id,
+    serving,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -41,12 +42,8 @@ async def server(
 ) -> AsyncIterator[InProcessServer]:
     async with fresh_database(request.param, tmp_path_factory.mktemp("returning")) as url:
         settings = make_settings(database_url=url)
-        live = InProcessServer(settings, runtime=Runtime(settings, clock=ShiftedClock()))
-        await live.start()
-        try:
+        async with serving(settings, Runtime(settings, clock=ShiftedClock())) as live:
             yield live
-        finally:
-            await live.stop()
 
 
 def move_clock(server: InProcessServer, minutes: int) -> None:

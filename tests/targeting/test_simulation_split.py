@@ -26,11 +26,11 @@ from realtime.targeting import load_rules
 from realtime.targeting.experiments import held_out, variant_for
 from tests.support import (
     ROOT,
-    InProcessServer,
     event_time,
     fresh_database,
     make_settings,
     new_session_id,
+    serving,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -80,24 +80,22 @@ async def visits(
 ) -> AsyncIterator[Visits]:
     folder = tmp_path_factory.mktemp("split")
     async with fresh_database(request.param, folder) as url:
-        live = InProcessServer(make_settings(database_url=url))
-        await live.start()
-        try:
-            posted = Visits(url, folder, [], [], [])
-            moments = itertools.count()
-            async with httpx.AsyncClient(base_url=live.base_url) as client:
-                for sessions, paths, count in (
-                    (posted.cart, ["/cart", "/cart/review"], CART_SESSIONS),
-                    (posted.checkout, ["/checkout"], CHECKOUT_SESSIONS),
-                    (posted.browsing, ["/about"], BROWSING_SESSIONS),
-                ):
-                    for _ in range(count):
-                        session = new_session_id()
-                        sessions.append(session)
-                        for path in paths:
-                            await post_page_view(client, session, path, next(moments))
-        finally:
-            await live.stop()
+        posted = Visits(url, folder, [], [], [])
+        moments = itertools.count()
+        async with (
+            serving(make_settings(database_url=url)) as live,
+            httpx.AsyncClient(base_url=live.base_url) as client,
+        ):
+            for sessions, paths, count in (
+                (posted.cart, ["/cart", "/cart/review"], CART_SESSIONS),
+                (posted.checkout, ["/checkout"], CHECKOUT_SESSIONS),
+                (posted.browsing, ["/about"], BROWSING_SESSIONS),
+            ):
+                for _ in range(count):
+                    session = new_session_id()
+                    sessions.append(session)
+                    for path in paths:
+                        await post_page_view(client, session, path, next(moments))
         yield posted
 
 

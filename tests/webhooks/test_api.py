@@ -23,6 +23,7 @@ from tests.support import (
     fresh_database,
     json_of,
     make_settings,
+    serving,
 )
 from tests.webhooks.receiver import Receiver
 
@@ -44,15 +45,13 @@ class Tenant:
 async def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[InProcessServer]:
-    async with fresh_database(request.param, tmp_path_factory.mktemp("api")) as url:
-        live = InProcessServer(
+    async with (
+        fresh_database(request.param, tmp_path_factory.mktemp("api")) as url,
+        serving(
             make_settings(database_url=url, webhook_allow_private=True, webhook_interval=0.05)
-        )
-        await live.start()
-        try:
-            yield live
-        finally:
-            await live.stop()
+        ) as live,
+    ):
+        yield live
 
 
 @pytest_asyncio.fixture(loop_scope="module")
