@@ -80,7 +80,11 @@ class Subscriptions:
         self.ttl = ttl
         self._by_site: dict[str, frozenset[str]] = {}
         self._until = 0.0
+        # Bumped by forget(): a read that began before the change can't stand for after it.
+        self._generation = 0
+        self._shown = -1  # the generation _by_site was read in
         self._loading: asyncio.Future[dict[str, frozenset[str]]] | None = None
+        self._loading_generation = -1
 
     async def wants(self, site_id: str, kind: WebhookType) -> bool:
         return kind.value in (await self._current()).get(site_id, frozenset())
@@ -93,24 +97,28 @@ class Subscriptions:
         return sorted(site for site, kinds in (await self._current()).items() if kind in kinds)
 
     def forget(self) -> None:
-        """This worker changed an endpoint: read again at the next question."""
+        """This worker changed an endpoint: read again at the next question, even while a
+        read is under way (it may have begun before the change was committed, and kept for
+        `ttl` it would hide the new endpoint: its first events were not written at all)."""
         self._until = 0.0
+        self._generation += 1
 
     async def _current(self) -> dict[str, frozenset[str]]:
         if self._until > time.monotonic():
             return self._by_site
-        # Callers that find it stale together share one read.
-        if self._loading is None:
-            self._loading = asyncio.ensure_future(self._load())
+        # Callers that find it stale together share one read, begun after the last forget.
+        generation = self._generation
+        if self._loading is None or self._loading_generation != generation:
+            self._loading = asyncio.ensure_future(self._load(generation))
+            self._loading_generation = generation
         loading = self._loading
         try:
-            self._by_site = await asyncio.shield(loading)
+            return await asyncio.shield(loading)
         finally:
             if self._loading is loading and loading.done():
                 self._loading = None
-        return self._by_site
 
-    async def _load(self) -> dict[str, frozenset[str]]:
+    async def _load(self, generation: int) -> dict[str, frozenset[str]]:
         endpoints = webhook_endpoints.c
         statement = select(endpoints.site_id, endpoints.events).where(
             endpoints.disabled_at.is_(None), endpoints.removed_at.is_(None)
@@ -120,8 +128,12 @@ class Subscriptions:
         by_site: dict[str, set[str]] = {}
         for site_id, events in rows:
             by_site.setdefault(site_id, set()).update(events or SUBSCRIBABLE)
-        self._until = time.monotonic() + self.ttl
-        return {site: frozenset(kinds) for site, kinds in by_site.items()}
+        read = {site: frozenset(kinds) for site, kinds in by_site.items()}
+        if generation >= self._shown:  # never replaced by an older read finishing late
+            self._by_site, self._shown = read, generation
+            if generation == self._generation:  # nothing changed while reading
+                self._until = time.monotonic() + self.ttl
+        return read
 
 
 # The events' `data`, built here, beside their names; realtime/contract/webhooks.py
