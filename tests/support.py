@@ -20,6 +20,7 @@ import httpx
 import msgspec
 import pytest
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.app import create_app
 from api.httpprotocol import HEAD_LIMITED_HTTP
@@ -209,6 +210,30 @@ class InProcessServer(OnLoopback):
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             await asyncio.wait_for(self._task, timeout=15)
+
+
+class HeldRead:
+    """An engine whose first read (through connect()) is held back, its connection given
+    back, until released: a read under way, answered but not yet kept by whoever reads,
+    while something else happens. Everything else goes straight to the engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.answered = asyncio.Event()
+        self.released = asyncio.Event()
+        self._used = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        first, self._used = not self._used, True
+        async with self.engine.connect() as connection:
+            yield connection
+        if first:
+            self.answered.set()
+            await self.released.wait()
 
 
 @asynccontextmanager

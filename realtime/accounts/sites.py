@@ -11,6 +11,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, insert, literal, select, update
@@ -115,6 +116,9 @@ class SiteRegistry:
         # A revoked key stops working on every worker within cache_ttl seconds.
         self._cache: dict[str, tuple[float, Site | None]] = {}
         self._loading: dict[str, asyncio.Future[Site | None]] = {}
+        # Bumped by each change here: a load begun before a change (a key revoked while a
+        # request was loading the site) is answered to its callers but never kept.
+        self._generation = 0
 
     async def create(
         self,
@@ -159,7 +163,7 @@ class SiteRegistry:
             except IntegrityError:
                 if attempt == NUMBERING_TRIES - 1:
                     raise
-        self._cache.pop(site_id, None)
+        self._forget(site_id)
         return int(number), key
 
     def _numbered_insert(self, site_id: str, key: str) -> Insert:
@@ -187,7 +191,7 @@ class SiteRegistry:
                 )
                 .values(revoked_at=self.clock())
             )
-        self._cache.pop(site_id, None)
+        self._forget(site_id)
         return result.rowcount == 1
 
     async def set_origins(self, site_id: str, origins: tuple[str, ...]) -> tuple[str, ...]:
@@ -199,7 +203,7 @@ class SiteRegistry:
             )
         if result.rowcount != 1:
             raise NotFound(f"no site '{site_id}'")
-        self._cache.pop(site_id, None)
+        self._forget(site_id)
         return allowed
 
     async def change_origins(
@@ -222,7 +226,7 @@ class SiteRegistry:
             await connection.execute(
                 update(sites).where(sites.c.id == site_id).values(allowed_origins=list(allowed))
             )
-        self._cache.pop(site_id, None)
+        self._forget(site_id)
         return allowed
 
     async def list_sites(self) -> list[Site]:
@@ -243,16 +247,28 @@ class SiteRegistry:
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         # Requests that miss together share one load, rather than queueing a load each.
+        generation = self._generation
         loading = self._loading.get(site_id)
         if loading is None:
             loading = asyncio.ensure_future(self._load(site_id))
             self._loading[site_id] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(site_id, None))
+            loading.add_done_callback(partial(self._loaded, site_id))
         site = await asyncio.shield(loading)
-        if len(self._cache) >= CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[site_id] = (time.monotonic() + self.cache_ttl, site)
+        if generation == self._generation:  # nothing changed here while it loaded
+            if len(self._cache) >= CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[site_id] = (time.monotonic() + self.cache_ttl, site)
         return site
+
+    def _loaded(self, site_id: str, loading: asyncio.Future[Site | None]) -> None:
+        if self._loading.get(site_id) is loading:
+            del self._loading[site_id]
+
+    def _forget(self, site_id: str) -> None:
+        """A change here: the next request loads the site afresh, not from a load under way."""
+        self._generation += 1
+        self._cache.pop(site_id, None)
+        self._loading.pop(site_id, None)
 
     async def authenticate(self, site_id: str | None, api_key: str | None) -> Site:
         if not site_id or not api_key:

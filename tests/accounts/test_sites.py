@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import cast
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -9,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from realtime.accounts.sites import SiteRegistry, normalise_origin
 from realtime.platform.errors import InvalidInput, Unauthorized
 from realtime.platform.tables import site_keys
+from tests.support import HeldRead
 
 
 async def test_a_new_site_gets_a_key_that_is_stored_only_as_a_hash(engine: AsyncEngine) -> None:
@@ -64,6 +68,25 @@ async def test_two_keys_work_during_rotation_and_a_revoked_one_stops(engine: Asy
     with pytest.raises(Unauthorized):
         await sites.authenticate("acme", old)
     assert (await sites.authenticate("acme", new)).id == "acme"
+
+
+async def test_a_key_revoked_while_a_request_loads_the_site_stops_at_once(
+    engine: AsyncEngine,
+) -> None:
+    """The load began before the revoke was committed: it answers the request that asked,
+    but is not kept, so the next request on this worker is refused (not for cache_ttl)."""
+    sites = SiteRegistry(engine, cache_ttl=60)
+    _, key = await sites.create("acme")
+    held = HeldRead(engine)
+    sites.engine = cast(AsyncEngine, held)
+    loading = asyncio.create_task(sites.authenticate("acme", key))
+    await asyncio.wait_for(held.answered.wait(), 5)  # read with the key still live
+
+    assert await sites.revoke_key("acme", 1)
+    held.released.set()
+    assert (await loading).id == "acme"  # asked before the revoke
+    with pytest.raises(Unauthorized):
+        await sites.authenticate("acme", key)
 
 
 async def test_origins_must_be_real_origins(engine: AsyncEngine) -> None:

@@ -6,40 +6,25 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import cast
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from realtime.platform.outbox import WebhookType
-from tests.support import fresh_database, json_of, make_settings, new_session_id, serving
+from tests.support import (
+    HeldRead,
+    fresh_database,
+    json_of,
+    make_settings,
+    new_session_id,
+    serving,
+)
 from tests.webhooks.receiver import Receiver
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-class HeldRead:
-    """The engine, but the first read through it is held back, its connection given back,
-    until released: a read under way (answered, not yet kept) while something else happens."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.answered = asyncio.Event()
-        self.released = asyncio.Event()
-        self._used = False
-
-    @asynccontextmanager
-    async def connect(self) -> AsyncIterator[AsyncConnection]:
-        first, self._used = not self._used, True
-        async with self.engine.connect() as connection:
-            yield connection
-        if first:
-            self.answered.set()
-            await self.released.wait()
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
