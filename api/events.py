@@ -17,7 +17,7 @@ async def record_event(request: Request) -> Response:
     # Any content type: leave events come as text/plain beacons, which need no preflight.
     report = decode_json(await request.body(), EventReport)
     event = report.event()
-    await widget_site(request, event.site_id)
+    await widget_site(runtime, request, event.site_id)
     runtime.session_tokens.check(event.site_id, event.session_id, report.token)
     runtime.limits.events_per_ip.take(client_address(request))
     runtime.limits.events_per_session.take(f"{event.site_id}:{event.session_id}")

@@ -73,7 +73,7 @@ async def poll_teasers(request: Request) -> Response:
     address = address_key(client[0] if client else "unknown")
     runtime.limits.polls_per_ip.take(address)
     asked = decode_json(await read_body(request), PollRequest)
-    site = await widget_site(request, asked.site_id)
+    site = await widget_site(runtime, request, asked.site_id)
     runtime.session_tokens.check(site.id, asked.session_id, asked.token)
     runtime.limits.polls_per_session.take(f"{site.id}:{asked.session_id}")
     # Held for what was asked, up to the server's own bound; past the address's quota of
@@ -107,7 +107,7 @@ async def open_session(request: Request) -> Response:
     """POST /api/sessions: a new visitor session id and the token that reads it."""
     runtime = runtime_of(request)
     asked = decode_json(await request.body(), SessionRequest)
-    site = await widget_site(request, asked.site_id)
+    site = await widget_site(runtime, request, asked.site_id)
     runtime.limits.sessions_per_ip.take(client_address(request))
     session_id = new_session_id()
     token = runtime.session_tokens.issue(site.id, session_id)
@@ -143,7 +143,7 @@ async def teaser_socket(websocket: WebSocket) -> None:
     address = client_address(handshake)
     try:
         asked = from_strings(handshake.query_params.multi_items(), WidgetRequest)
-        site = await widget_site(handshake, asked.site_id)
+        site = await widget_site(runtime, handshake, asked.site_id)
         runtime.session_tokens.check(site.id, asked.session_id, asked.token)
         runtime.limits.sockets_per_ip.acquire(address)
     except TeaserError as exc:

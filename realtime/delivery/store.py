@@ -38,7 +38,7 @@ from realtime.delivery.statements import (
     teaser_from_mapping,
 )
 from realtime.delivery.teaser import Draft, Teaser, new_teaser_ids
-from realtime.delivery.transactions import transactions_for
+from realtime.delivery.transactions import BRIEF_ROWS, transactions_for
 from realtime.delivery.writes import writes_for
 from realtime.platform.clock import Clock, now_ms
 from realtime.platform.errors import Conflict, InvalidInput, StoreUnavailable
@@ -216,9 +216,10 @@ class TeaserStore:
         self, requests: Sequence[SendRequest], batches: list[list[dict[str, Any]]], now: int
     ) -> list[list[Teaser]]:
         together = partial(self._write_together, requests=requests, batches=batches, now=now)
+        again = partial(_stored_or, batches=batches, write=together)
+        brief = sum(map(len, batches)) <= BRIEF_ROWS
         return await self._unless_stored(
-            self._database.write(together, partial(_stored_or, batches=batches, write=together)),
-            batches,
+            self._database.write(together, again, brief=brief), batches
         )
 
     async def _unless_stored(
@@ -394,9 +395,10 @@ class TeaserStore:
         again = partial(self._claim_each, claims=claims, now=now, again=True)
         try:
             if len(set(claims)) == 1:  # one statement
-                found = await self._database.autocommit(work, again)
+                found = await self._database.autocommit(work, again, brief=True)
             else:
-                found = await self._database.write(work, again)
+                brief = len(claims) <= BRIEF_ROWS
+                found = await self._database.write(work, again, brief=brief)
         except Exception:
             # Both tries failed, and the first may still have leased: each holder's next
             # claim takes back what it holds too.
@@ -446,7 +448,7 @@ class TeaserStore:
         # writes its events again, which stores nothing twice). Reported, it is two
         # statements: a transaction, no longer one that commits by itself.
         run = self._database.write if reported else self._database.autocommit
-        return await run(consume, partial(consume, again=True))
+        return await run(consume, partial(consume, again=True), brief=True)
 
     async def _reported(self, sites: set[str]) -> set[str]:
         """Those of the sites whose webhook endpoints take teaser.delivered."""
@@ -480,7 +482,7 @@ class TeaserStore:
 
         run = self._database.write if reported else self._database.autocommit
         # Also counts what a first try consumed (at this same `now`), answer lost.
-        consumed = await run(write, partial(write, again=True))
+        consumed = await run(write, partial(write, again=True), brief=len(acks) <= BRIEF_ROWS)
         answers = []
         for ack in acks:
             key = (ack.message_id, ack.site_id, ack.session_id)

@@ -4,6 +4,8 @@
 On SQLite the work runs in one dedicated thread, on that thread's own connection: a whole
 batch of statements then costs one trip between the event loop and the database's thread.
 Through the aiosqlite adapter each statement made four (cursor, execute, fetch, close).
+A brief write (a lone send, claim, poll or batch of acks) that finds the thread idle and
+the write lock free runs on the event loop instead, with no trip at all.
 On PostgreSQL the work runs on the async pool, each statement awaited by SQLAlchemy. Work
 of a single statement needs no transaction around it there: `autocommit` saves the BEGIN
 and COMMIT round trips, three trips down to one. Work that meets a lost connection runs
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +31,8 @@ from realtime.platform.database import SQLITE_LOCK_WAIT, is_disconnect, tune_sql
 from realtime.platform.errors import StoreUnavailable
 
 Result = TypeVar("Result")
+# A brief write touches at most this many rows (messages sent, claimed, acked).
+BRIEF_ROWS = 32
 WRITE_LOCK_RETRY = 0.0005
 # How long a thread that wants the GIL waits before it asks the holder to let go; Python's
 # default is 5 ms. The store's thread gives up the GIL at every SQLite call and must win it
@@ -54,11 +59,16 @@ class Transactions(Protocol):
     answer lost; `again` must then find what it wrote instead of writing it twice. A
     second loss raises StoreUnavailable."""
 
-    async def write(self, work: Work[Result], again: Work[Result] | None = None) -> Result:
-        """Run `work` in a transaction that commits when it returns."""
+    async def write(
+        self, work: Work[Result], again: Work[Result] | None = None, *, brief: bool = False
+    ) -> Result:
+        """Run `work` in a transaction that commits when it returns. `brief`: it touches a
+        few rows (BRIEF_ROWS at most), so on SQLite it may run on the event loop."""
         ...
 
-    async def autocommit(self, work: Work[Result], again: Work[Result] | None = None) -> Result:
+    async def autocommit(
+        self, work: Work[Result], again: Work[Result] | None = None, *, brief: bool = False
+    ) -> Result:
         """Run `work` that issues one statement, which commits by itself."""
         ...
 
@@ -84,10 +94,14 @@ class PooledTransactions:
         # The same pool; a connection taken through it is in autocommit until it goes back.
         self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
-    async def write(self, work: Work[Result], again: Work[Result] | None = None) -> Result:
+    async def write(
+        self, work: Work[Result], again: Work[Result] | None = None, *, brief: bool = False
+    ) -> Result:
         return await self._twice(self._in_transaction, work, again or work)
 
-    async def autocommit(self, work: Work[Result], again: Work[Result] | None = None) -> Result:
+    async def autocommit(
+        self, work: Work[Result], again: Work[Result] | None = None, *, brief: bool = False
+    ) -> Result:
         return await self._twice(self._in_autocommit, work, again or work)
 
     async def read(self, work: Work[Result]) -> Result:
@@ -131,20 +145,26 @@ class PooledTransactions:
 
 
 class ThreadTransactions:
-    """One connection, used only by one thread: SQLite has one writer anyway, so queueing
-    here costs nothing that SQLite would not make a second connection wait for."""
+    """One connection, used by one thread at a time (its own, or the event loop's for a
+    brief write while its own has nothing): SQLite has one writer anyway, so queueing here
+    costs nothing that SQLite would not make a second connection wait for."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         url = engine.url.set(drivername="sqlite+pysqlite")
+        # Used by its thread, and by the event loop while the thread has nothing (below).
         self._engine: Engine = create_sync_engine(
             url,
-            connect_args={"timeout": SQLITE_LOCK_WAIT},
+            connect_args={"timeout": SQLITE_LOCK_WAIT, "check_same_thread": False},
             pool_size=1,
             max_overflow=0,
         )
         event.listen(self._engine, "connect", _own_transactions)
         event.listen(self._engine, "begin", _begin)
+        self._inline_engine = self._engine.execution_options(teaser_inline=True)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teaser-sqlite")
+        # Units given to the thread and not yet done there (counted down by the thread).
+        self._queued = 0
+        self._queued_lock = threading.Lock()
         # Checkpoints run apart, on a connection and a thread of their own (see checkpoint).
         self._checkpoints = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="teaser-sqlite-checkpoint"
@@ -153,12 +173,45 @@ class ThreadTransactions:
         self._path = engine.url.database or ""
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
 
-    async def write(self, work: Work[Result], again: Work[Result] | None = None) -> Result:
+    async def write(
+        self, work: Work[Result], again: Work[Result] | None = None, *, brief: bool = False
+    ) -> Result:
         # A file has no connection to lose: `again` is never needed here.
+        if brief:
+            return await self._write_soon(work)
         return await self._run(self._write, work)
 
-    async def autocommit(self, work: Work[Result], again: Work[Result] | None = None) -> Result:
+    async def autocommit(
+        self, work: Work[Result], again: Work[Result] | None = None, *, brief: bool = False
+    ) -> Result:
         # In this thread a transaction costs no round trip: one is as cheap as none.
+        return await self.write(work, brief=brief)
+
+    async def _write_soon(self, work: Work[Result]) -> Result:
+        """A brief write the thread would start at once runs here, on the event loop, if
+        the write lock is free this instant: the trip to the thread and back (~0.2 ms of
+        waking threads, on a machine of two shared cores) cost a lone send more than its
+        whole transaction (~0.07 ms). With the thread busy, the write queues behind its
+        work, in order: a unit never overtakes one given before it (an ack, say). The
+        loop never waits for the lock: if another connection holds it, the write goes to
+        the thread, which waits. Only brief ones: a long write here (a bulk send's, a
+        purge) would hold up every socket of the worker for its length."""
+        with self._queued_lock:
+            idle = self._queued == 0
+            if idle:
+                self._queued = 1  # the thread's turn comes after this one
+        if idle:
+            try:
+                done = self._guarded(self._write_inline, work)
+            except _WriterBusy:
+                idle = False
+            finally:
+                self._done()
+        if idle:
+            # A turn for the rest of the loop, as a trip to the thread would have given:
+            # a caller writing in a loop must not keep the loop to itself.
+            await asyncio.sleep(0)
+            return done
         return await self._run(self._write, work)
 
     async def read(self, work: Work[Result]) -> Result:
@@ -199,8 +252,29 @@ class ThreadTransactions:
             self._checkpointer = None
 
     async def _run(self, call: Callable[[Work[Result]], Result], work: Work[Result]) -> Result:
+        with self._queued_lock:
+            self._queued += 1
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._in_thread, call, work)
+
+    def _in_thread(self, call: Callable[[Work[Result]], Result], work: Work[Result]) -> Result:
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._thread, call, work)
+            return self._guarded(call, work)
+        finally:
+            # Counted down here, not when the loop hears of it: a caller cancelled meanwhile
+            # must not let the loop use the connection while this thread still does.
+            self._done()
+
+    def _done(self) -> None:
+        with self._queued_lock:
+            self._queued -= 1
+
+    @staticmethod
+    def _guarded(call: Callable[[Work[Result]], Result], work: Work[Result]) -> Result:
+        try:
+            return call(work)
+        except _WriterBusy:
+            raise
         except Exception as exc:
             if _file_unavailable(exc):
                 raise StoreUnavailable(
@@ -211,6 +285,10 @@ class ThreadTransactions:
 
     def _write(self, work: Work[Result]) -> Result:
         with self._engine.begin() as connection:
+            return work(connection)
+
+    def _write_inline(self, work: Work[Result]) -> Result:
+        with self._inline_engine.begin() as connection:
             return work(connection)
 
     def _read(self, work: Work[Result]) -> Result:
@@ -254,10 +332,15 @@ def _own_transactions(dbapi_connection: Any, record: Any) -> None:
     dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
 
 
+class _WriterBusy(Exception):
+    """Another connection holds the write lock: the event loop leaves this to the thread."""
+
+
 def _begin(connection: Connection) -> None:
     driver = connection.connection.driver_connection
     assert driver is not None
-    if connection.get_execution_options().get("teaser_read_only", False):
+    options = connection.get_execution_options()
+    if options.get("teaser_read_only", False):
         driver.execute("BEGIN")
         return
     # A writer takes the write lock up front. While another connection holds it (the
@@ -273,6 +356,8 @@ def _begin(connection: Connection) -> None:
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
+                if options.get("teaser_inline", False):
+                    raise _WriterBusy from exc  # nothing was written: the thread waits
                 time.sleep(WRITE_LOCK_RETRY)
     finally:
         driver.execute(f"PRAGMA busy_timeout={int(SQLITE_LOCK_WAIT * 1000)}")

@@ -1,5 +1,6 @@
-"""Transactions: a unit of work runs whole, on SQLite in the store's own thread and on
-PostgreSQL on the pool, and commits only if it returns."""
+"""Transactions: a unit of work runs whole, on SQLite in the store's own thread (a write
+that would not wait, on the event loop) and on PostgreSQL on the pool, and commits only if
+it returns."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shutil
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import closing
 from pathlib import Path
@@ -85,14 +87,64 @@ async def test_work_that_raises_leaves_nothing_behind(database: Transactions) ->
     assert await database.read(count_counters) == 0
 
 
-async def test_on_sqlite_every_unit_of_work_runs_in_one_thread_off_the_event_loop(
+async def test_on_sqlite_work_runs_in_one_thread_and_a_lone_brief_write_on_the_event_loop(
     sqlite_database: Transactions,
 ) -> None:
     threads = {await sqlite_database.read(lambda _: threading.get_ident()) for _ in range(5)}
     threads.add(await sqlite_database.write(lambda _: threading.get_ident()))
+    brief = await sqlite_database.write(lambda _: threading.get_ident(), brief=True)
 
     assert len(threads) == 1
     assert threading.get_ident() not in threads
+    assert brief == threading.get_ident()  # no trip to the thread and back
+
+
+async def test_on_sqlite_a_brief_write_given_while_the_thread_is_busy_waits_its_turn_there(
+    sqlite_database: Transactions,
+) -> None:
+    done: list[str] = []
+
+    def slow_read(connection: Connection) -> int:
+        time.sleep(0.1)
+        done.append("read")
+        return threading.get_ident()
+
+    def write(name: str) -> Callable[[Connection], int]:
+        def work(connection: Connection) -> int:
+            add_counter(name)(connection)
+            done.append(name)
+            return threading.get_ident()
+
+        return work
+
+    reading = asyncio.create_task(sqlite_database.read(slow_read))
+    await asyncio.sleep(0)  # the read is the thread's now
+    first, second = await asyncio.gather(
+        sqlite_database.write(write("first"), brief=True),
+        sqlite_database.write(write("second"), brief=True),
+    )
+
+    assert done == ["read", "first", "second"]  # none overtook what was given before it
+    assert first == second == await reading != threading.get_ident()
+
+
+async def test_on_sqlite_a_brief_write_meeting_another_writer_waits_in_the_thread(
+    sqlite_database: Transactions, sqlite_url: str
+) -> None:
+    other = sqlite3.connect(sqlite_url.split("///", 1)[1], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    writing = asyncio.create_task(sqlite_database.write(add_counter("after"), brief=True))
+    started = time.monotonic()
+    for _ in range(10):
+        await asyncio.sleep(0.01)  # the loop goes on meanwhile
+    waited_on_loop = time.monotonic() - started
+    still_waiting = not writing.done()
+    other.execute("COMMIT")
+    other.close()
+
+    assert await writing == "after"
+    assert still_waiting and waited_on_loop < 0.5
+    assert await sqlite_database.read(count_counters) == 1
 
 
 async def test_on_sqlite_a_unit_of_work_holds_the_write_lock_from_its_start(
