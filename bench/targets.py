@@ -59,11 +59,10 @@ def _idle(results: Row) -> list[Row]:
     kb = med(teaser, "kb_per_socket")
     return [
         check(f"idle socket RSS at N={n:,}", kb, "≤ 25 KB", lambda v: v <= 25, " KB"),
-        check(
+        at_most(
             f"idle socket RSS vs python-socketio at N={n:,}",
             ratio(kb, med(peer, "kb_per_socket")),
-            "≤ 0.5×",
-            lambda v: v <= 0.5,
+            0.5,
             "×",
         ),
     ]
@@ -90,35 +89,31 @@ def _sends(results: Row) -> list[Row]:
                 ratio(med(teaser, "bulk", "msgs_per_s"), med(peer, "bulk", "msgs_per_s")),
                 bulk,
             ),
-            check(
+            at_most(
                 f"lone send→receive p50 vs python-socketio {variant}, SQLite",
                 ratio(med(teaser, "latency", "p50_ms"), med(peer, "latency", "p50_ms")),
-                "≤ 1.5×",
-                lambda v: v <= 1.5,
+                1.5,
                 "×",
             ),
         ]
     return [
         *against,
-        check(
+        at_most(
             "targeted 1/request p99 under load (SQLite)",
             med(teaser, "one_per_request", "p99_ms"),
-            "≤ 25 ms",
-            lambda v: v <= 25,
+            25,
             " ms",
         ),
-        check(
+        at_most(
             "send→receive p99, N=1,000, one at a time, SQLite",
             med(teaser, "latency", "p99_ms"),
-            "≤ 5 ms",
-            lambda v: v <= 5,
+            5,
             " ms",
         ),
-        check(
+        at_most(
             "send→receive p99, N=1,000, one at a time, PostgreSQL+Redis A→B",
             med(a_to_b, "latency", "p99_ms"),
-            "≤ 8 ms",
-            lambda v: v <= 8,
+            8,
             " ms",
         ),
     ]
@@ -126,6 +121,10 @@ def _sends(results: Row) -> list[Row]:
 
 def at_least(target: str, value: float | None, times: float) -> Row:
     return check(target, value, f"≥ {times:g}×", lambda v: v >= times, "×")
+
+
+def at_most(target: str, value: float | None, bound: float, unit: str) -> Row:
+    return check(target, value, f"≤ {bound:g}{unit}", lambda v: v <= bound, unit)
 
 
 def _polls(results: Row) -> list[Row]:
@@ -190,11 +189,10 @@ def _crossing(results: Row) -> list[Row]:
     if crossing is None:
         return []
     checks = [
-        check(
+        at_most(
             f"CPU per message crossing ÷ local, {shown}, PostgreSQL+Redis",
             ratio(med(crossing, kind, "cpu_us_per_msg"), med(local, kind, "cpu_us_per_msg")),
-            "≤ 1.3×",
-            lambda v: v <= 1.3,
+            1.3,
             "×",
         )
         for kind, shown in (("one_per_request", "1/request"), ("bulk", "100/request"))
@@ -210,18 +208,16 @@ def _crossing(results: Row) -> list[Row]:
         )
     return [
         *checks,
-        check(
+        at_most(
             "A→B bulk: last message after the load's end",
             med(crossing, "bulk", "last_after_end_s"),
-            "≤ 1 s",
-            lambda v: v <= 1,
+            1,
             " s",
         ),
-        check(
+        at_most(
             "lone A→B send→receive p50, PostgreSQL+Redis",
             med(crossing, "latency", "p50_ms"),
-            "≤ 3 ms",
-            lambda v: v <= 3,
+            3,
             " ms",
         ),
     ]
@@ -233,11 +229,10 @@ def _crowd(results: Row) -> list[Row]:
     polls = find(results, "longpoll", **SHIPPED)
     if polls:
         checks.append(
-            check(
+            at_most(
                 f"long-poll send→receive p99, {polls['held_polls']:,} held, one at a time, SQLite",
                 med(polls, "latency", "p99_ms"),
-                "≤ 20 ms",
-                lambda v: v <= 20,
+                20,
                 " ms",
             )
         )
@@ -252,11 +247,10 @@ def _crowd(results: Row) -> list[Row]:
                 lambda v: v < 1.2,
                 " GB",
             ),
-            check(
+            at_most(
                 f"send→receive p99 among {MANY:,} sockets, one at a time, SQLite",
                 med(many, "latency", "p99_ms"),
-                "≤ 10 ms",
-                lambda v: v <= 10,
+                10,
                 " ms",
             ),
         ]
