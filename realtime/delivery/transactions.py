@@ -31,7 +31,7 @@ from realtime.platform.database import SQLITE_LOCK_WAIT, is_disconnect, tune_sql
 from realtime.platform.errors import StoreUnavailable
 
 Result = TypeVar("Result")
-# A brief write touches at most this many rows (messages sent, claimed, acked).
+# The most sends, acks or claims a write may carry and still be brief.
 BRIEF_ROWS = 32
 WRITE_LOCK_RETRY = 0.0005
 # How long a thread that wants the GIL waits before it asks the holder to let go; Python's
@@ -63,7 +63,8 @@ class Transactions(Protocol):
         self, work: Work[Result], again: Work[Result] | None = None, *, brief: bool = False
     ) -> Result:
         """Run `work` in a transaction that commits when it returns. `brief`: it touches a
-        few rows (BRIEF_ROWS at most), so on SQLite it may run on the event loop."""
+        few rows (a poll or a claim of one session, up to BRIEF_ROWS sends or acks), so on
+        SQLite it may run on the event loop."""
         ...
 
     async def autocommit(

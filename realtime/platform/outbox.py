@@ -82,9 +82,7 @@ class Subscriptions:
         self._until = 0.0
         # Bumped by forget(): a read that began before the change can't stand for after it.
         self._generation = 0
-        self._shown = -1  # the generation _by_site was read in
         self._loading: asyncio.Future[dict[str, frozenset[str]]] | None = None
-        self._loading_generation = -1
 
     async def wants(self, site_id: str, kind: WebhookType) -> bool:
         return kind.value in (await self._current()).get(site_id, frozenset())
@@ -102,21 +100,20 @@ class Subscriptions:
         `ttl` it would hide the new endpoint: its first events were not written at all)."""
         self._until = 0.0
         self._generation += 1
+        self._loading = None
 
     async def _current(self) -> dict[str, frozenset[str]]:
         if self._until > time.monotonic():
             return self._by_site
-        # Callers that find it stale together share one read, begun after the last forget.
-        generation = self._generation
-        if self._loading is None or self._loading_generation != generation:
-            self._loading = asyncio.ensure_future(self._load(generation))
-            self._loading_generation = generation
-        loading = self._loading
-        try:
-            return await asyncio.shield(loading)
-        finally:
-            if self._loading is loading and loading.done():
-                self._loading = None
+        # Callers that find it stale together share one read.
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(self._load(self._generation))
+            self._loading.add_done_callback(self._loaded)
+        return await asyncio.shield(self._loading)
+
+    def _loaded(self, loading: asyncio.Future[dict[str, frozenset[str]]]) -> None:
+        if self._loading is loading:
+            self._loading = None
 
     async def _load(self, generation: int) -> dict[str, frozenset[str]]:
         endpoints = webhook_endpoints.c
@@ -129,10 +126,8 @@ class Subscriptions:
         for site_id, events in rows:
             by_site.setdefault(site_id, set()).update(events or SUBSCRIBABLE)
         read = {site: frozenset(kinds) for site, kinds in by_site.items()}
-        if generation >= self._shown:  # never replaced by an older read finishing late
-            self._by_site, self._shown = read, generation
-            if generation == self._generation:  # nothing changed while reading
-                self._until = time.monotonic() + self.ttl
+        if generation == self._generation:  # nothing changed while reading: keep it
+            self._by_site, self._until = read, time.monotonic() + self.ttl
         return read
 
 
